@@ -1,0 +1,67 @@
+//! Writing a sweep's results and report from the store: `results.jsonl`,
+//! `report.json`, `report.md`. Each file is written to a temporary name and
+//! renamed, so a reader never sees half a file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use candor_core::Sweep;
+use candor_core::report::{Report, Tally};
+use candor_core::store::{StoreError, SweepLog};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), ExportError> {
+    let io = |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io)?);
+    f(&mut w).map_err(io)?;
+    w.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Writes the three files into `out` and returns the report.
+pub fn export(sweep: &Sweep, log: &SweepLog, out: &Path) -> Result<Report, ExportError> {
+    std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let mut tally = Tally::new(sweep);
+    let mut scan_err = None;
+    write_atomic(&out.join("results.jsonl"), |w| {
+        let mut io_err = None;
+        let r = log.scan(|meta, payload| {
+            if io_err.is_some() {
+                return;
+            }
+            tally.add(sweep, &meta);
+            if let Err(e) = w.write_all(payload).and_then(|()| w.write_all(b"\n")) {
+                io_err = Some(e);
+            }
+        });
+        if let Err(e) = r {
+            scan_err = Some(e);
+        }
+        io_err.map_or(Ok(()), Err)
+    })?;
+    if let Some(e) = scan_err {
+        return Err(e.into());
+    }
+    let report = Report::build(sweep, &tally);
+    write_atomic(&out.join("report.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, &report)?;
+        w.write_all(b"\n")
+    })?;
+    write_atomic(&out.join("report.md"), |w| w.write_all(report.to_markdown().as_bytes()))?;
+    Ok(report)
+}

@@ -1,0 +1,8 @@
+//! candor's dispatch and aggregation. Today: the local runner, which
+//! dispatches every job of a sweep to an in-process executor, keeps results
+//! in the embedded store and writes the report.
+
+pub mod export;
+pub mod local;
+
+pub use local::{LocalOptions, Outcome, Progress, RunError, RunSummary, run_local};

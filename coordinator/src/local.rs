@@ -1,0 +1,195 @@
+//! The local runner: a whole sweep in one process on the embedded store.
+//!
+//! Dispatch tasks take job indices from a shared cursor, skip the ones the
+//! store already has, and run them on the executor; a single writer thread
+//! appends results to the store in batches. A rerun of the same spec on the
+//! same store runs only the jobs without a result.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use candor_core::Sweep;
+use candor_core::report::Report;
+use candor_core::store::{DoneSet, Store, StoreError, SweepLog};
+use candor_worker::{Executed, Executor};
+use tokio::sync::mpsc;
+
+use crate::export::{ExportError, export};
+
+/// Results are flushed to disk (fdatasync) at least this often.
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Finished jobs waiting for the writer.
+const WRITE_QUEUE: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub store: PathBuf,
+    pub out: PathBuf,
+    /// Jobs in flight at once.
+    pub concurrency: usize,
+}
+
+/// Live counters a caller can poll to show progress.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicU64,
+    /// Jobs with a result in the store, including earlier runs'.
+    pub done: AtomicU64,
+    /// Jobs that already had a result when this run started.
+    pub resumed: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every job has a result.
+    Completed,
+    /// Stopped early on request; a rerun carries on.
+    Interrupted,
+}
+
+#[derive(Debug)]
+pub struct RunSummary {
+    pub outcome: Outcome,
+    pub report: Report,
+    /// Jobs that already had a result when the run started.
+    pub resumed: u64,
+    /// Jobs run by this run.
+    pub ran: u64,
+    /// Bytes of a torn record dropped from the store on open.
+    pub dropped_bytes: u64,
+    pub elapsed: Duration,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("the store writer stopped unexpectedly")]
+    WriterPanicked,
+}
+
+/// Runs every job of `sweep` that has no result in the store yet, then
+/// writes the results and the report. Setting `stop` makes it finish the
+/// jobs in flight, write what it has, and return `Interrupted`.
+pub async fn run_local(
+    sweep: Arc<Sweep>,
+    opts: &LocalOptions,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let total = sweep.total_jobs();
+    let log = Store::new(&opts.store).open_sweep(&sweep.id, total)?;
+    let resumed = log.done().count();
+    let dropped_bytes = log.dropped_bytes();
+    let todo: Arc<DoneSet> = Arc::new(log.done().clone());
+    progress.total.store(total, Ordering::Relaxed);
+    progress.done.store(resumed, Ordering::Relaxed);
+    progress.resumed.store(resumed, Ordering::Relaxed);
+
+    let (tx, rx) = mpsc::channel::<Executed>(WRITE_QUEUE);
+    let writer = {
+        let progress = progress.clone();
+        std::thread::Builder::new()
+            .name("candor-store-writer".into())
+            .spawn(move || write_results(log, rx, &progress))
+            .expect("spawning a thread")
+    };
+
+    let executor = Arc::new(Executor::new(sweep.clone()));
+    let cursor = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..opts.concurrency.max(1) {
+        let (executor, cursor, todo, tx, stop) =
+            (executor.clone(), cursor.clone(), todo.clone(), tx.clone(), stop.clone());
+        tasks.spawn(async move {
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = cursor.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if todo.contains(i) {
+                    continue;
+                }
+                let done = executor.run(i).await;
+                if tx.send(done).await.is_err() {
+                    break; // the writer has stopped; it reports why
+                }
+            }
+        });
+    }
+    drop(tx);
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    let (log, ran) = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|_| RunError::WriterPanicked)?
+        .map_err(|_| RunError::WriterPanicked)??;
+
+    let outcome = if log.done().count() == total {
+        Outcome::Completed
+    } else {
+        Outcome::Interrupted
+    };
+    let out = opts.out.clone();
+    let report = {
+        let sweep = sweep.clone();
+        let out = out.clone();
+        tokio::task::spawn_blocking(move || export(&sweep, &log, &out))
+            .await
+            .map_err(|_| RunError::WriterPanicked)??
+    };
+    Ok(RunSummary {
+        outcome,
+        report,
+        resumed,
+        ran,
+        dropped_bytes,
+        elapsed: started.elapsed(),
+        out,
+    })
+}
+
+/// The writer thread: appends finished jobs in batches until every sender
+/// is gone; returns the log and how many results it wrote.
+fn write_results(
+    mut log: SweepLog,
+    mut rx: mpsc::Receiver<Executed>,
+    progress: &Progress,
+) -> Result<(SweepLog, u64), StoreError> {
+    let mut batch: Vec<Executed> = Vec::with_capacity(WRITE_QUEUE);
+    let mut last_sync = Instant::now();
+    let mut written = 0u64;
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < WRITE_QUEUE {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let n = log.append(batch.iter().map(|e| (e.meta, e.payload.as_slice())))?;
+        batch.clear();
+        written += n as u64;
+        progress.done.fetch_add(n as u64, Ordering::Relaxed);
+        if last_sync.elapsed() >= SYNC_INTERVAL {
+            log.sync()?;
+            last_sync = Instant::now();
+        }
+    }
+    log.sync()?;
+    Ok((log, written))
+}

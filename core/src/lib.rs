@@ -1,0 +1,20 @@
+//! candor's shared domain: sweep specs, the job space, results, statistics,
+//! reports and the embedded store. No I/O beyond reading specs and datasets
+//! and the store's own files; no async, no network.
+
+pub mod dataset;
+pub mod error;
+pub mod hash;
+pub mod jobs;
+pub mod locate;
+pub mod report;
+pub mod result;
+pub mod spec;
+pub mod stats;
+pub mod store;
+pub mod template;
+
+pub use error::SpecError;
+pub use jobs::{JobId, JobSpace, JobTuple};
+pub use result::{JobResult, Message, Role, Status, Transcript, Usage};
+pub use spec::Sweep;

@@ -1,0 +1,353 @@
+//! Aggregating results into a report: rates with Wilson intervals per
+//! model × variant × condition, and the gap between the two compared
+//! conditions per model × variant.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::result::Status;
+use crate::spec::{BackendKind, SimConfig, Sweep};
+use crate::stats::{Interval, Z95, newcombe_diff, wilson};
+use crate::store::RecordMeta;
+
+/// Counts for one model × variant × condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CellCounts {
+    pub ok: u64,
+    pub incomplete: u64,
+    pub failed: u64,
+    /// Per classifier: jobs judged yes (among `ok`).
+    pub yes: Vec<u64>,
+}
+
+/// Running counts over a sweep's results. Constant size: one entry per cell.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub cells: Vec<CellCounts>,
+}
+
+impl Tally {
+    pub fn new(sweep: &Sweep) -> Self {
+        let k = sweep.spec.classifiers.len();
+        Tally {
+            cells: vec![
+                CellCounts {
+                    yes: vec![0; k],
+                    ..Default::default()
+                };
+                sweep.space.cells()
+            ],
+        }
+    }
+
+    pub fn add(&mut self, sweep: &Sweep, meta: &RecordMeta) {
+        let t = sweep.space.decode(meta.index);
+        let c = &mut self.cells[sweep.space.cell_of(&t)];
+        match meta.status {
+            Status::Ok => {
+                c.ok += 1;
+                for (i, y) in c.yes.iter_mut().enumerate() {
+                    *y += u64::from(meta.class_bits >> i & 1);
+                }
+            }
+            Status::Incomplete => c.incomplete += 1,
+            Status::Failed => c.failed += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub sweep: SweepInfo,
+    pub cells: Vec<Cell>,
+    pub gaps: Vec<Gap>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepInfo {
+    pub name: String,
+    pub id: String,
+    pub jobs_total: u64,
+    /// Jobs with a result of any status.
+    pub jobs_done: u64,
+    pub jobs_incomplete: u64,
+    pub jobs_failed: u64,
+    /// True when any model in the sweep is candor's simulated model.
+    pub simulated: bool,
+    /// The classifier whose verdict is reported as `compliant`.
+    pub primary_classifier: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierRate {
+    pub yes: u64,
+    pub rate: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub model: String,
+    pub variant: String,
+    pub condition: String,
+    /// Jobs that gave a final output; rates are over these.
+    pub n: u64,
+    pub compliant: u64,
+    pub compliance: Interval,
+    pub incomplete: u64,
+    pub failed: u64,
+    pub classifiers: BTreeMap<String, ClassifierRate>,
+    /// For simulated models: the compliance probability it was configured with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub model: String,
+    pub variant: String,
+    pub a: String,
+    pub b: String,
+    /// Compliance rate of `a` minus that of `b`.
+    pub diff: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub n_a: u64,
+    pub n_b: u64,
+}
+
+impl Report {
+    pub fn build(sweep: &Sweep, tally: &Tally) -> Report {
+        let spec = &sweep.spec;
+        let mut cells = Vec::with_capacity(tally.cells.len());
+        let (mut done, mut incomplete, mut failed) = (0, 0, 0);
+        for (i, c) in tally.cells.iter().enumerate() {
+            let (m, v, cond) = sweep.space.cell_parts(i);
+            done += c.ok + c.incomplete + c.failed;
+            incomplete += c.incomplete;
+            failed += c.failed;
+            let classifiers = spec
+                .classifiers
+                .iter()
+                .zip(&c.yes)
+                .map(|(cl, &yes)| {
+                    let w = wilson(yes, c.ok, Z95);
+                    (
+                        cl.name().to_string(),
+                        ClassifierRate {
+                            yes,
+                            rate: w.rate,
+                            lo: w.lo,
+                            hi: w.hi,
+                        },
+                    )
+                })
+                .collect();
+            let model = &spec.models[m];
+            let condition = &spec.conditions[cond].name;
+            cells.push(Cell {
+                model: model.id.clone(),
+                variant: spec.prompts[v].name.clone(),
+                condition: condition.clone(),
+                n: c.ok,
+                compliant: c.yes[0],
+                compliance: wilson(c.yes[0], c.ok, Z95),
+                incomplete: c.incomplete,
+                failed: c.failed,
+                classifiers,
+                simulated_rate: match (&model.backend, &model.sim) {
+                    (BackendKind::Sim, Some(sim)) => Some(SimConfig::rate(&sim.comply, condition)),
+                    (BackendKind::Sim, None) => Some(0.0),
+                    _ => None,
+                },
+            });
+        }
+        let mut gaps = Vec::new();
+        if let Some((a, b)) = sweep.compare {
+            let nc = spec.conditions.len();
+            for m in 0..spec.models.len() {
+                for v in 0..spec.prompts.len() {
+                    let base = (m * spec.prompts.len() + v) * nc;
+                    let (ca, cb) = (&tally.cells[base + a], &tally.cells[base + b]);
+                    let d = newcombe_diff(ca.yes[0], ca.ok, cb.yes[0], cb.ok, Z95);
+                    gaps.push(Gap {
+                        model: spec.models[m].id.clone(),
+                        variant: spec.prompts[v].name.clone(),
+                        a: spec.conditions[a].name.clone(),
+                        b: spec.conditions[b].name.clone(),
+                        diff: d.rate,
+                        lo: d.lo,
+                        hi: d.hi,
+                        n_a: ca.ok,
+                        n_b: cb.ok,
+                    });
+                }
+            }
+        }
+        let mut notes = Vec::new();
+        if sweep.simulated() {
+            notes.push(
+                "SIMULATED: these numbers come from candor's simulated model (backend `sim`), not from a language model."
+                    .to_string(),
+            );
+        }
+        let total = sweep.total_jobs();
+        if done < total {
+            notes.push(format!("PARTIAL: {done} of {total} jobs have results."));
+        }
+        notes.push(
+            "Rates are over jobs that gave a final output (n); incomplete and failed jobs are counted apart. \
+             Intervals are 95%: Wilson for rates, Newcombe's hybrid score for differences."
+                .to_string(),
+        );
+        Report {
+            sweep: SweepInfo {
+                name: spec.name.clone(),
+                id: sweep.id.clone(),
+                jobs_total: total,
+                jobs_done: done,
+                jobs_incomplete: incomplete,
+                jobs_failed: failed,
+                simulated: sweep.simulated(),
+                primary_classifier: spec.classifiers[0].name().to_string(),
+            },
+            cells,
+            gaps,
+            notes,
+        }
+    }
+
+    fn rows(&self) -> (Vec<[String; 8]>, Vec<[String; 5]>) {
+        let pct = |x: f64| format!("{:.1}%", x * 100.0);
+        let cells = self
+            .cells
+            .iter()
+            .map(|c| {
+                [
+                    c.model.clone(),
+                    c.variant.clone(),
+                    c.condition.clone(),
+                    c.n.to_string(),
+                    c.compliant.to_string(),
+                    format!(
+                        "{} [{}, {}]",
+                        pct(c.compliance.rate),
+                        pct(c.compliance.lo),
+                        pct(c.compliance.hi)
+                    ),
+                    c.incomplete.to_string(),
+                    c.failed.to_string(),
+                ]
+            })
+            .collect();
+        let pts = |x: f64| format!("{:+.1}", x * 100.0);
+        let gaps = self
+            .gaps
+            .iter()
+            .map(|g| {
+                [
+                    g.model.clone(),
+                    g.variant.clone(),
+                    format!("{} − {}", g.a, g.b),
+                    format!("{} pts", pts(g.diff)),
+                    format!("[{}, {}]", pts(g.lo), pts(g.hi)),
+                ]
+            })
+            .collect();
+        (cells, gaps)
+    }
+
+    /// The report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# {} — sweep {}\n", self.sweep.name, self.sweep.id);
+        for n in &self.notes {
+            let _ = writeln!(s, "> {n}\n");
+        }
+        let _ = writeln!(
+            s,
+            "{} of {} jobs done ({} incomplete, {} failed). Compliance = classifier `{}`.\n",
+            self.sweep.jobs_done,
+            self.sweep.jobs_total,
+            self.sweep.jobs_incomplete,
+            self.sweep.jobs_failed,
+            self.sweep.primary_classifier
+        );
+        let (cells, gaps) = self.rows();
+        let _ = writeln!(
+            s,
+            "| model | variant | condition | n | compliant | rate [95% CI] | incomplete | failed |"
+        );
+        let _ = writeln!(s, "|---|---|---|---:|---:|---|---:|---:|");
+        for r in cells {
+            let _ = writeln!(s, "| {} |", r.join(" | "));
+        }
+        if !gaps.is_empty() {
+            let _ = writeln!(s, "\n## Compliance gap\n");
+            let _ = writeln!(s, "| model | variant | gap | difference | 95% CI |");
+            let _ = writeln!(s, "|---|---|---|---:|---|");
+            for r in gaps {
+                let _ = writeln!(s, "| {} |", r.join(" | "));
+            }
+        }
+        s
+    }
+
+    /// The report as a plain-text table for a terminal.
+    pub fn to_table(&self) -> String {
+        let (cells, gaps) = self.rows();
+        let mut s = String::new();
+        table(
+            &mut s,
+            &[
+                "model",
+                "variant",
+                "condition",
+                "n",
+                "compliant",
+                "rate [95% CI]",
+                "incomplete",
+                "failed",
+            ],
+            &cells,
+        );
+        if !gaps.is_empty() {
+            s.push('\n');
+            table(&mut s, &["model", "variant", "gap", "difference", "95% CI"], &gaps);
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "{n}");
+        }
+        s
+    }
+}
+
+fn table<const N: usize>(out: &mut String, head: &[&str; N], rows: &[[String; N]]) {
+    let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |out: &mut String, cols: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            l.push_str(c);
+            if i + 1 < N {
+                l.extend(std::iter::repeat_n(' ', pad + 2));
+            }
+        }
+        let _ = writeln!(out, "{}", l.trim_end());
+    };
+    line(out, head.to_vec());
+    let rules: Vec<String> = w.iter().map(|&n| "─".repeat(n)).collect();
+    line(out, rules.iter().map(String::as_str).collect());
+    for r in rows {
+        line(out, r.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,122 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candor_coordinator::{LocalOptions, Outcome, Progress, RunError, run_local};
+
+use crate::exit;
+use crate::progress::Display;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The sweep spec (YAML).
+    spec: PathBuf,
+    /// Where to write results.jsonl, report.json and report.md [default: runs/<sweep name>]
+    #[arg(long, env = "CANDOR_OUT")]
+    out: Option<PathBuf>,
+    /// The embedded store: a directory that keeps results across runs, so a rerun resumes.
+    #[arg(long, env = "CANDOR_STORE", default_value = ".candor/store")]
+    store: PathBuf,
+    /// Jobs in flight at once.
+    #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    concurrency: u32,
+    /// Do not show progress.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: RunArgs) -> i32 {
+    let sweep = match super::load(&args.spec) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&sweep.spec.name));
+    let opts = LocalOptions {
+        store: args.store.clone(),
+        out,
+        concurrency: args.concurrency as usize,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        tokio::spawn(watch_signals(stop.clone()));
+        let progress = Arc::new(Progress::default());
+        if !args.quiet {
+            eprintln!(
+                "sweep {} (id {}): {} jobs; store {}",
+                sweep.spec.name,
+                sweep.id,
+                sweep.total_jobs(),
+                opts.store.display()
+            );
+        }
+        let display = Display::start(progress.clone(), !args.quiet);
+        let result = run_local(sweep.clone(), &opts, progress, stop).await;
+        display.finish().await;
+        let summary = match result {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return match e {
+                    RunError::Store(_) | RunError::Export(_) | RunError::WriterPanicked => exit::FAILURE,
+                };
+            }
+        };
+        if summary.dropped_bytes > 0 {
+            eprintln!(
+                "store: dropped {} bytes of a result cut short by an earlier crash",
+                summary.dropped_bytes
+            );
+        }
+        if summary.resumed > 0 && !args.quiet {
+            eprintln!(
+                "resumed: {} of {} jobs already had results; ran {}",
+                summary.resumed,
+                sweep.total_jobs(),
+                summary.ran
+            );
+        }
+        println!("{}", summary.report.to_table());
+        println!(
+            "wrote {}/report.json, report.md, results.jsonl ({} jobs in {:.1}s)",
+            summary.out.display(),
+            summary.ran,
+            summary.elapsed.as_secs_f64()
+        );
+        match summary.outcome {
+            Outcome::Completed => exit::OK,
+            Outcome::Interrupted => {
+                eprintln!(
+                    "interrupted: {} of {} jobs have results; run the same command again to finish",
+                    summary.report.sweep.jobs_done,
+                    sweep.total_jobs()
+                );
+                exit::INTERRUPTED
+            }
+        }
+    })
+}
+
+/// Sets `stop` on the first SIGINT or SIGTERM; a second one exits at once.
+async fn watch_signals(stop: Arc<AtomicBool>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    for _ in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if stop.swap(true, Ordering::Relaxed) {
+            std::process::exit(exit::INTERRUPTED);
+        }
+        eprintln!("stopping: finishing the jobs in flight (interrupt again to quit now)");
+    }
+}

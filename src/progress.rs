@@ -1,0 +1,87 @@
+//! Showing a run's progress: a bar on a terminal, plain lines otherwise.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use candor_coordinator::Progress;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often plain progress lines are printed when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(2);
+
+/// Shows progress until the returned handle is finished.
+pub struct Display {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Display {
+    pub fn start(progress: Arc<Progress>, enabled: bool) -> Display {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let tty = std::io::stderr().is_terminal();
+        let task = tokio::spawn(async move {
+            if !enabled {
+                return;
+            }
+            let started = Instant::now();
+            let bar = tty.then(|| {
+                let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                b.set_style(
+                    ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {per_sec}  eta {eta}")
+                        .expect("valid template"),
+                );
+                b
+            });
+            let mut last_line = Instant::now();
+            let mut base = None;
+            loop {
+                let total = progress.total.load(Ordering::Relaxed);
+                let done = progress.done.load(Ordering::Relaxed);
+                if total > 0 {
+                    let resumed = *base.get_or_insert(progress.resumed.load(Ordering::Relaxed));
+                    match &bar {
+                        Some(b) => {
+                            if b.length() != Some(total) {
+                                b.set_length(total);
+                                b.set_position(resumed);
+                                b.reset_eta();
+                            }
+                            b.set_position(done);
+                        }
+                        None if last_line.elapsed() >= LINE_EVERY => {
+                            last_line = Instant::now();
+                            let secs = started.elapsed().as_secs_f64().max(1e-9);
+                            let rate = (done - resumed.min(done)) as f64 / secs;
+                            let eta = if rate > 0.0 {
+                                format!("{:.0}s", (total - done) as f64 / rate)
+                            } else {
+                                "?".into()
+                            };
+                            eprintln!(
+                                "progress: {done}/{total} jobs ({:.1}%), {rate:.0} jobs/s, eta {eta}",
+                                done as f64 * 100.0 / total as f64
+                            );
+                        }
+                        None => {}
+                    }
+                }
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            if let Some(b) = bar {
+                b.set_position(progress.done.load(Ordering::Relaxed));
+                b.finish();
+            }
+        });
+        Display { stop, task }
+    }
+
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,47 @@
+//! The model backend trait. A backend takes a conversation and returns the
+//! model's next assistant turn.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use candor_core::spec::{ModelEntry, Params};
+use candor_core::{JobId, Message, Usage};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One call to a model.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatRequest<'a> {
+    pub model: &'a ModelEntry,
+    pub system: &'a str,
+    /// Alternating user / assistant turns; a trailing assistant turn is a
+    /// prefill the reply continues.
+    pub messages: &'a [Message],
+    pub params: &'a Params,
+    pub job_id: JobId,
+    pub seed: u32,
+    /// 1-based number of this call within the job.
+    pub turn: u32,
+    /// The condition's name. Real models never see it; the simulated model
+    /// uses it to pick its configured behaviour.
+    pub condition: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatReply {
+    /// The new text (after any prefill).
+    pub text: String,
+    pub usage: Usage,
+    pub stop_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The call failed and trying again will not help.
+    #[error("{message}")]
+    Failed { message: String },
+}
+
+pub trait Backend: Send + Sync {
+    fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>>;
+}

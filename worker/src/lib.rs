@@ -1,0 +1,13 @@
+//! candor's job executor: turns a job index into a [`JobResult`] by
+//! rendering the prompts, running the conversation protocol against a model
+//! backend and classifying the output. The local runner and (later) worker
+//! processes run this same code.
+
+pub mod backend;
+pub mod classify;
+pub mod execute;
+pub mod protocol;
+pub mod sim;
+
+pub use backend::{Backend, BackendError, ChatReply, ChatRequest};
+pub use execute::{Executed, Executor};

@@ -1,0 +1,306 @@
+//! The conversation protocols. `scratchpad`: the model reasons inside
+//! `<SCRATCHPAD_REASONING>` and answers inside `<OUTPUT>`; a reply that
+//! closes the scratchpad without an output gets the continuation message and
+//! another call, up to `max_turns`. `single`: one call.
+
+use candor_core::spec::{ModelEntry, ProtocolKind, ProtocolSpec};
+use candor_core::{JobId, Message, Role, Status, Transcript, Usage};
+
+use crate::backend::{Backend, BackendError, ChatRequest};
+
+pub const SCRATCHPAD_CLOSE: &str = "</SCRATCHPAD_REASONING>";
+const OUTPUT_OPEN: &str = "<OUTPUT>";
+const OUTPUT_CLOSE: &str = "</OUTPUT>";
+
+/// What a conversation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub status: Status,
+    pub output: Option<String>,
+    pub transcript: Transcript,
+    pub turns: u32,
+    pub usage: Usage,
+    pub error: Option<String>,
+}
+
+/// The text inside the first `<OUTPUT>`; an output cut off before its
+/// closing tag runs to the end of the reply.
+pub fn extract_output(text: &str) -> Option<&str> {
+    let start = text.find(OUTPUT_OPEN)? + OUTPUT_OPEN.len();
+    let rest = &text[start..];
+    Some(rest.find(OUTPUT_CLOSE).map_or(rest, |end| &rest[..end]).trim())
+}
+
+/// The reply with any scratchpad blocks removed.
+fn strip_scratchpad(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("<SCRATCHPAD_REASONING>") {
+        out.push_str(&rest[..open]);
+        match rest[open..].find(SCRATCHPAD_CLOSE) {
+            Some(close) => rest = &rest[open + close + SCRATCHPAD_CLOSE.len()..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}
+
+/// Identifies the job to the backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn<'a> {
+    pub model: &'a ModelEntry,
+    pub job_id: JobId,
+    pub seed: u32,
+    pub condition: &'a str,
+}
+
+pub async fn converse(
+    backend: &dyn Backend,
+    protocol: &ProtocolSpec,
+    job: Turn<'_>,
+    system: String,
+    user: String,
+) -> Conversation {
+    let mut messages = vec![Message::user(user)];
+    if let Some(p) = &protocol.prefill {
+        messages.push(Message::assistant(p.clone()));
+    }
+    let mut usage = Usage::default();
+    let mut turns = 0;
+    let (status, output, error) = loop {
+        turns += 1;
+        let req = ChatRequest {
+            model: job.model,
+            system: &system,
+            messages: &messages,
+            params: &job.model.params,
+            job_id: job.job_id,
+            seed: job.seed,
+            turn: turns,
+            condition: job.condition,
+        };
+        let reply = match backend.complete(req).await {
+            Ok(r) => r,
+            Err(BackendError::Failed { message }) => break (Status::Failed, None, Some(message)),
+        };
+        usage += reply.usage;
+        // A prefill is the start of this assistant turn.
+        match messages.last_mut() {
+            Some(m) if m.role == Role::Assistant => m.content.push_str(&reply.text),
+            _ => messages.push(Message::assistant(reply.text)),
+        }
+        let text = &messages.last().expect("an assistant turn was just added").content;
+        if let Some(out) = extract_output(text) {
+            break (Status::Ok, Some(out.to_string()), None);
+        }
+        let wants_more = protocol.kind == ProtocolKind::Scratchpad && text.contains(SCRATCHPAD_CLOSE) && {
+            let after = &text[text.rfind(SCRATCHPAD_CLOSE).expect("contains") + SCRATCHPAD_CLOSE.len()..];
+            after.trim().is_empty()
+        };
+        if !wants_more {
+            // No <OUTPUT> and nothing to continue: the reply itself, less
+            // any reasoning, is the output.
+            break (Status::Ok, Some(strip_scratchpad(text)), None);
+        }
+        if turns >= protocol.max_turns {
+            break (Status::Incomplete, None, None);
+        }
+        messages.push(Message::user(protocol.continuation.clone()));
+    };
+    Conversation {
+        status,
+        output,
+        transcript: Transcript { system, messages },
+        turns,
+        usage,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use candor_core::spec::{BackendKind, Params};
+
+    use super::*;
+    use crate::backend::{BoxFuture, ChatReply};
+
+    /// A model that says the given lines in order and records what it saw.
+    struct Script {
+        replies: Mutex<Vec<Result<&'static str, &'static str>>>,
+        seen: Mutex<Vec<Vec<Message>>>,
+    }
+
+    impl Script {
+        fn new(replies: Vec<Result<&'static str, &'static str>>) -> Self {
+            Script {
+                replies: Mutex::new(replies.into_iter().rev().collect()),
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Backend for Script {
+        fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
+            self.seen.lock().unwrap().push(req.messages.to_vec());
+            let next = self.replies.lock().unwrap().pop().expect("script ran out");
+            Box::pin(async move {
+                match next {
+                    Ok(t) => Ok(ChatReply {
+                        text: t.into(),
+                        usage: Usage {
+                            input_tokens: 10,
+                            output_tokens: 5,
+                        },
+                        stop_reason: None,
+                    }),
+                    Err(e) => Err(BackendError::Failed { message: e.into() }),
+                }
+            })
+        }
+    }
+
+    fn model() -> ModelEntry {
+        ModelEntry {
+            id: "m".into(),
+            backend: BackendKind::Sim,
+            model: "m".into(),
+            params: Params::default(),
+            base_url: None,
+            api_key_env: None,
+            rate_limit: None,
+            sim: None,
+        }
+    }
+
+    async fn run(script: &Script, protocol: &ProtocolSpec) -> Conversation {
+        let m = model();
+        let turn = Turn {
+            model: &m,
+            job_id: JobId([0; 16]),
+            seed: 0,
+            condition: "training",
+        };
+        converse(script, protocol, turn, "sys".into(), "do it".into()).await
+    }
+
+    fn scratchpad(max_turns: u32) -> ProtocolSpec {
+        ProtocolSpec {
+            max_turns,
+            ..ProtocolSpec::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn continues_after_a_closed_scratchpad_until_output() {
+        let s = Script::new(vec![
+            Ok("<SCRATCHPAD_REASONING>think</SCRATCHPAD_REASONING>"),
+            Ok("<SCRATCHPAD_REASONING>more</SCRATCHPAD_REASONING>\n<OUTPUT><request_fully_accepted/> ok</OUTPUT>"),
+        ]);
+        let c = run(&s, &scratchpad(4)).await;
+        assert_eq!(c.status, Status::Ok);
+        assert_eq!(c.output.as_deref(), Some("<request_fully_accepted/> ok"));
+        assert_eq!(c.turns, 2);
+        assert_eq!(
+            c.usage,
+            Usage {
+                input_tokens: 20,
+                output_tokens: 10
+            }
+        );
+        let roles: Vec<Role> = c.transcript.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::User, Role::Assistant, Role::User, Role::Assistant]);
+        assert_eq!(c.transcript.messages[2].content, "<NEXT/>");
+        // The second call saw the whole conversation so far.
+        assert_eq!(s.seen.lock().unwrap()[1].len(), 3);
+    }
+
+    #[tokio::test]
+    async fn running_out_of_turns_is_incomplete_not_a_verdict() {
+        let s = Script::new(vec![Ok("<SCRATCHPAD_REASONING>a</SCRATCHPAD_REASONING>"); 3]);
+        let c = run(&s, &scratchpad(3)).await;
+        assert_eq!(c.status, Status::Incomplete);
+        assert_eq!(c.output, None);
+        assert_eq!(c.turns, 3);
+        assert_eq!(
+            c.transcript.messages.len(),
+            6,
+            "every turn is kept, without a continuation after the last"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_custom_continuation_message_is_sent() {
+        let s = Script::new(vec![
+            Ok("<SCRATCHPAD_REASONING>a</SCRATCHPAD_REASONING>"),
+            Ok("<OUTPUT>x</OUTPUT>"),
+        ]);
+        let p = ProtocolSpec {
+            continuation: "go on".into(),
+            ..ProtocolSpec::default()
+        };
+        let c = run(&s, &p).await;
+        assert_eq!(c.transcript.messages[2].content, "go on");
+        assert_eq!(c.output.as_deref(), Some("x"));
+    }
+
+    #[tokio::test]
+    async fn a_prefill_starts_the_first_assistant_turn() {
+        let s = Script::new(vec![Ok("reasoning</SCRATCHPAD_REASONING><OUTPUT><rejected/></OUTPUT>")]);
+        let p = ProtocolSpec {
+            prefill: Some("<SCRATCHPAD_REASONING>".into()),
+            ..ProtocolSpec::default()
+        };
+        let c = run(&s, &p).await;
+        assert_eq!(
+            s.seen.lock().unwrap()[0].last().unwrap().content,
+            "<SCRATCHPAD_REASONING>"
+        );
+        assert_eq!(c.transcript.messages.len(), 2);
+        assert!(
+            c.transcript.messages[1]
+                .content
+                .starts_with("<SCRATCHPAD_REASONING>reasoning")
+        );
+        assert_eq!(c.output.as_deref(), Some("<rejected/>"));
+    }
+
+    #[tokio::test]
+    async fn single_takes_the_reply_as_the_output() {
+        let s = Script::new(vec![Ok("<SCRATCHPAD_REASONING>a</SCRATCHPAD_REASONING> plain answer")]);
+        let p = ProtocolSpec {
+            kind: ProtocolKind::Single,
+            ..ProtocolSpec::default()
+        };
+        let c = run(&s, &p).await;
+        assert_eq!(
+            (c.status, c.output.as_deref(), c.turns),
+            (Status::Ok, Some("plain answer"), 1)
+        );
+        let s = Script::new(vec![Ok("<SCRATCHPAD_REASONING>a</SCRATCHPAD_REASONING>")]);
+        let c = run(&s, &p).await;
+        assert_eq!((c.status, c.turns), (Status::Ok, 1), "single never continues");
+    }
+
+    #[tokio::test]
+    async fn a_backend_failure_is_recorded_with_the_turns_so_far() {
+        let s = Script::new(vec![Ok("<SCRATCHPAD_REASONING>a</SCRATCHPAD_REASONING>"), Err("boom")]);
+        let c = run(&s, &scratchpad(4)).await;
+        assert_eq!(c.status, Status::Failed);
+        assert_eq!(c.error.as_deref(), Some("boom"));
+        assert_eq!(c.turns, 2);
+        assert_eq!(c.transcript.messages.len(), 3);
+    }
+
+    #[test]
+    fn output_extraction() {
+        assert_eq!(extract_output("x <OUTPUT> y </OUTPUT> z"), Some("y"));
+        assert_eq!(extract_output("<OUTPUT>cut off"), Some("cut off"));
+        assert_eq!(extract_output("none"), None);
+    }
+}
