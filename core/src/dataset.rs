@@ -83,9 +83,9 @@ fn load_csv(path: &Path, file: impl Read, field: &str, limit: usize) -> Result<V
     let Some(qi) = headers.iter().position(|h| h == field) else {
         return Err(SpecError::new(
             path,
-            "",
+            "dataset.field",
             format!(
-                "the CSV has no column `{field}` (named by dataset.field); its columns are: {}",
+                "the CSV has no column `{field}`; its columns are: {}",
                 headers.join(", ")
             ),
         )
@@ -145,11 +145,7 @@ fn load_jsonl(path: &Path, file: impl Read, field: &str, limit: usize) -> Result
         let query = match map.get(field) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => {
-                return Err(SpecError::new(
-                    path,
-                    "",
-                    format!("the row has no field `{field}` (named by dataset.field)"),
-                )
+                return Err(SpecError::new(path, "dataset.field", format!("the row has no field `{field}`"))
                 .at_line(Some(n)));
             }
             Some(other) => other.to_string(),

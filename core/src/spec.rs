@@ -373,6 +373,17 @@ impl Sweep {
         let ctx = Ctx { path, text };
         check_label(&ctx, "name", &spec.name)?;
 
+        // Conditions.
+        if spec.conditions.is_empty() {
+            return Err(ctx.err("conditions", "at least one condition is needed"));
+        }
+        check_unique(
+            &ctx,
+            "conditions",
+            "name",
+            spec.conditions.iter().map(|c| c.name.as_str()),
+        )?;
+
         // Models.
         if spec.models.is_empty() {
             return Err(ctx.err("models", "at least one model is needed"));
@@ -432,17 +443,6 @@ impl Sweep {
                 }
             }
         }
-
-        // Conditions.
-        if spec.conditions.is_empty() {
-            return Err(ctx.err("conditions", "at least one condition is needed"));
-        }
-        check_unique(
-            &ctx,
-            "conditions",
-            "name",
-            spec.conditions.iter().map(|c| c.name.as_str()),
-        )?;
 
         // Dataset.
         let dpath = base.join(&spec.dataset.path);
