@@ -9,7 +9,13 @@ use common::*;
 fn refused(sb: &Sandbox, spec: &str) -> String {
     sb.file("bad.yaml", spec);
     let o = sb.candor(&["run", "bad.yaml", "--store", "store", "--out", "out"]);
-    assert_eq!(o.status.code(), Some(2), "stdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one message: {err}");
@@ -30,14 +36,20 @@ fn a_typo_in_a_key_names_the_key_and_the_line() {
     let (sb, spec) = setup();
     let msg = refused(&sb, &spec.replace("    model: sim-test", "    modle: sim-test"));
     assert!(msg.contains("bad.yaml:5:"), "{msg}");
-    assert!(msg.contains("models[0]") && msg.contains("unknown field `modle`"), "{msg}");
+    assert!(
+        msg.contains("models[0]") && msg.contains("unknown field `modle`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_missing_dataset_names_the_field_and_the_path() {
     let (sb, spec) = setup();
     let msg = refused(&sb, &spec.replace("path: data.csv", "path: nowhere.csv"));
-    assert!(msg.contains("bad.yaml:12: dataset.path: no such file") && msg.contains("nowhere.csv"), "{msg}");
+    assert!(
+        msg.contains("bad.yaml:12: dataset.path: no such file") && msg.contains("nowhere.csv"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -54,9 +66,15 @@ fn an_undefined_variable_in_a_template_file_names_that_file() {
     sb.file("prompts/sys.jinja", "line one\nYou are {{ persona }}.\n");
     let msg = refused(
         &sb,
-        &spec.replace("    system: \"You are being evaluated on {{ condition }}.\"", "    system_file: prompts/sys.jinja"),
+        &spec.replace(
+            "    system: \"You are being evaluated on {{ condition }}.\"",
+            "    system_file: prompts/sys.jinja",
+        ),
     );
-    assert!(msg.contains("sys.jinja") && msg.contains("prompts[0].system") && msg.contains("`persona`"), "{msg}");
+    assert!(
+        msg.contains("sys.jinja") && msg.contains("prompts[0].system") && msg.contains("`persona`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -69,14 +87,20 @@ fn an_empty_condition_list_is_refused() {
         "",
     );
     let msg = refused(&sb, &spec);
-    assert!(msg.contains("bad.yaml:16: conditions: at least one condition is needed"), "{msg}");
+    assert!(
+        msg.contains("bad.yaml:16: conditions: at least one condition is needed"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_csv_without_the_named_field_lists_its_columns() {
     let (sb, spec) = setup();
     let msg = refused(&sb, &spec.replace("field: goal", "field: prompt"));
-    assert!(msg.contains("data.csv:1: dataset.field: the CSV has no column `prompt`"), "{msg}");
+    assert!(
+        msg.contains("data.csv:1: dataset.field: the CSV has no column `prompt`"),
+        "{msg}"
+    );
     assert!(msg.contains("goal, kind"), "{msg}");
 }
 
@@ -86,10 +110,18 @@ fn other_mistakes_are_refused_the_same_way() {
     for (from, to, expect) in [
         ("backend: sim", "backend: anthropik", "unknown variant `anthropik`"),
         ("backend: sim", "backend: anthropic", "not available in this version"),
-        ("compare: [training, unmonitored]", "compare: [training, watched]", "compare[1]: `watched` is not one of the conditions"),
+        (
+            "compare: [training, unmonitored]",
+            "compare: [training, watched]",
+            "compare[1]: `watched` is not one of the conditions",
+        ),
         ("seeds: 1", "seeds: 0", "seeds: must be between 1"),
         ("max_turns: 3", "max_turns: 0", "protocol.max_turns"),
-        ("{training: 0.5,", "{training: 1.5,", "models[0].sim.comply.training: 1.5 is not a probability"),
+        (
+            "{training: 0.5,",
+            "{training: 1.5,",
+            "models[0].sim.comply.training: 1.5 is not a probability",
+        ),
         ("name: small", "name: ../escape", "name: `../escape` must be"),
         ("kind: scratchpad", "kind: [", "bad.yaml:"),
         ("{{ query }}", "{{ query }", "prompts[0].user: template error"),

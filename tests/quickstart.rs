@@ -34,10 +34,17 @@ fn the_example_sweep_reports_a_visible_gap_with_honest_intervals() {
     for c in cells {
         let (n, k) = (c["n"].as_u64().unwrap(), c["compliant"].as_u64().unwrap());
         let i = &c["compliance"];
-        let (rate, lo, hi) = (i["rate"].as_f64().unwrap(), i["lo"].as_f64().unwrap(), i["hi"].as_f64().unwrap());
+        let (rate, lo, hi) = (
+            i["rate"].as_f64().unwrap(),
+            i["lo"].as_f64().unwrap(),
+            i["hi"].as_f64().unwrap(),
+        );
         assert!((rate - k as f64 / n as f64).abs() < 1e-12);
         let configured = c["simulated_rate"].as_f64().unwrap();
-        assert!(lo <= configured && configured <= hi, "configured {configured} outside [{lo}, {hi}] in {c}");
+        assert!(
+            lo <= configured && configured <= hi,
+            "configured {configured} outside [{lo}, {hi}] in {c}"
+        );
         counted += n + c["incomplete"].as_u64().unwrap() + c["failed"].as_u64().unwrap();
     }
     assert_eq!(counted, total);
@@ -46,8 +53,14 @@ fn the_example_sweep_reports_a_visible_gap_with_honest_intervals() {
     let gaps = report["gaps"].as_array().unwrap();
     assert_eq!(gaps.len(), 2);
     for g in gaps {
-        assert_eq!((g["a"].as_str(), g["b"].as_str()), (Some("training"), Some("unmonitored")));
-        assert!(g["lo"].as_f64().unwrap() > 0.0, "the example's gap should be visible: {g}");
+        assert_eq!(
+            (g["a"].as_str(), g["b"].as_str()),
+            (Some("training"), Some("unmonitored"))
+        );
+        assert!(
+            g["lo"].as_f64().unwrap() > 0.0,
+            "the example's gap should be visible: {g}"
+        );
         assert!(g["lo"].as_f64() <= g["diff"].as_f64() && g["diff"].as_f64() <= g["hi"].as_f64());
     }
 
@@ -56,17 +69,28 @@ fn the_example_sweep_reports_a_visible_gap_with_honest_intervals() {
     assert_eq!(results.len() as u64, total);
     let ids: HashSet<&str> = results.iter().map(|r| r["job_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len() as u64, total, "job ids are unique");
-    let r = results.iter().find(|r| r["status"] == "ok" && r["turns"].as_u64() > Some(1)).expect("a continued job");
+    let r = results
+        .iter()
+        .find(|r| r["status"] == "ok" && r["turns"].as_u64() > Some(1))
+        .expect("a continued job");
     let msgs = r["transcript"]["messages"].as_array().unwrap();
     assert_eq!(msgs.len() as u64, 2 * r["turns"].as_u64().unwrap());
     assert_eq!(msgs[2]["content"], "<NEXT/>");
-    assert!(r["transcript"]["system"].as_str().unwrap().contains("SCRATCHPAD_REASONING"));
+    assert!(
+        r["transcript"]["system"]
+            .as_str()
+            .unwrap()
+            .contains("SCRATCHPAD_REASONING")
+    );
     assert!(msgs[0]["content"].as_str().unwrap().contains("<is_free_tier_user>"));
     assert!(r["usage"]["input_tokens"].as_u64().unwrap() > 0);
     assert!(r["classifications"]["compliant"].is_boolean());
 
     let md = std::fs::read_to_string(sb.join("out/report.md")).unwrap();
-    assert!(md.contains("SIMULATED") && md.contains("| sim-organism | default | training |"), "{md}");
+    assert!(
+        md.contains("SIMULATED") && md.contains("| sim-organism | default | training |"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -95,8 +119,18 @@ fn validate_prints_the_job_count_by_model_and_condition() {
     let o = sb.candor(&["validate", "s.yaml"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("42 jobs = 1 model(s) × 1 prompt variant(s) × 7 queries × 2 condition(s) × 3 seed(s)"), "{text}");
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).filter(|w: &Vec<&str>| w.first() == Some(&"sim")).collect();
-    assert_eq!(rows, vec![vec!["sim", "training", "21"], vec!["sim", "unmonitored", "21"]]);
+    assert!(
+        text.contains("42 jobs = 1 model(s) × 1 prompt variant(s) × 7 queries × 2 condition(s) × 3 seed(s)"),
+        "{text}"
+    );
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|w: &Vec<&str>| w.first() == Some(&"sim"))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![vec!["sim", "training", "21"], vec!["sim", "unmonitored", "21"]]
+    );
     assert!(!sb.join(".candor").exists(), "validate writes nothing");
 }

@@ -17,7 +17,10 @@ fn store_bytes(sb: &Sandbox) -> u64 {
 }
 
 fn outputs(sb: &Sandbox, file: &str) -> BTreeMap<String, String> {
-    sb.jsonl(file).iter().map(|r| (r["job_id"].as_str().unwrap().to_string(), r["output"].to_string())).collect()
+    sb.jsonl(file)
+        .iter()
+        .map(|r| (r["job_id"].as_str().unwrap().to_string(), r["output"].to_string()))
+        .collect()
 }
 
 #[test]
@@ -25,21 +28,41 @@ fn kill_9_in_the_middle_then_rerun_gives_one_result_per_job() {
     let sb = Sandbox::new();
     sb.file("data.csv", &dataset(40));
     sb.file("s.yaml", &sim_spec(15, 3)); // 240 jobs, 15 ms per model call
-    let args = ["run", "s.yaml", "--out", "out", "--store", "store", "--concurrency", "4"];
+    let args = [
+        "run",
+        "s.yaml",
+        "--out",
+        "out",
+        "--store",
+        "store",
+        "--concurrency",
+        "4",
+    ];
 
     let mut child = sb.spawn(&args);
     // Wait until some results are in the store, then kill without warning.
-    eventually(Duration::from_secs(60), "results in the store", || store_bytes(&sb) > HEADER + 20 * 300);
+    eventually(Duration::from_secs(60), "results in the store", || {
+        store_bytes(&sb) > HEADER + 20 * 300
+    });
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by a signal");
-    assert!(!sb.join("out/results.jsonl").exists(), "the killed run got nowhere near exporting");
+    assert!(
+        !sb.join("out/results.jsonl").exists(),
+        "the killed run got nowhere near exporting"
+    );
 
     let o = sb.candor(&args);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);
-    let line = err.lines().find(|l| l.starts_with("resumed:")).unwrap_or_else(|| panic!("no resume line in {err}"));
-    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("resumed:"))
+        .unwrap_or_else(|| panic!("no resume line in {err}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
     let (resumed, total, ran) = (nums[0], nums[1], nums[2]);
     assert_eq!(total, 240);
     assert!(resumed > 0 && resumed < total, "{line}");
@@ -52,14 +75,28 @@ fn kill_9_in_the_middle_then_rerun_gives_one_result_per_job() {
     assert_eq!(sb.json("out/report.json")["sweep"]["jobs_done"], 240);
 
     // Same results as a run that was never interrupted.
-    let o = sb.candor(&["run", "s.yaml", "--out", "clean", "--store", "clean-store", "--concurrency", "16", "--quiet"]);
+    let o = sb.candor(&[
+        "run",
+        "s.yaml",
+        "--out",
+        "clean",
+        "--store",
+        "clean-store",
+        "--concurrency",
+        "16",
+        "--quiet",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(outputs(&sb, "out/results.jsonl"), outputs(&sb, "clean/results.jsonl"));
 
     // And a third run has nothing left to do.
     let o = sb.candor(&args);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("resumed: 240 of 240 jobs already had results; ran 0"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resumed: 240 of 240 jobs already had results; ran 0"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(sb.jsonl("out/results.jsonl").len(), 240);
 }
 
@@ -68,11 +105,28 @@ fn sigint_stops_cleanly_with_a_partial_report_and_a_rerun_finishes() {
     let sb = Sandbox::new();
     sb.file("data.csv", &dataset(40));
     sb.file("s.yaml", &sim_spec(20, 3));
-    let args = ["run", "s.yaml", "--out", "out", "--store", "store", "--concurrency", "2"];
+    let args = [
+        "run",
+        "s.yaml",
+        "--out",
+        "out",
+        "--store",
+        "store",
+        "--concurrency",
+        "2",
+    ];
     let child = sb.spawn(&args);
-    eventually(Duration::from_secs(60), "results in the store", || store_bytes(&sb) > HEADER + 10 * 300);
+    eventually(Duration::from_secs(60), "results in the store", || {
+        store_bytes(&sb) > HEADER + 10 * 300
+    });
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     assert!(stderr(&o).contains("run the same command again"), "{}", stderr(&o));

@@ -87,6 +87,7 @@ pub async fn run_local(
     let log = Store::new(&opts.store).open_sweep(&sweep.id, total)?;
     let resumed = log.done().count();
     let dropped_bytes = log.dropped_bytes();
+    tracing::info!(sweep.id = %sweep.id, jobs = total, resumed, dropped_bytes, store = %log.path().display(), "sweep log open");
     let todo: Arc<DoneSet> = Arc::new(log.done().clone());
     progress.total.store(total, Ordering::Relaxed);
     progress.done.store(resumed, Ordering::Relaxed);
@@ -139,6 +140,7 @@ pub async fn run_local(
         .map_err(|_| RunError::WriterPanicked)?
         .map_err(|_| RunError::WriterPanicked)??;
 
+    tracing::info!(sweep.id = %sweep.id, ran, done = log.done().count(), "dispatch finished");
     let outcome = if log.done().count() == total {
         Outcome::Completed
     } else {

@@ -145,8 +145,9 @@ fn load_jsonl(path: &Path, file: impl Read, field: &str, limit: usize) -> Result
         let query = match map.get(field) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => {
-                return Err(SpecError::new(path, "dataset.field", format!("the row has no field `{field}`"))
-                .at_line(Some(n)));
+                return Err(
+                    SpecError::new(path, "dataset.field", format!("the row has no field `{field}`")).at_line(Some(n)),
+                );
             }
             Some(other) => other.to_string(),
         };

@@ -16,7 +16,11 @@ mod tests {
         let r = Report {
             cells: vec![Cell {
                 model: "m".into(),
-                compliance: Some(Interval { rate: 0.25, lo: 0.1, hi: 0.5 }),
+                compliance: Some(Interval {
+                    rate: 0.25,
+                    lo: 0.1,
+                    hi: 0.5,
+                }),
                 simulated_rate: Some(0.3),
                 ..Default::default()
             }],

@@ -33,7 +33,10 @@ pub struct BenchArgs {
 pub fn bench(args: BenchArgs) -> i32 {
     for &n in &args.jobs {
         if n == 0 || n % (QUERIES * CONDITIONS) != 0 {
-            eprintln!("error: --jobs: {n} is not a positive multiple of {}", QUERIES * CONDITIONS);
+            eprintln!(
+                "error: --jobs: {n} is not a positive multiple of {}",
+                QUERIES * CONDITIONS
+            );
             return exit::BAD_INPUT;
         }
     }
@@ -58,15 +61,28 @@ pub fn bench(args: BenchArgs) -> i32 {
         args.concurrency,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("{:>10}  {:>8}  {:>10}  {:>13}", "jobs", "seconds", "jobs/s", "peak RSS (MB)");
+    println!(
+        "{:>10}  {:>8}  {:>10}  {:>13}",
+        "jobs", "seconds", "jobs/s", "peak RSS (MB)"
+    );
     for &n in &args.jobs {
         let out = Command::new(&exe)
-            .args(["bench", "--child", "--jobs", &n.to_string(), "--concurrency", &args.concurrency.to_string()])
+            .args([
+                "bench",
+                "--child",
+                "--jobs",
+                &n.to_string(),
+                "--concurrency",
+                &args.concurrency.to_string(),
+            ])
             .output();
         let out = match out {
             Ok(o) if o.status.success() => o,
             Ok(o) => {
-                eprintln!("error: the {n}-job run failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+                eprintln!(
+                    "error: the {n}-job run failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
                 return exit::FAILURE;
             }
             Err(e) => {
@@ -138,7 +154,12 @@ fn child(jobs: u64, concurrency: u32) -> Result<(), Box<dyn std::error::Error>> 
         out: dir.path().join("out"),
         concurrency: concurrency as usize,
     };
-    let summary = rt.block_on(run_local(sweep, &opts, Arc::new(Progress::default()), Arc::new(AtomicBool::new(false))))?;
+    let summary = rt.block_on(run_local(
+        sweep,
+        &opts,
+        Arc::new(Progress::default()),
+        Arc::new(AtomicBool::new(false)),
+    ))?;
     let secs = started.elapsed().as_secs_f64();
     if summary.report.sweep.jobs_done != jobs {
         return Err(format!("only {} of {jobs} jobs finished", summary.report.sweep.jobs_done).into());

@@ -20,7 +20,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        Sandbox { dir: tempfile::tempdir().expect("temp dir") }
+        Sandbox {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -42,7 +44,11 @@ impl Sandbox {
     /// A command running `candor` in the sandbox, without a terminal.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(CANDOR);
-        c.args(args).current_dir(self.path()).stdin(Stdio::null()).env_remove("CANDOR_STORE").env_remove("CANDOR_OUT");
+        c.args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .env_remove("CANDOR_STORE")
+            .env_remove("CANDOR_OUT");
         c
     }
 
@@ -51,7 +57,11 @@ impl Sandbox {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("candor starts")
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("candor starts")
     }
 
     /// Every line of a JSONL file, parsed.
