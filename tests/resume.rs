@@ -16,6 +16,33 @@ fn store_bytes(sb: &Sandbox) -> u64 {
         .unwrap_or(0)
 }
 
+/// The arguments that run the sandbox's 240-job sweep.
+fn args(concurrency: &'static str) -> [&'static str; 8] {
+    [
+        "run",
+        "s.yaml",
+        "--out",
+        "out",
+        "--store",
+        "store",
+        "--concurrency",
+        concurrency,
+    ]
+}
+
+/// Starts the 240-job sweep in the background and returns once `records`
+/// results are in the store.
+fn started(latency_ms: u64, concurrency: &'static str, records: u64) -> (Sandbox, std::process::Child) {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(40));
+    sb.file("s.yaml", &sim_spec(latency_ms, 3));
+    let child = sb.spawn(&args(concurrency));
+    eventually(Duration::from_secs(60), "results in the store", || {
+        store_bytes(&sb) > HEADER + records * 300
+    });
+    (sb, child)
+}
+
 fn outputs(sb: &Sandbox, file: &str) -> BTreeMap<String, String> {
     sb.jsonl(file)
         .iter()
@@ -25,25 +52,9 @@ fn outputs(sb: &Sandbox, file: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn kill_9_in_the_middle_then_rerun_gives_one_result_per_job() {
-    let sb = Sandbox::new();
-    sb.file("data.csv", &dataset(40));
-    sb.file("s.yaml", &sim_spec(15, 3)); // 240 jobs, 15 ms per model call
-    let args = [
-        "run",
-        "s.yaml",
-        "--out",
-        "out",
-        "--store",
-        "store",
-        "--concurrency",
-        "4",
-    ];
-
-    let mut child = sb.spawn(&args);
-    // Wait until some results are in the store, then kill without warning.
-    eventually(Duration::from_secs(60), "results in the store", || {
-        store_bytes(&sb) > HEADER + 20 * 300
-    });
+    // 15 ms per model call; kill without warning once 20 results are stored.
+    let (sb, mut child) = started(15, "4", 20);
+    let args = args("4");
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by a signal");
@@ -102,23 +113,8 @@ fn kill_9_in_the_middle_then_rerun_gives_one_result_per_job() {
 
 #[test]
 fn sigint_stops_cleanly_with_a_partial_report_and_a_rerun_finishes() {
-    let sb = Sandbox::new();
-    sb.file("data.csv", &dataset(40));
-    sb.file("s.yaml", &sim_spec(20, 3));
-    let args = [
-        "run",
-        "s.yaml",
-        "--out",
-        "out",
-        "--store",
-        "store",
-        "--concurrency",
-        "2",
-    ];
-    let child = sb.spawn(&args);
-    eventually(Duration::from_secs(60), "results in the store", || {
-        store_bytes(&sb) > HEADER + 10 * 300
-    });
+    let (sb, child) = started(20, "2", 10);
+    let args = args("2");
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
