@@ -29,8 +29,11 @@ impl Display {
             let bar = tty.then(|| {
                 let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 b.set_style(
-                    ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {per_sec}  eta {eta}")
-                        .expect("valid template"),
+                    ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {rate}  eta {eta}")
+                        .expect("valid template")
+                        .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0} jobs/s", s.per_sec());
+                        }),
                 );
                 b
             });
