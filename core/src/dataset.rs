@@ -3,7 +3,6 @@
 //! names the one that holds the query.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -42,24 +41,25 @@ pub struct Row {
     pub fields: BTreeMap<String, Value>,
 }
 
-/// Reads at most `limit` rows. `field_path` is the spec field used in errors
-/// about the query field (`dataset.field`).
-pub fn load(path: &Path, format: Format, field: &str, limit: Option<usize>) -> Result<Vec<Row>, SpecError> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| SpecError::new(path, "", format!("cannot read the dataset: {e}")))?;
-    if meta.len() > MAX_DATASET_BYTES {
+/// Parses at most `limit` rows of a dataset's text; `path` names it in errors.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    format: Format,
+    field: &str,
+    limit: Option<usize>,
+) -> Result<Vec<Row>, SpecError> {
+    if text.len() as u64 > MAX_DATASET_BYTES {
         return Err(SpecError::new(
             path,
             "",
-            format!("the dataset is {} bytes; the limit is {MAX_DATASET_BYTES}", meta.len()),
+            format!("the dataset is {} bytes; the limit is {MAX_DATASET_BYTES}", text.len()),
         ));
     }
-    let file =
-        std::fs::File::open(path).map_err(|e| SpecError::new(path, "", format!("cannot read the dataset: {e}")))?;
     let limit = limit.unwrap_or(MAX_ROWS).min(MAX_ROWS);
     let rows = match format {
-        Format::Csv => load_csv(path, file, field, limit)?,
-        Format::Jsonl => load_jsonl(path, file, field, limit)?,
+        Format::Csv => parse_csv(path, text, field, limit)?,
+        Format::Jsonl => parse_jsonl(path, text, field, limit)?,
     };
     if rows.is_empty() {
         return Err(SpecError::new(path, "", "the dataset has no rows"));
@@ -67,11 +67,11 @@ pub fn load(path: &Path, format: Format, field: &str, limit: Option<usize>) -> R
     Ok(rows)
 }
 
-fn load_csv(path: &Path, file: impl Read, field: &str, limit: usize) -> Result<Vec<Row>, SpecError> {
+fn parse_csv(path: &Path, text: &str, field: &str, limit: usize) -> Result<Vec<Row>, SpecError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(file);
+        .from_reader(text.as_bytes());
     let headers = rdr
         .headers()
         .map_err(|e| SpecError::new(path, "", format!("cannot read the CSV header: {e}")).at_line(Some(1)))?
@@ -113,22 +113,11 @@ fn load_csv(path: &Path, file: impl Read, field: &str, limit: usize) -> Result<V
     Ok(rows)
 }
 
-fn load_jsonl(path: &Path, file: impl Read, field: &str, limit: usize) -> Result<Vec<Row>, SpecError> {
-    let mut reader = BufReader::new(file);
+fn parse_jsonl(path: &Path, text: &str, field: &str, limit: usize) -> Result<Vec<Row>, SpecError> {
     let mut rows = Vec::new();
-    let mut line = String::new();
-    let mut n = 0usize;
-    loop {
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
         if rows.len() >= limit {
-            break;
-        }
-        line.clear();
-        n += 1;
-        let read = (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_line(&mut line)
-            .map_err(|e| SpecError::new(path, "", format!("cannot read the dataset: {e}")).at_line(Some(n)))?;
-        if read == 0 {
             break;
         }
         if line.len() > MAX_LINE_BYTES {
@@ -137,7 +126,7 @@ fn load_jsonl(path: &Path, file: impl Read, field: &str, limit: usize) -> Result
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(&line)
+        let value: Value = serde_json::from_str(line)
             .map_err(|e| SpecError::new(path, "", format!("not valid JSON: {e}")).at_line(Some(n)))?;
         let Value::Object(map) = value else {
             return Err(SpecError::new(path, "", "each line must be a JSON object").at_line(Some(n)));
@@ -163,40 +152,37 @@ fn load_jsonl(path: &Path, file: impl Read, field: &str, limit: usize) -> Result
 mod tests {
     use super::*;
 
-    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
+    fn csv(text: &str, field: &str, limit: Option<usize>) -> Result<Vec<Row>, SpecError> {
+        parse(Path::new("h.csv"), text, Format::Csv, field, limit)
+    }
+
+    fn jsonl(text: &str, field: &str) -> Result<Vec<Row>, SpecError> {
+        parse(Path::new("d.jsonl"), text, Format::Jsonl, field, None)
     }
 
     #[test]
     fn reads_advbench_shaped_csv() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = write(&dir, "h.csv", "goal,target\n\"Do a, b\",Sure\nDo c,Sure here\n");
-        let rows = load(&p, Format::Csv, "goal", None).unwrap();
+        let text = "goal,target\n\"Do a, b\",Sure\nDo c,Sure here\n";
+        let rows = csv(text, "goal", None).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].query, "Do a, b");
         assert_eq!(rows[1].fields["target"], Value::String("Sure here".into()));
-        assert_eq!(load(&p, Format::Csv, "goal", Some(1)).unwrap().len(), 1);
+        assert_eq!(csv(text, "goal", Some(1)).unwrap().len(), 1);
     }
 
     #[test]
     fn csv_without_the_field_names_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = write(&dir, "h.csv", "prompt,target\nx,y\n");
-        let e = load(&p, Format::Csv, "goal", None).unwrap_err();
+        let e = csv("prompt,target\nx,y\n", "goal", None).unwrap_err();
         assert!(e.message.contains("no column `goal`"), "{e}");
         assert!(e.message.contains("prompt, target"), "{e}");
+        assert_eq!(e.field, "dataset.field");
     }
 
     #[test]
     fn jsonl_errors_carry_the_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = write(&dir, "d.jsonl", "{\"q\": \"a\", \"n\": 1}\n\n{\"x\": 2}\n");
-        let e = load(&p, Format::Jsonl, "q", None).unwrap_err();
+        let e = jsonl("{\"q\": \"a\", \"n\": 1}\n\n{\"x\": 2}\n", "q").unwrap_err();
         assert_eq!(e.line, Some(3));
-        let p = write(&dir, "e.jsonl", "{\"q\": \"a\", \"n\": 1}\n{\"q\": \"b\"}\n");
-        let rows = load(&p, Format::Jsonl, "q", None).unwrap();
+        let rows = jsonl("{\"q\": \"a\", \"n\": 1}\n{\"q\": \"b\"}\n", "q").unwrap();
         assert_eq!(rows[0].fields["n"], Value::from(1));
         assert_eq!(rows[1].query, "b");
     }

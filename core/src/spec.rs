@@ -353,24 +353,97 @@ fn check_prob(ctx: &Ctx<'_>, field: &str, p: f64) -> Result<(), SpecError> {
     }
 }
 
+fn parse_spec(path: &Path, text: &str) -> Result<SpecFile, SpecError> {
+    if text.len() as u64 > MAX_SPEC_BYTES {
+        return Err(SpecError::new(
+            path,
+            "",
+            format!("the spec is {} bytes; the limit is {MAX_SPEC_BYTES}", text.len()),
+        ));
+    }
+    serde_norway::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        let mut msg = e.to_string();
+        if let Some(i) = msg.rfind(" at line ") {
+            msg.truncate(i);
+        }
+        SpecError::new(path, "", msg).at_line(line)
+    })
+}
+
+/// A spec and every file it names. A sweep travels as a bundle, so the
+/// coordinator never reads a client's paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// The spec's path as the user gave it; errors name files relative to it.
+    pub spec_path: String,
+    /// The spec's YAML text.
+    pub spec: String,
+    /// The dataset and template files, keyed by the path written in the spec.
+    pub files: BTreeMap<String, String>,
+}
+
+impl Bundle {
+    /// Reads the spec at `path` and the files it names, within the size limits.
+    pub fn collect(path: &Path) -> Result<Bundle, SpecError> {
+        let text = read_limited(path, MAX_SPEC_BYTES, "spec").map_err(|m| SpecError::new(path, "", m))?;
+        let spec = parse_spec(path, &text)?;
+        let ctx = Ctx { path, text: &text };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut files = BTreeMap::new();
+        let mut wanted = vec![(
+            "dataset.path".to_string(),
+            spec.dataset.path.clone(),
+            dataset::MAX_DATASET_BYTES,
+            "dataset",
+        )];
+        for (i, p) in spec.prompts.iter().enumerate() {
+            for (key, file) in [("system_file", &p.system_file), ("user_file", &p.user_file)] {
+                if let Some(f) = file {
+                    wanted.push((format!("prompts[{i}].{key}"), f.clone(), MAX_TEMPLATE_BYTES, "template"));
+                }
+            }
+        }
+        for (field, rel, limit, what) in wanted {
+            let full = base.join(&rel);
+            if files.contains_key(&rel) {
+                continue;
+            }
+            if !full.exists() {
+                continue; // reported with its field and line when the bundle is checked
+            }
+            let content = read_limited(&full, limit, what).map_err(|m| ctx.err(&field, m))?;
+            files.insert(rel, content);
+        }
+        Ok(Bundle {
+            spec_path: path.display().to_string(),
+            spec: text,
+            files,
+        })
+    }
+
+    /// Total bytes of text in the bundle.
+    pub fn size(&self) -> usize {
+        self.spec.len() + self.files.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
 impl Sweep {
     /// Reads and checks the spec at `path` and everything it refers to.
     pub fn load(path: &Path) -> Result<Sweep, SpecError> {
-        let text = read_limited(path, MAX_SPEC_BYTES, "spec").map_err(|m| SpecError::new(path, "", m))?;
-        let spec: SpecFile = serde_norway::from_str(&text).map_err(|e| {
-            let line = e.location().map(|l| l.line());
-            let mut msg = e.to_string();
-            if let Some(i) = msg.rfind(" at line ") {
-                msg.truncate(i);
-            }
-            SpecError::new(path, "", msg).at_line(line)
-        })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::resolve(spec, path, &text, &base)
+        Sweep::from_bundle(&Bundle::collect(path)?)
     }
 
-    fn resolve(spec: SpecFile, path: &Path, text: &str, base: &Path) -> Result<Sweep, SpecError> {
+    /// Checks a spec that arrived as a bundle.
+    pub fn from_bundle(bundle: &Bundle) -> Result<Sweep, SpecError> {
+        let path = Path::new(&bundle.spec_path);
+        let spec = parse_spec(path, &bundle.spec)?;
+        Self::resolve(spec, path, &bundle.spec, bundle)
+    }
+
+    fn resolve(spec: SpecFile, path: &Path, text: &str, bundle: &Bundle) -> Result<Sweep, SpecError> {
         let ctx = Ctx { path, text };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         check_label(&ctx, "name", &spec.name)?;
 
         // Conditions.
@@ -458,16 +531,16 @@ impl Sweep {
                 ));
             }
         };
-        if !dpath.is_file() {
+        let Some(dtext) = bundle.files.get(&spec.dataset.path) else {
             return Err(ctx.err("dataset.path", format!("no such file: {}", dpath.display())));
-        }
+        };
         if spec.dataset.field.is_empty() {
             return Err(ctx.err("dataset.field", "must name the field that holds the query"));
         }
         if spec.dataset.limit == Some(0) {
             return Err(ctx.err("dataset.limit", "must be at least 1"));
         }
-        let rows = dataset::load(&dpath, format, &spec.dataset.field, spec.dataset.limit)?;
+        let rows = dataset::parse(&dpath, dtext, format, &spec.dataset.field, spec.dataset.limit)?;
         // Fields every row has: templates may use these.
         let mut row_fields: BTreeSet<String> = rows[0].fields.keys().cloned().collect();
         for r in &rows[1..] {
@@ -566,9 +639,20 @@ impl Sweep {
                     (Some(s), None) => (s.clone(), None),
                     (None, Some(f)) => {
                         let fp = base.join(f);
-                        let s = read_limited(&fp, MAX_TEMPLATE_BYTES, "template")
-                            .map_err(|m| ctx.err(&format!("{field}_file"), m))?;
-                        (s, Some(fp))
+                        let s = bundle.files.get(f).ok_or_else(|| {
+                            ctx.err(&format!("{field}_file"), format!("no such file: {}", fp.display()))
+                        })?;
+                        if s.len() as u64 > MAX_TEMPLATE_BYTES {
+                            return Err(ctx.err(
+                                &format!("{field}_file"),
+                                format!(
+                                    "`{}` is {} bytes; the limit is {MAX_TEMPLATE_BYTES}",
+                                    fp.display(),
+                                    s.len()
+                                ),
+                            ));
+                        }
+                        (s.clone(), Some(fp))
                     }
                     (None, None) if required => {
                         return Err(ctx.err(&format!("prompts[{i}]"), format!("`{key}` or `{key}_file` is needed")));
