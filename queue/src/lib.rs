@@ -1,1 +1,417 @@
-//! Sweep state in Redis.
+//! candor's distributed sweep state, all of it in Redis. Every change is one
+//! Lua script, so it is atomic however many coordinators and workers share
+//! the Redis: a job is leased under a fencing token, its result is recorded
+//! at most once (a bitmap of finished jobs), and a result from a lease that
+//! has since been handed to someone else is refused. The state of a sweep
+//! grows with the jobs in flight and the results, never with jobs not yet
+//! started: those are just the numbers past the sweep's cursor.
+//!
+//! The key layout is documented at the top of `lua/common.lua`.
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+/// The most jobs a distributed sweep may have (one bit each in Redis).
+pub const MAX_JOBS: u64 = 1 << 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("no sweep with id {0}")]
+    NoSuchSweep(String),
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+}
+
+impl QueueError {
+    /// True when the error is Redis being unreachable or restarting, which
+    /// passes: the caller should try again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            QueueError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || matches!(e.kind(), redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{}\n{}", include_str!("lua/common.lua"), body))
+}
+
+struct Scripts {
+    submit: Script,
+    lease: Script,
+    renew: Script,
+    complete: Script,
+    fail: Script,
+    cancel: Script,
+}
+
+/// A handle on the sweep state. Cheap to clone; reconnects by itself.
+#[derive(Clone)]
+pub struct Queue {
+    con: ConnectionManager,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+/// What a new sweep records besides its bundle.
+#[derive(Debug, Clone)]
+pub struct NewSweep {
+    pub id: String,
+    pub name: String,
+    pub total: u64,
+    pub max_attempts: u32,
+    pub classifiers: u32,
+    pub simulated: bool,
+}
+
+/// One job handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub sweep_id: String,
+    pub index: u64,
+    pub fence: u64,
+    pub attempt: u32,
+}
+
+/// Names a job under a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobRef {
+    pub sweep_id: String,
+    pub index: u64,
+    pub fence: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Ok,
+    Incomplete,
+    Failed,
+}
+
+impl JobStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Ok => "ok",
+            JobStatus::Incomplete => "incomplete",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A finished job to record.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub index: u64,
+    /// The lease's fencing token; 0 records without a lease (dead-lettering).
+    pub fence: u64,
+    pub status: JobStatus,
+    pub class_bits: u32,
+    pub cell: u32,
+    /// Set when the job is being dead-lettered, with why.
+    pub dead: Option<String>,
+    pub result: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// This result is the job's result.
+    Recorded,
+    /// The job already had a result; this one was dropped.
+    Duplicate,
+    /// The lease had been handed to someone else; this one was dropped.
+    Stale,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    Retryable,
+    Permanent,
+    Released,
+}
+
+/// A job that did not finish.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub index: u64,
+    pub fence: u64,
+    pub kind: FailKind,
+    pub error: String,
+    pub backoff_ms: u64,
+    pub cell: u32,
+    /// The failed result to record if the job is failed or dead-lettered.
+    pub result: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    Retried,
+    DeadLettered,
+    Failed,
+    Released,
+    AlreadyDone,
+    Stale,
+}
+
+/// A sweep's state and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepState {
+    pub id: String,
+    pub name: String,
+    /// `running`, `done` or `cancelled`.
+    pub state: String,
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub incomplete: u64,
+    pub dead: u64,
+    pub retried: u64,
+    pub lease_expiries: u64,
+    pub leased: u64,
+    pub in_flight: u64,
+    pub retrying: u64,
+    pub max_attempts: u32,
+    pub simulated: bool,
+    pub created_ms: u64,
+    pub finished_ms: u64,
+    /// The tally: "CELL:ok|incomplete|failed|yK" -> count.
+    pub tally: HashMap<String, u64>,
+}
+
+fn key(id: &str, name: &str) -> String {
+    format!("candor:s:{id}:{name}")
+}
+
+impl Queue {
+    /// Connects to Redis at `url` (`redis://` or `rediss://`, with a password
+    /// if the server wants one).
+    pub async fn connect(url: &str) -> Result<Queue, QueueError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)))
+            .set_number_of_retries(2);
+        let con = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Queue {
+            con,
+            scripts: std::sync::Arc::new(Scripts {
+                submit: script(include_str!("lua/submit.lua")),
+                lease: script(include_str!("lua/lease.lua")),
+                renew: script(include_str!("lua/renew.lua")),
+                complete: script(include_str!("lua/complete.lua")),
+                fail: script(include_str!("lua/fail.lua")),
+                cancel: script(include_str!("lua/cancel.lua")),
+            }),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("PING").query_async(&mut con).await?;
+        Ok(())
+    }
+
+    /// Stores a new sweep; false if a sweep with this id exists already.
+    pub async fn submit(&self, s: &NewSweep, bundle: &str) -> Result<bool, QueueError> {
+        let mut con = self.con.clone();
+        let mut inv = self.scripts.submit.prepare_invoke();
+        inv.arg(&s.id).arg(bundle);
+        inv.arg("name").arg(&s.name);
+        inv.arg("total").arg(s.total);
+        inv.arg("max_attempts").arg(s.max_attempts);
+        inv.arg("classifiers").arg(s.classifiers);
+        inv.arg("simulated").arg(u8::from(s.simulated));
+        let created: i64 = inv.invoke_async(&mut con).await?;
+        Ok(created == 1)
+    }
+
+    /// Leases up to `slots` jobs for `ttl_ms`.
+    pub async fn lease(&self, slots: u32, ttl_ms: u64) -> Result<Vec<Lease>, QueueError> {
+        let mut con = self.con.clone();
+        let flat: Vec<String> = self.scripts.lease.arg(slots).arg(ttl_ms).invoke_async(&mut con).await?;
+        let bad = || QueueError::Protocol("lease reply".into());
+        flat.chunks(4)
+            .map(|c| {
+                let [id, idx, fence, attempt] = c else { return Err(bad()) };
+                Ok(Lease {
+                    sweep_id: id.clone(),
+                    index: idx.parse().map_err(|_| bad())?,
+                    fence: fence.parse().map_err(|_| bad())?,
+                    attempt: attempt.parse().map_err(|_| bad())?,
+                })
+            })
+            .collect()
+    }
+
+    /// Extends the leases still held; returns which were.
+    pub async fn renew(&self, jobs: &[JobRef], ttl_ms: u64) -> Result<Vec<bool>, QueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let mut inv = self.scripts.renew.prepare_invoke();
+        inv.arg(ttl_ms);
+        for j in jobs {
+            inv.arg(&j.sweep_id).arg(j.index).arg(j.fence);
+        }
+        let r: Vec<i64> = inv.invoke_async(&mut con).await?;
+        Ok(r.into_iter().map(|x| x == 1).collect())
+    }
+
+    /// Records finished jobs of one sweep.
+    pub async fn complete(&self, sweep_id: &str, items: &[Completion]) -> Result<Vec<Recorded>, QueueError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let mut inv = self.scripts.complete.prepare_invoke();
+        inv.arg(sweep_id);
+        for c in items {
+            inv.arg(c.index)
+                .arg(c.fence)
+                .arg(c.status.as_str())
+                .arg(c.class_bits)
+                .arg(c.cell)
+                .arg(u8::from(c.dead.is_some()))
+                .arg(c.dead.as_deref().unwrap_or(""))
+                .arg(&c.result[..]);
+        }
+        let r: Vec<i64> = inv.invoke_async(&mut con).await.map_err(|e| no_sweep(e, sweep_id))?;
+        Ok(r.into_iter()
+            .map(|x| match x {
+                1 => Recorded::Recorded,
+                2 => Recorded::Duplicate,
+                _ => Recorded::Stale,
+            })
+            .collect())
+    }
+
+    /// Records jobs that did not finish.
+    pub async fn fail(&self, sweep_id: &str, items: &[Failure]) -> Result<Vec<FailOutcome>, QueueError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let mut inv = self.scripts.fail.prepare_invoke();
+        inv.arg(sweep_id);
+        for f in items {
+            let kind = match f.kind {
+                FailKind::Retryable => "retryable",
+                FailKind::Permanent => "permanent",
+                FailKind::Released => "released",
+            };
+            inv.arg(f.index).arg(f.fence).arg(kind).arg(&f.error).arg(f.backoff_ms).arg(f.cell).arg(&f.result[..]);
+        }
+        let r: Vec<String> = inv.invoke_async(&mut con).await.map_err(|e| no_sweep(e, sweep_id))?;
+        r.into_iter()
+            .map(|s| match s.as_str() {
+                "retried" => Ok(FailOutcome::Retried),
+                "dead" => Ok(FailOutcome::DeadLettered),
+                "failed" => Ok(FailOutcome::Failed),
+                "released" => Ok(FailOutcome::Released),
+                "done" => Ok(FailOutcome::AlreadyDone),
+                "stale" => Ok(FailOutcome::Stale),
+                other => Err(QueueError::Protocol(format!("fail outcome {other}"))),
+            })
+            .collect()
+    }
+
+    /// Stops a sweep; returns its state after, or None if there is no such sweep.
+    pub async fn cancel(&self, id: &str) -> Result<Option<String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(self.scripts.cancel.arg(id).invoke_async(&mut con).await?)
+    }
+
+    /// Sweep ids, oldest first.
+    pub async fn list(&self) -> Result<Vec<String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(con.zrange("candor:sweeps", 0, -1).await?)
+    }
+
+    pub async fn bundle(&self, id: &str) -> Result<Option<String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(con.get(key(id, "bundle")).await?)
+    }
+
+    pub async fn state(&self, id: &str) -> Result<Option<SweepState>, QueueError> {
+        let mut con = self.con.clone();
+        let (meta, tally, in_flight, retrying): (HashMap<String, String>, HashMap<String, u64>, u64, u64) = redis::pipe()
+            .hgetall(key(id, "meta"))
+            .hgetall(key(id, "tally"))
+            .zcard(key(id, "leases"))
+            .zcard(key(id, "retry"))
+            .query_async(&mut con)
+            .await?;
+        if meta.is_empty() {
+            return Ok(None);
+        }
+        let n = |f: &str| meta.get(f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(Some(SweepState {
+            id: id.to_string(),
+            name: meta.get("name").cloned().unwrap_or_default(),
+            state: meta.get("state").cloned().unwrap_or_default(),
+            total: n("total"),
+            done: n("done"),
+            failed: n("failed"),
+            incomplete: n("incomplete"),
+            dead: n("dead"),
+            retried: n("retried"),
+            lease_expiries: n("lease_expiries"),
+            leased: n("leased"),
+            in_flight,
+            retrying,
+            max_attempts: n("max_attempts") as u32,
+            simulated: n("simulated") == 1,
+            created_ms: n("created_ms"),
+            finished_ms: n("finished_ms"),
+            tally,
+        }))
+    }
+
+    /// Jobs to dead-letter because their leases kept expiring: (sweep, index, why).
+    pub async fn dying(&self) -> Result<Vec<(String, u64, String)>, QueueError> {
+        let mut con = self.con.clone();
+        let ids: Vec<String> = con.smembers("candor:dying").await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let jobs: HashMap<u64, String> = con.hgetall(key(&id, "dying")).await?;
+            if jobs.is_empty() {
+                let _: () = con.srem("candor:dying", &id).await?;
+            }
+            out.extend(jobs.into_iter().map(|(i, why)| (id.clone(), i, why)));
+        }
+        Ok(out)
+    }
+
+    /// One page of a sweep's results: (next cursor, results); cursor 0 ends.
+    pub async fn results_page(&self, id: &str, cursor: u64, count: usize) -> Result<(u64, Vec<Vec<u8>>), QueueError> {
+        let mut con = self.con.clone();
+        let (next, flat): (u64, Vec<Vec<u8>>) = redis::cmd("HSCAN")
+            .arg(key(id, "results"))
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut con)
+            .await?;
+        Ok((next, flat.into_iter().skip(1).step_by(2).collect()))
+    }
+
+    /// Dead-lettered jobs of a sweep: index -> why.
+    pub async fn dead_letters(&self, id: &str) -> Result<HashMap<u64, String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(con.hgetall(key(id, "dead")).await?)
+    }
+}
+
+fn no_sweep(e: redis::RedisError, id: &str) -> QueueError {
+    if e.code() == Some("NOSWEEP") { QueueError::NoSuchSweep(id.to_string()) } else { QueueError::Redis(e) }
+}

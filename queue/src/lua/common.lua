@@ -1,0 +1,59 @@
+-- Shared by every candor script. Key layout, for sweep ID:
+--   candor:sweeps            ZSET   id -> created (ms)
+--   candor:active            LIST   ids of running sweeps, rotated for round-robin leasing
+--   candor:fence             STRING fencing token counter
+--   candor:dying             SET    ids of sweeps with jobs to dead-letter (see lease.lua)
+--   candor:s:ID:meta         HASH   name, total, state, counters
+--   candor:s:ID:bundle       STRING the spec bundle (JSON)
+--   candor:s:ID:cursor       STRING next job index never leased
+--   candor:s:ID:leases       ZSET   index -> lease deadline (ms)
+--   candor:s:ID:fences       HASH   index -> fencing token of its current lease
+--   candor:s:ID:attempts     HASH   index -> leases so far (jobs not finished)
+--   candor:s:ID:retry        ZSET   index -> when it may be leased again (ms)
+--   candor:s:ID:errors       HASH   index -> last retryable error
+--   candor:s:ID:dying        HASH   index -> why it is to be dead-lettered
+--   candor:s:ID:done         BITMAP one bit per job with a result
+--   candor:s:ID:results      HASH   index -> result (JSON)
+--   candor:s:ID:dead         HASH   index -> why it was dead-lettered
+--   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|yK" -> count
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function k(id, name)
+  return 'candor:s:' .. id .. ':' .. name
+end
+
+-- Records the result of job idx; the caller has checked that it has none.
+local function record(id, idx, status, bits, cell, payload, ncls)
+  redis.call('SETBIT', k(id, 'done'), idx, 1)
+  redis.call('HSET', k(id, 'results'), idx, payload)
+  redis.call('ZREM', k(id, 'leases'), idx)
+  redis.call('HDEL', k(id, 'fences'), idx)
+  redis.call('HDEL', k(id, 'attempts'), idx)
+  redis.call('HDEL', k(id, 'errors'), idx)
+  redis.call('HDEL', k(id, 'dying'), idx)
+  redis.call('ZREM', k(id, 'retry'), idx)
+  local tally = k(id, 'tally')
+  redis.call('HINCRBY', tally, cell .. ':' .. status, 1)
+  if status == 'ok' then
+    for c = 0, ncls - 1 do
+      if bit.band(bits, bit.lshift(1, c)) ~= 0 then
+        redis.call('HINCRBY', tally, cell .. ':y' .. c, 1)
+      end
+    end
+  end
+  local meta = k(id, 'meta')
+  if status ~= 'ok' then
+    redis.call('HINCRBY', meta, status, 1)
+  end
+  local done = redis.call('HINCRBY', meta, 'done', 1)
+  if done >= tonumber(redis.call('HGET', meta, 'total')) then
+    if redis.call('HGET', meta, 'state') == 'running' then
+      redis.call('HSET', meta, 'state', 'done')
+    end
+    redis.call('HSET', meta, 'finished_ms', now_ms())
+    redis.call('LREM', 'candor:active', 0, id)
+  end
+end

@@ -1,0 +1,28 @@
+-- ARGV: id, then groups of 8: index, fence, status, classifier bits, cell,
+-- dead (0/1), error, result. Fence "0" skips the fence check (the coordinator
+-- dead-lettering a job nobody holds). Returns per group: 1 recorded, 2 the job
+-- already had a result, 0 refused: the lease is no longer held under that fence.
+local id = ARGV[1]
+local meta = k(id, 'meta')
+local total = redis.call('HGET', meta, 'total')
+if not total then
+  return redis.error_reply('NOSWEEP no such sweep')
+end
+local ncls = tonumber(redis.call('HGET', meta, 'classifiers'))
+local out = {}
+for i = 2, #ARGV, 8 do
+  local idx, fence = ARGV[i], ARGV[i + 1]
+  if redis.call('GETBIT', k(id, 'done'), idx) == 1 then
+    out[#out + 1] = 2
+  elseif fence ~= '0' and redis.call('HGET', k(id, 'fences'), idx) ~= fence then
+    out[#out + 1] = 0
+  else
+    record(id, idx, ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 7], ncls)
+    if ARGV[i + 5] == '1' then
+      redis.call('HSET', k(id, 'dead'), idx, ARGV[i + 6])
+      redis.call('HINCRBY', meta, 'dead', 1)
+    end
+    out[#out + 1] = 1
+  end
+end
+return out

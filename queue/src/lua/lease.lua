@@ -1,0 +1,74 @@
+-- ARGV: slots, lease ttl (ms). Hands out up to `slots` jobs, round-robin over
+-- the running sweeps: each sweep in turn gets an even share of what is left.
+-- Within a sweep: expired leases first, then retries that are due, then new
+-- indices from the cursor. A job whose lease expired on its last attempt goes
+-- to the sweep's dying list for the coordinator to dead-letter.
+-- Returns a flat array: id, index, fence, attempt, ...
+local slots = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local now = now_ms()
+local out = {}
+local n = redis.call('LLEN', 'candor:active')
+local tried = 0
+while slots > 0 and tried < n do
+  local id = redis.call('LMOVE', 'candor:active', 'candor:active', 'LEFT', 'RIGHT')
+  if not id then break end
+  tried = tried + 1
+  local meta = k(id, 'meta')
+  local state = redis.call('HGET', meta, 'state')
+  if state ~= 'running' then
+    redis.call('LREM', 'candor:active', 0, id)
+  else
+    local share = math.ceil(slots / (n - tried + 1))
+    local got = 0
+    local fence = redis.call('INCR', 'candor:fence')
+    local max_attempts = tonumber(redis.call('HGET', meta, 'max_attempts'))
+    local leases, fences, attempts = k(id, 'leases'), k(id, 'fences'), k(id, 'attempts')
+    local function take(idx)
+      local a = redis.call('HINCRBY', attempts, idx, 1)
+      redis.call('ZADD', leases, now + ttl, idx)
+      redis.call('HSET', fences, idx, fence)
+      out[#out + 1] = id
+      out[#out + 1] = tostring(idx)
+      out[#out + 1] = tostring(fence)
+      out[#out + 1] = tostring(a)
+      got = got + 1
+    end
+    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, share)
+    for _, idx in ipairs(expired) do
+      redis.call('HINCRBY', meta, 'lease_expiries', 1)
+      local a = tonumber(redis.call('HGET', attempts, idx) or '0')
+      if a >= max_attempts then
+        redis.call('ZREM', leases, idx)
+        redis.call('HDEL', fences, idx)
+        redis.call('HSET', k(id, 'dying'), idx, 'its lease expired on each of ' .. a .. ' attempts')
+        redis.call('SADD', 'candor:dying', id)
+      else
+        take(idx)
+      end
+    end
+    if got < share then
+      local due = redis.call('ZRANGEBYSCORE', k(id, 'retry'), '-inf', now, 'LIMIT', 0, share - got)
+      for _, idx in ipairs(due) do
+        redis.call('ZREM', k(id, 'retry'), idx)
+        take(idx)
+      end
+    end
+    if got < share then
+      local total = tonumber(redis.call('HGET', meta, 'total'))
+      local cur = tonumber(redis.call('GET', k(id, 'cursor')) or '0')
+      local m = math.min(share - got, total - cur)
+      if m > 0 then
+        redis.call('SET', k(id, 'cursor'), cur + m)
+        for i = cur, cur + m - 1 do
+          take(i)
+        end
+      end
+    end
+    if got > 0 then
+      redis.call('HINCRBY', meta, 'leased', got)
+    end
+    slots = slots - got
+  end
+end
+return out

@@ -1,0 +1,16 @@
+-- ARGV: lease ttl (ms), then id, index, fence triples. Extends each lease still
+-- held under that fence in a running sweep. Returns 1 (renewed) or 0 (lost)
+-- per triple.
+local ttl = tonumber(ARGV[1])
+local now = now_ms()
+local out = {}
+for i = 2, #ARGV, 3 do
+  local id, idx, fence = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local ok = 0
+  if redis.call('HGET', k(id, 'meta'), 'state') == 'running' and redis.call('HGET', k(id, 'fences'), idx) == fence then
+    redis.call('ZADD', k(id, 'leases'), 'XX', now + ttl, idx)
+    ok = 1
+  end
+  out[#out + 1] = ok
+end
+return out

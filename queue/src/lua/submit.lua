@@ -1,0 +1,18 @@
+-- ARGV: id, bundle, then field/value pairs of the sweep's meta.
+-- Returns 1 if the sweep was created, 0 if it already existed.
+local id = ARGV[1]
+local meta = k(id, 'meta')
+if redis.call('EXISTS', meta) == 1 then
+  return 0
+end
+local now = now_ms()
+redis.call('SET', k(id, 'bundle'), ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', meta, ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', meta, 'state', 'running', 'created_ms', now, 'done', 0, 'failed', 0, 'incomplete', 0,
+  'dead', 0, 'retried', 0, 'lease_expiries', 0, 'leased', 0)
+redis.call('SET', k(id, 'cursor'), 0)
+redis.call('ZADD', 'candor:sweeps', now, id)
+redis.call('RPUSH', 'candor:active', id)
+return 1
