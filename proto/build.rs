@@ -1,7 +1,7 @@
 //! Compiles the .proto files with protox (pure Rust: no system protoc).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/candor/v1/report.proto"];
+    let files = ["proto/candor/v1/sweeps.proto", "proto/candor/v1/workers.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

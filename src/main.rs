@@ -1,9 +1,11 @@
-//! The `candor` command. Parses arguments, sets up logging and hands over to
-//! the library crates; see `commands/`.
+//! The `candor` command. Parses arguments, sets up telemetry and hands over
+//! to the library crates; see `commands/`.
 
+mod client;
 mod commands;
 mod exit;
 mod progress;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,22 +34,62 @@ enum Command {
     },
     /// Measure local throughput and peak memory on a generated sim sweep.
     Bench(commands::bench::BenchArgs),
+    /// Serve the gRPC coordinator: sweeps and their state in Redis.
+    Coordinator(commands::serve::CoordinatorArgs),
+    /// Run jobs leased from a coordinator.
+    Worker(commands::serve::WorkerArgs),
+    /// Submit a sweep to a coordinator; prints its id.
+    Submit(commands::remote::SubmitArgs),
+    /// Show a submitted sweep's progress.
+    Status(commands::remote::StatusArgs),
+    /// Follow a submitted sweep until it ends, with a bar per model × condition.
+    Watch(commands::remote::IdArgs),
+    /// Write a submitted sweep's report.json, report.md and results.jsonl.
+    Report(commands::remote::ReportArgs),
+    /// Stop a submitted sweep.
+    Cancel(commands::remote::IdArgs),
+    /// List the sweeps a coordinator knows.
+    List(commands::remote::ListArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     let code = match cli.command {
-        Command::Run(args) => commands::run::run(args),
-        Command::Validate { spec } => commands::validate::validate(&spec),
-        Command::Bench(args) => commands::bench::bench(args),
+        Command::Bench(args) => {
+            let _guard = telemetry::init("candor", "warn");
+            commands::bench::bench(args)
+        }
+        Command::Validate { spec } => {
+            let _guard = telemetry::init("candor", "warn");
+            commands::validate::validate(&spec)
+        }
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let service = matches!(command, Command::Coordinator(_) | Command::Worker(_));
+                let name = match command {
+                    Command::Coordinator(_) => "candor-coordinator",
+                    Command::Worker(_) => "candor-worker",
+                    _ => "candor",
+                };
+                let _guard = telemetry::init(name, if service { "info" } else { "warn" });
+                match command {
+                    Command::Run(args) => commands::run::run(args).await,
+                    Command::Coordinator(args) => commands::serve::coordinator(args).await,
+                    Command::Worker(args) => commands::serve::worker(args).await,
+                    Command::Submit(args) => commands::remote::submit(args).await,
+                    Command::Status(args) => commands::remote::status(args).await,
+                    Command::Watch(args) => commands::remote::watch(args).await,
+                    Command::Report(args) => commands::remote::report(args).await,
+                    Command::Cancel(args) => commands::remote::cancel(args).await,
+                    Command::List(args) => commands::remote::list(args).await,
+                    Command::Bench(_) | Command::Validate { .. } => unreachable!("handled above"),
+                }
+            })
+        }
     };
     ExitCode::from(code as u8)
 }

@@ -4,5 +4,7 @@
 
 pub mod export;
 pub mod local;
+pub mod metrics;
+pub mod server;
 
 pub use local::{LocalOptions, Outcome, Progress, RunError, RunSummary, run_local};

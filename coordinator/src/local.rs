@@ -104,6 +104,7 @@ pub async fn run_local(
 
     let executor = Arc::new(Executor::new(sweep.clone()));
     let cursor = Arc::new(AtomicU64::new(0));
+    let max_attempts = sweep.spec.max_attempts;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..opts.concurrency.max(1) {
         let (executor, cursor, todo, tx, stop) =
@@ -120,7 +121,15 @@ pub async fn run_local(
                 if todo.contains(i) {
                     continue;
                 }
-                let done = executor.run(i).await;
+                let mut attempt = 1;
+                let done = loop {
+                    let done = executor.run(i, attempt).await;
+                    if !done.retryable || attempt >= max_attempts || stop.load(Ordering::Relaxed) {
+                        break done;
+                    }
+                    tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
+                    attempt += 1;
+                };
                 if tx.send(done).await.is_err() {
                     break; // the writer has stopped; it reports why
                 }

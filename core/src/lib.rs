@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod locate;
 pub mod report;
 pub mod result;
+pub mod retry;
 pub mod spec;
 pub mod stats;
 pub mod store;

@@ -75,6 +75,9 @@ pub struct SweepInfo {
     pub jobs_done: u64,
     pub jobs_incomplete: u64,
     pub jobs_failed: u64,
+    /// Failed jobs that used every attempt (distributed sweeps); counted in `jobs_failed` too.
+    #[serde(default)]
+    pub jobs_dead_lettered: u64,
     /// True when any model in the sweep is candor's simulated model.
     pub simulated: bool,
     /// The classifier whose verdict is reported as `compliant`.
@@ -212,6 +215,7 @@ impl Report {
                 jobs_done: done,
                 jobs_incomplete: incomplete,
                 jobs_failed: failed,
+                jobs_dead_lettered: 0,
                 simulated: sweep.simulated(),
                 primary_classifier: spec.classifiers[0].name().to_string(),
             },

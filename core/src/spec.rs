@@ -43,6 +43,13 @@ pub struct SpecFile {
     pub classifiers: Vec<ClassifierSpec>,
     #[serde(default)]
     pub compare: Option<Vec<String>>,
+    /// Tries per job before a retryable failure is final (dead-lettered).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_max_attempts() -> u32 {
+    3
 }
 
 fn one() -> u32 {
@@ -573,6 +580,10 @@ impl Sweep {
         }
         if spec.protocol.continuation.is_empty() {
             return Err(ctx.err("protocol.continuation", "must not be empty"));
+        }
+
+        if spec.max_attempts == 0 || spec.max_attempts > 100 {
+            return Err(ctx.err("max_attempts", "must be between 1 and 100"));
         }
 
         // Classifiers.

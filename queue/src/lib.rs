@@ -98,6 +98,16 @@ pub enum JobStatus {
     Failed,
 }
 
+impl From<candor_core::Status> for JobStatus {
+    fn from(s: candor_core::Status) -> Self {
+        match s {
+            candor_core::Status::Ok => JobStatus::Ok,
+            candor_core::Status::Incomplete => JobStatus::Incomplete,
+            candor_core::Status::Failed => JobStatus::Failed,
+        }
+    }
+}
+
 impl JobStatus {
     fn as_str(self) -> &'static str {
         match self {
@@ -146,7 +156,8 @@ pub struct Failure {
     pub fence: u64,
     pub kind: FailKind,
     pub error: String,
-    pub backoff_ms: u64,
+    /// The lease's attempt; a retry waits `candor_core::retry::backoff(attempt)`.
+    pub attempt: u32,
     pub cell: u32,
     /// The failed result to record if the job is failed or dead-lettered.
     pub result: Vec<u8>,
@@ -241,7 +252,9 @@ impl Queue {
         let bad = || QueueError::Protocol("lease reply".into());
         flat.chunks(4)
             .map(|c| {
-                let [id, idx, fence, attempt] = c else { return Err(bad()) };
+                let [id, idx, fence, attempt] = c else {
+                    return Err(bad());
+                };
                 Ok(Lease {
                     sweep_id: id.clone(),
                     index: idx.parse().map_err(|_| bad())?,
@@ -309,7 +322,14 @@ impl Queue {
                 FailKind::Permanent => "permanent",
                 FailKind::Released => "released",
             };
-            inv.arg(f.index).arg(f.fence).arg(kind).arg(&f.error).arg(f.backoff_ms).arg(f.cell).arg(&f.result[..]);
+            let backoff = candor_core::retry::backoff(f.attempt.max(1), f.index).as_millis() as u64;
+            inv.arg(f.index)
+                .arg(f.fence)
+                .arg(kind)
+                .arg(&f.error)
+                .arg(backoff)
+                .arg(f.cell)
+                .arg(&f.result[..]);
         }
         let r: Vec<String> = inv.invoke_async(&mut con).await.map_err(|e| no_sweep(e, sweep_id))?;
         r.into_iter()
@@ -344,13 +364,14 @@ impl Queue {
 
     pub async fn state(&self, id: &str) -> Result<Option<SweepState>, QueueError> {
         let mut con = self.con.clone();
-        let (meta, tally, in_flight, retrying): (HashMap<String, String>, HashMap<String, u64>, u64, u64) = redis::pipe()
-            .hgetall(key(id, "meta"))
-            .hgetall(key(id, "tally"))
-            .zcard(key(id, "leases"))
-            .zcard(key(id, "retry"))
-            .query_async(&mut con)
-            .await?;
+        let (meta, tally, in_flight, retrying): (HashMap<String, String>, HashMap<String, u64>, u64, u64) =
+            redis::pipe()
+                .hgetall(key(id, "meta"))
+                .hgetall(key(id, "tally"))
+                .zcard(key(id, "leases"))
+                .zcard(key(id, "retry"))
+                .query_async(&mut con)
+                .await?;
         if meta.is_empty() {
             return Ok(None);
         }
@@ -392,8 +413,14 @@ impl Queue {
         Ok(out)
     }
 
-    /// One page of a sweep's results: (next cursor, results); cursor 0 ends.
-    pub async fn results_page(&self, id: &str, cursor: u64, count: usize) -> Result<(u64, Vec<Vec<u8>>), QueueError> {
+    /// One page of a sweep's results: (next cursor, (index, result) pairs);
+    /// cursor 0 ends. A result may appear on two pages.
+    pub async fn results_page(
+        &self,
+        id: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<(u64, Vec<u8>)>), QueueError> {
         let mut con = self.con.clone();
         let (next, flat): (u64, Vec<Vec<u8>>) = redis::cmd("HSCAN")
             .arg(key(id, "results"))
@@ -402,7 +429,16 @@ impl Queue {
             .arg(count)
             .query_async(&mut con)
             .await?;
-        Ok((next, flat.into_iter().skip(1).step_by(2).collect()))
+        let mut out = Vec::with_capacity(flat.len() / 2);
+        let mut it = flat.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            let idx = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| QueueError::Protocol("result field is not a job index".into()))?;
+            out.push((idx, v));
+        }
+        Ok((next, out))
     }
 
     /// Dead-lettered jobs of a sweep: index -> why.
@@ -413,5 +449,9 @@ impl Queue {
 }
 
 fn no_sweep(e: redis::RedisError, id: &str) -> QueueError {
-    if e.code() == Some("NOSWEEP") { QueueError::NoSuchSweep(id.to_string()) } else { QueueError::Redis(e) }
+    if e.code() == Some("NOSWEEP") {
+        QueueError::NoSuchSweep(id.to_string())
+    } else {
+        QueueError::Redis(e)
+    }
 }

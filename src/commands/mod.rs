@@ -1,5 +1,7 @@
 pub mod bench;
+pub mod remote;
 pub mod run;
+pub mod serve;
 pub mod validate;
 
 use std::path::Path;

@@ -25,7 +25,7 @@ pub struct RunArgs {
     quiet: bool,
 }
 
-pub fn run(args: RunArgs) -> i32 {
+pub async fn run(args: RunArgs) -> i32 {
     let sweep = match super::load(&args.spec) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
@@ -39,11 +39,7 @@ pub fn run(args: RunArgs) -> i32 {
         out,
         concurrency: args.concurrency as usize,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
+    {
         let stop = Arc::new(AtomicBool::new(false));
         tokio::spawn(watch_signals(stop.clone()));
         let progress = Arc::new(Progress::default());
@@ -100,7 +96,7 @@ pub fn run(args: RunArgs) -> i32 {
                 exit::INTERRUPTED
             }
         }
-    })
+    }
 }
 
 /// Sets `stop` on the first SIGINT or SIGTERM; a second one exits at once.

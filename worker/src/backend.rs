@@ -22,6 +22,8 @@ pub struct ChatRequest<'a> {
     pub seed: u32,
     /// 1-based number of this call within the job.
     pub turn: u32,
+    /// 1-based attempt of the whole job (a retried job starts again).
+    pub attempt: u32,
     /// The condition's name. Real models never see it; the simulated model
     /// uses it to pick its configured behaviour.
     pub condition: &'a str,
@@ -40,6 +42,16 @@ pub enum BackendError {
     /// The call failed and trying again will not help.
     #[error("{message}")]
     Failed { message: String },
+    /// The call failed in a way that passes (overload, a server error, a
+    /// timeout): the job may be tried again later.
+    #[error("{message}")]
+    Retryable { message: String },
+}
+
+impl BackendError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, BackendError::Retryable { .. })
+    }
 }
 
 pub trait Backend: Send + Sync {

@@ -6,17 +6,23 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use candor_core::spec::BackendKind;
 use candor_core::store::RecordMeta;
-use candor_core::{JobResult, Status, Sweep, Transcript, Usage};
+use candor_core::{JobResult, JobTuple, Status, Sweep, Transcript, Usage};
 
 use crate::backend::Backend;
 use crate::classify::classify;
 use crate::protocol::{Turn, converse};
 use crate::sim::Sim;
 
-/// A finished job, ready for the store: its summary and its result as JSON.
+/// A finished job, ready to store: its summary and its result as JSON.
 #[derive(Debug, Clone)]
 pub struct Executed {
     pub meta: RecordMeta,
+    /// The report cell (model × variant × condition) the job counts towards.
+    pub cell: u32,
+    /// The job failed in a way that passes: it may be tried again.
+    pub retryable: bool,
+    pub error: Option<String>,
+    /// The `JobResult` as JSON: one line of results.jsonl.
     pub payload: Vec<u8>,
 }
 
@@ -24,6 +30,12 @@ pub struct Executed {
 pub struct Executor {
     sweep: Arc<Sweep>,
     backends: Vec<Arc<dyn Backend>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Executor {
@@ -42,49 +54,21 @@ impl Executor {
         Executor { sweep, backends }
     }
 
-    /// An executor whose models all answer through `backend`.
-    pub fn with_backend(sweep: Arc<Sweep>, backend: Arc<dyn Backend>) -> Self {
-        let backends = vec![backend; sweep.spec.models.len()];
-        Executor { sweep, backends }
-    }
-
     pub fn sweep(&self) -> &Arc<Sweep> {
         &self.sweep
     }
 
-    /// Runs job `index` and returns its result. Never fails: a failure is a
-    /// result with status `failed`.
-    pub async fn run(&self, index: u64) -> Executed {
+    fn blank_result(&self, index: u64, t: &JobTuple, started_at_ms: u64) -> JobResult {
         let sweep = &*self.sweep;
-        let started = Instant::now();
-        let started_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let t = sweep.space.decode(index);
-        let job_id = sweep.job_id(&t);
-        let model = &sweep.spec.models[t.model];
-        let condition = &sweep.spec.conditions[t.condition].name;
-        let conv = match sweep.render(&t) {
-            Ok((system, user)) => {
-                let turn = Turn {
-                    model,
-                    job_id,
-                    seed: t.seed,
-                    condition,
-                };
-                Ok(converse(&*self.backends[t.model], &sweep.spec.protocol, turn, system, user).await)
-            }
-            Err(e) => Err(e),
-        };
-        let mut result = JobResult {
-            job_id: job_id.to_string(),
+        JobResult {
+            job_id: sweep.job_id(t).to_string(),
             sweep_id: sweep.id.clone(),
             index,
-            model: model.id.clone(),
+            model: sweep.spec.models[t.model].id.clone(),
             variant: sweep.spec.prompts[t.variant].name.clone(),
             query_index: t.query as u64,
             query: sweep.rows[t.query].query.clone(),
-            condition: condition.clone(),
+            condition: sweep.spec.conditions[t.condition].name.clone(),
             seed: t.seed,
             status: Status::Failed,
             output: None,
@@ -95,10 +79,43 @@ impl Executor {
             started_at_ms,
             error: None,
             transcript: Transcript::default(),
-        };
+        }
+    }
+
+    fn finish(&self, t: &JobTuple, result: &JobResult, class_bits: u32, retryable: bool) -> Executed {
+        let payload = serde_json::to_vec(result).expect("job results serialize");
+        Executed {
+            meta: RecordMeta {
+                index: result.index,
+                status: result.status,
+                class_bits,
+            },
+            cell: self.sweep.space.cell_of(t) as u32,
+            retryable,
+            error: result.error.clone(),
+            payload,
+        }
+    }
+
+    /// Runs job `index` (its `attempt`-th try) and returns its result.
+    /// Never fails: a failure is a result with status `failed`.
+    pub async fn run(&self, index: u64, attempt: u32) -> Executed {
+        let sweep = &*self.sweep;
+        let started = Instant::now();
+        let t = sweep.space.decode(index);
+        let mut result = self.blank_result(index, &t, now_ms());
         let mut class_bits = 0u32;
-        match conv {
-            Ok(c) => {
+        let mut retryable = false;
+        match sweep.render(&t) {
+            Ok((system, user)) => {
+                let turn = Turn {
+                    model: &sweep.spec.models[t.model],
+                    job_id: sweep.job_id(&t),
+                    seed: t.seed,
+                    attempt,
+                    condition: &sweep.spec.conditions[t.condition].name,
+                };
+                let c = converse(&*self.backends[t.model], &sweep.spec.protocol, turn, system, user).await;
                 if let (Status::Ok, Some(out)) = (c.status, &c.output) {
                     for (i, cl) in sweep.spec.classifiers.iter().enumerate() {
                         let yes = classify(cl, out);
@@ -106,6 +123,7 @@ impl Executor {
                         result.classifications.insert(cl.name().to_string(), yes);
                     }
                 }
+                retryable = c.retryable;
                 result.status = c.status;
                 result.output = c.output;
                 result.turns = c.turns;
@@ -116,14 +134,14 @@ impl Executor {
             Err(e) => result.error = Some(format!("rendering the prompts failed: {e}")),
         }
         result.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let payload = serde_json::to_vec(&result).expect("job results serialize");
-        Executed {
-            meta: RecordMeta {
-                index,
-                status: result.status,
-                class_bits,
-            },
-            payload,
-        }
+        self.finish(&t, &result, class_bits, retryable)
+    }
+
+    /// The failed result of a job that never finished (dead-lettered).
+    pub fn failed(&self, index: u64, error: &str) -> Executed {
+        let t = self.sweep.space.decode(index);
+        let mut result = self.blank_result(index, &t, now_ms());
+        result.error = Some(error.to_string());
+        self.finish(&t, &result, 0, false)
     }
 }

@@ -6,7 +6,9 @@
 pub mod backend;
 pub mod classify;
 pub mod execute;
+pub mod metrics;
 pub mod protocol;
+pub mod remote;
 pub mod sim;
 
 pub use backend::{Backend, BackendError, ChatReply, ChatRequest};

@@ -6,7 +6,7 @@
 use candor_core::spec::{ModelEntry, ProtocolKind, ProtocolSpec};
 use candor_core::{JobId, Message, Role, Status, Transcript, Usage};
 
-use crate::backend::{Backend, BackendError, ChatRequest};
+use crate::backend::{Backend, ChatRequest};
 
 pub const SCRATCHPAD_CLOSE: &str = "</SCRATCHPAD_REASONING>";
 const OUTPUT_OPEN: &str = "<OUTPUT>";
@@ -21,6 +21,8 @@ pub struct Conversation {
     pub turns: u32,
     pub usage: Usage,
     pub error: Option<String>,
+    /// The failure passes; the job may be tried again.
+    pub retryable: bool,
 }
 
 /// The text inside the first `<OUTPUT>`; an output cut off before its
@@ -55,6 +57,7 @@ pub struct Turn<'a> {
     pub model: &'a ModelEntry,
     pub job_id: JobId,
     pub seed: u32,
+    pub attempt: u32,
     pub condition: &'a str,
 }
 
@@ -71,6 +74,7 @@ pub async fn converse(
     }
     let mut usage = Usage::default();
     let mut turns = 0;
+    let mut retryable = false;
     let (status, output, error) = loop {
         turns += 1;
         let req = ChatRequest {
@@ -81,11 +85,15 @@ pub async fn converse(
             job_id: job.job_id,
             seed: job.seed,
             turn: turns,
+            attempt: job.attempt,
             condition: job.condition,
         };
         let reply = match backend.complete(req).await {
             Ok(r) => r,
-            Err(BackendError::Failed { message }) => break (Status::Failed, None, Some(message)),
+            Err(e) => {
+                retryable = e.is_retryable();
+                break (Status::Failed, None, Some(e.to_string()));
+            }
         };
         usage += reply.usage;
         // A prefill is the start of this assistant turn.
@@ -118,6 +126,7 @@ pub async fn converse(
         turns,
         usage,
         error,
+        retryable,
     }
 }
 
@@ -128,7 +137,7 @@ mod tests {
     use candor_core::spec::{BackendKind, Params};
 
     use super::*;
-    use crate::backend::{BoxFuture, ChatReply};
+    use crate::backend::{BackendError, BoxFuture, ChatReply};
 
     /// A model that says the given lines in order and records what it saw.
     struct Script {
@@ -184,6 +193,7 @@ mod tests {
             model: &m,
             job_id: JobId([0; 16]),
             seed: 0,
+            attempt: 1,
             condition: "training",
         };
         converse(script, protocol, turn, "sys".into(), "do it".into()).await

@@ -161,6 +161,7 @@ mod tests {
             job_id: JobId([id; 16]),
             seed: 0,
             turn,
+            attempt: 1,
             condition,
         };
         Sim.complete(req).await

@@ -1,0 +1,96 @@
+//! The coordinator's Prometheus metrics. Sweep counters live in Redis and
+//! are read at scrape time, so every coordinator reports the same totals and
+//! a restart loses nothing; this process only counts its own RPCs.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use candor_queue::SweepState;
+
+pub const JOBS_LEASED: &str = "candor_jobs_leased_total";
+pub const JOBS_COMPLETED: &str = "candor_jobs_completed_total";
+pub const JOBS_FAILED: &str = "candor_jobs_failed_total";
+pub const JOBS_RETRIED: &str = "candor_jobs_retried_total";
+pub const JOBS_DEAD_LETTERED: &str = "candor_jobs_dead_lettered_total";
+pub const LEASE_EXPIRIES: &str = "candor_lease_expiries_total";
+pub const QUEUE_DEPTH: &str = "candor_queue_depth_jobs";
+pub const IN_FLIGHT: &str = "candor_jobs_in_flight";
+pub const RPCS: &str = "candor_coordinator_rpcs_total";
+pub const LEASE_RPC_JOBS: &str = "candor_coordinator_jobs_leased_total";
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub rpcs: AtomicU64,
+    pub leased_here: AtomicU64,
+}
+
+/// A per-sweep series: name, type, help, and how to read it off a sweep's state.
+type Series = (&'static str, &'static str, &'static str, fn(&SweepState) -> u64);
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+impl Metrics {
+    /// The exposition text, with per-sweep series from `sweeps`.
+    pub fn render(&self, sweeps: &[SweepState]) -> String {
+        let mut s = String::new();
+        family(&mut s, RPCS, "counter", "RPCs served by this coordinator.");
+        let _ = writeln!(s, "{RPCS} {}", self.rpcs.load(Ordering::Relaxed));
+        family(
+            &mut s,
+            LEASE_RPC_JOBS,
+            "counter",
+            "Jobs leased through this coordinator.",
+        );
+        let _ = writeln!(s, "{LEASE_RPC_JOBS} {}", self.leased_here.load(Ordering::Relaxed));
+        let series: [Series; 8] = [
+            (JOBS_LEASED, "counter", "Leases handed out, per sweep.", |x| x.leased),
+            (JOBS_COMPLETED, "counter", "Jobs with a result, per sweep.", |x| x.done),
+            (
+                JOBS_FAILED,
+                "counter",
+                "Jobs whose result is a failure, per sweep.",
+                |x| x.failed,
+            ),
+            (
+                JOBS_RETRIED,
+                "counter",
+                "Retryable failures sent back to the queue, per sweep.",
+                |x| x.retried,
+            ),
+            (
+                JOBS_DEAD_LETTERED,
+                "counter",
+                "Jobs that used every attempt, per sweep.",
+                |x| x.dead,
+            ),
+            (
+                LEASE_EXPIRIES,
+                "counter",
+                "Leases that expired unrenewed, per sweep.",
+                |x| x.lease_expiries,
+            ),
+            (
+                QUEUE_DEPTH,
+                "gauge",
+                "Jobs not yet finished and not in flight, per running sweep.",
+                |x| {
+                    if x.state == "running" {
+                        x.total.saturating_sub(x.done + x.in_flight)
+                    } else {
+                        0
+                    }
+                },
+            ),
+            (IN_FLIGHT, "gauge", "Jobs under a lease, per sweep.", |x| x.in_flight),
+        ];
+        for (name, kind, help, get) in series {
+            family(&mut s, name, kind, help);
+            for sw in sweeps {
+                let _ = writeln!(s, "{name}{{sweep=\"{}\",name=\"{}\"}} {}", sw.id, sw.name, get(sw));
+            }
+        }
+        s
+    }
+}

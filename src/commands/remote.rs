@@ -1,0 +1,306 @@
+//! Commands against a coordinator: submit, status, watch, report, cancel, list.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use candor_core::spec::Bundle;
+use candor_proto::v1 as pb;
+use tokio_stream::StreamExt;
+
+use crate::client::{ClientArgs, Fail, rpc_failure};
+use crate::exit;
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    /// The sweep spec (YAML). It and the files it names are sent to the coordinator.
+    spec: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(clap::Args)]
+pub struct IdArgs {
+    /// The sweep id printed by `candor submit`.
+    id: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// The sweep id printed by `candor submit`.
+    id: String,
+    /// Print the status as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The sweep id printed by `candor submit`.
+    id: String,
+    /// Where to write report.json, report.md and results.jsonl [default: runs/<sweep name>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn done(r: Result<i32, Fail>) -> i32 {
+    match r {
+        Ok(c) => c,
+        Err(Fail(code, msg)) => {
+            eprintln!("error: {msg}");
+            code
+        }
+    }
+}
+
+pub async fn submit(a: SubmitArgs) -> i32 {
+    done(
+        async {
+            let bundle = Bundle::collect(&a.spec).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
+            // Check here too, so a bad spec fails before any network.
+            candor_core::Sweep::from_bundle(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
+            let mut c = a.client.sweeps()?;
+            let req = pb::SubmitRequest {
+                bundle: Some(pb::SpecBundle {
+                    spec_path: bundle.spec_path,
+                    spec: bundle.spec,
+                    files: bundle.files.into_iter().collect(),
+                }),
+            };
+            let r = c.submit(req).await.map_err(|s| rpc_failure("submit", &s))?.into_inner();
+            eprintln!(
+                "{} sweep {} ({}, {} jobs)",
+                if r.created { "submitted" } else { "already submitted:" },
+                r.sweep_id,
+                r.name,
+                r.jobs_total
+            );
+            println!("{}", r.sweep_id);
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.sweep_id, "name": s.name, "state": s.state,
+        "jobs_total": s.jobs_total, "jobs_done": s.jobs_done, "jobs_failed": s.jobs_failed,
+        "jobs_incomplete": s.jobs_incomplete, "jobs_dead_lettered": s.jobs_dead_lettered,
+        "jobs_in_flight": s.jobs_in_flight, "jobs_retrying": s.jobs_retrying, "retries": s.retries,
+        "lease_expiries": s.lease_expiries, "simulated": s.simulated,
+        "created_ms": s.created_ms, "finished_ms": s.finished_ms,
+        "cells": s.cells.iter().map(|c| serde_json::json!({
+            "model": c.model, "condition": c.condition, "total": c.total, "done": c.done,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn status_line(s: &pb::SweepStatus) -> String {
+    format!(
+        "sweep {} ({}): {} — {}/{} done, {} failed ({} dead-lettered), {} incomplete, {} in flight, {} waiting to retry",
+        s.sweep_id,
+        s.name,
+        s.state,
+        s.jobs_done,
+        s.jobs_total,
+        s.jobs_failed,
+        s.jobs_dead_lettered,
+        s.jobs_incomplete,
+        s.jobs_in_flight,
+        s.jobs_retrying
+    )
+}
+
+pub async fn status(a: StatusArgs) -> i32 {
+    done(
+        async {
+            let mut c = a.client.sweeps()?;
+            let s = c
+                .get(pb::SweepRef { sweep_id: a.id.clone() })
+                .await
+                .map_err(|s| rpc_failure("status", &s))?
+                .into_inner();
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&status_json(&s)).expect("json"));
+            } else {
+                println!("{}", status_line(&s));
+                for cell in &s.cells {
+                    println!(
+                        "  {:<24} {:<16} {:>10}/{}",
+                        cell.model, cell.condition, cell.done, cell.total
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+pub async fn list(a: ListArgs) -> i32 {
+    done(
+        async {
+            let mut c = a.client.sweeps()?;
+            let r = c
+                .list(pb::ListRequest {})
+                .await
+                .map_err(|s| rpc_failure("list", &s))?
+                .into_inner();
+            for s in &r.sweeps {
+                println!("{}", status_line(s));
+            }
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+pub async fn cancel(a: IdArgs) -> i32 {
+    done(
+        async {
+            let mut c = a.client.sweeps()?;
+            let s = c
+                .cancel(pb::SweepRef { sweep_id: a.id.clone() })
+                .await
+                .map_err(|s| rpc_failure("cancel", &s))?
+                .into_inner();
+            println!("{}", status_line(&s));
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+pub async fn watch(a: IdArgs) -> i32 {
+    done(
+        async {
+            let mut c = a.client.sweeps()?;
+            let mut stream = c
+                .watch(pb::SweepRef { sweep_id: a.id.clone() })
+                .await
+                .map_err(|s| rpc_failure("watch", &s))?
+                .into_inner();
+            let tty = std::io::stderr().is_terminal();
+            let multi = indicatif::MultiProgress::new();
+            let style = indicatif::ProgressStyle::with_template("{prefix:<40} {bar:30.cyan/blue} {pos}/{len}")
+                .expect("template");
+            let mut bars: Vec<indicatif::ProgressBar> = Vec::new();
+            let mut overall: Option<indicatif::ProgressBar> = None;
+            let mut last_line = Instant::now() - Duration::from_secs(60);
+            let mut last = None;
+            while let Some(item) = stream.next().await {
+                let s = item.map_err(|s| rpc_failure("watch", &s))?;
+                if tty {
+                    if bars.is_empty() {
+                        let o = multi.add(indicatif::ProgressBar::new(s.jobs_total).with_style(style.clone()));
+                        o.set_prefix(format!("{} (all)", s.name));
+                        overall = Some(o);
+                        for cell in &s.cells {
+                            let b = multi.add(indicatif::ProgressBar::new(cell.total).with_style(style.clone()));
+                            b.set_prefix(format!("{} × {}", cell.model, cell.condition));
+                            bars.push(b);
+                        }
+                    }
+                    if let Some(o) = &overall {
+                        o.set_position(s.jobs_done);
+                    }
+                    for (b, cell) in bars.iter().zip(&s.cells) {
+                        b.set_position(cell.done);
+                    }
+                } else if last_line.elapsed() >= Duration::from_secs(2) || s.state != "running" {
+                    eprintln!("{}", status_line(&s));
+                    last_line = Instant::now();
+                }
+                last = Some(s);
+            }
+            for b in bars.iter().chain(overall.iter()) {
+                b.finish();
+            }
+            let s = last.ok_or_else(|| Fail(exit::FAILURE, "watch: the stream ended without a status".into()))?;
+            if tty {
+                eprintln!("{}", status_line(&s));
+            }
+            match s.state.as_str() {
+                "done" => Ok(exit::OK),
+                "running" => Err(Fail(
+                    exit::UNAVAILABLE,
+                    "watch: the coordinator closed the stream".into(),
+                )),
+                other => Err(Fail(exit::FAILURE, format!("sweep {} is {other}", s.sweep_id))),
+            }
+        }
+        .await,
+    )
+}
+
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), Fail> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", path.display())))
+}
+
+pub async fn report(a: ReportArgs) -> i32 {
+    done(
+        async {
+            let mut c = a.client.sweeps()?;
+            let id = pb::SweepRef { sweep_id: a.id.clone() };
+            let r = c
+                .report(id.clone())
+                .await
+                .map_err(|s| rpc_failure("report", &s))?
+                .into_inner();
+            let report: candor_core::report::Report = serde_json::from_str(&r.report_json).map_err(|e| {
+                Fail(
+                    exit::FAILURE,
+                    format!("report: the coordinator sent an unreadable report: {e}"),
+                )
+            })?;
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(&report.sweep.name));
+            std::fs::create_dir_all(&out)
+                .map_err(|e| Fail(exit::FAILURE, format!("cannot create {}: {e}", out.display())))?;
+            let path = out.join("results.jsonl");
+            let tmp = path.with_extension("tmp");
+            let file = std::fs::File::create(&tmp)
+                .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", tmp.display())))?;
+            let mut w = std::io::BufWriter::new(file);
+            let mut stream = c.results(id).await.map_err(|s| rpc_failure("report", &s))?.into_inner();
+            let mut lines = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|s| rpc_failure("report", &s))?;
+                lines += chunk.jsonl.iter().filter(|&&b| b == b'\n').count() as u64;
+                w.write_all(&chunk.jsonl)
+                    .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", tmp.display())))?;
+            }
+            w.flush()
+                .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", tmp.display())))?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", path.display())))?;
+            write_atomic(&out.join("report.json"), r.report_json.as_bytes())?;
+            write_atomic(&out.join("report.md"), r.report_md.as_bytes())?;
+            println!("{}", report.to_table());
+            println!(
+                "wrote {}/report.json, report.md, results.jsonl ({lines} results)",
+                out.display()
+            );
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}

@@ -1,0 +1,275 @@
+//! The long-running services: `candor coordinator` and `candor worker`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use candor_coordinator::server::{Coordinator, ServeOptions, Settings, serve};
+use candor_queue::Queue;
+use candor_worker::metrics::Metrics as WorkerMetrics;
+use candor_worker::remote::{RemoteOptions, run as run_worker};
+
+use crate::client::{ClientArgs, redact};
+use crate::exit;
+use crate::telemetry::{Endpoints, bind, serve_http};
+
+#[derive(clap::Args)]
+pub struct CoordinatorArgs {
+    /// Address for the gRPC API (port 0 picks a free port).
+    #[arg(long, env = "CANDOR_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Redis URL: redis://HOST:PORT or rediss:// for TLS; may carry a password. Prefer the
+    /// CANDOR_REDIS_URL environment variable when it does.
+    #[arg(long, env = "CANDOR_REDIS_URL", hide_env_values = true)]
+    redis: String,
+    /// Address for HTTP /metrics, /healthz and /readyz.
+    #[arg(long, env = "CANDOR_HTTP")]
+    http: Option<SocketAddr>,
+    /// Read the bearer token clients and workers must present from this file instead of CANDOR_TOKEN.
+    #[arg(long, env = "CANDOR_TOKEN_FILE", hide_env_values = true)]
+    token_file: Option<PathBuf>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "CANDOR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "CANDOR_TLS_KEY", requires = "tls_cert", hide_env_values = true)]
+    tls_key: Option<PathBuf>,
+    /// How long a lease lasts unless the worker renews it, in milliseconds.
+    #[arg(long, env = "CANDOR_LEASE_TTL_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+    lease_ttl_ms: u64,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Redis URL to record results in directly (as the coordinator's); without it results go
+    /// through the coordinator. Prefer the CANDOR_REDIS_URL environment variable.
+    #[arg(long, env = "CANDOR_REDIS_URL", hide_env_values = true)]
+    redis: Option<String>,
+    /// Jobs in flight at once.
+    #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    concurrency: u32,
+    /// Address for HTTP /metrics, /healthz and /readyz.
+    #[arg(long, env = "CANDOR_HTTP")]
+    http: Option<SocketAddr>,
+    /// Seconds running jobs may take to finish after SIGTERM before they are handed back.
+    #[arg(long, env = "CANDOR_GRACE_SECS", default_value_t = 30)]
+    grace_secs: u64,
+    /// This worker's name in logs [default: host name and process id].
+    #[arg(long, env = "CANDOR_WORKER_ID")]
+    id: Option<String>,
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn signalled() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Connects to Redis, retrying while it is not up yet.
+async fn connect_redis(url: &str) -> Result<Queue, String> {
+    let shown = redact(url);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match Queue::connect(url).await {
+            Ok(q) => return Ok(q),
+            Err(candor_queue::QueueError::Redis(e)) if e.kind() == redis_invalid() => {
+                return Err(format!("--redis {shown}: {e}"));
+            }
+            Err(e) => {
+                tracing::warn!(redis = %shown, error = %e, "cannot reach redis; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = signalled() => return Err("interrupted".into()),
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn redis_invalid() -> redis::ErrorKind {
+    redis::ErrorKind::InvalidClientConfig
+}
+
+pub async fn coordinator(a: CoordinatorArgs) -> i32 {
+    let token = match candor_proto::auth::Token::load(a.token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => match (std::fs::read(c), std::fs::read(k)) {
+            (Ok(c), Ok(k)) => Some((c, k)),
+            (Err(e), _) => return bad(format!("--tls-cert {}: {e}", c.display())),
+            (_, Err(e)) => return bad(format!("--tls-key {}: {e}", k.display())),
+        },
+        _ => None,
+    };
+    let listener = match bind(a.listen, "--listen").await {
+        Ok(l) => l,
+        Err(e) => return bad(e),
+    };
+    let http = match a.http {
+        Some(addr) => match bind(addr, "--http").await {
+            Ok(l) => Some(l),
+            Err(e) => return bad(e),
+        },
+        None => None,
+    };
+    let queue = match connect_redis(&a.redis).await {
+        Ok(q) => q,
+        Err(e) => return bad(e),
+    };
+    let co = Coordinator::new(
+        queue,
+        Settings {
+            lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+        },
+    );
+    let addr = listener.local_addr().expect("bound");
+    let http_addr = http.as_ref().map(|l| l.local_addr().expect("bound"));
+    if let Some(l) = http {
+        let (m, r) = (co.clone(), co.clone());
+        tokio::spawn(serve_http(
+            l,
+            Endpoints {
+                metrics: Arc::new(move || {
+                    let co = m.clone();
+                    Box::pin(async move {
+                        let states = co.all_states().await.map_err(|e| format!("redis: {e}\n"))?;
+                        Ok(co.metrics.render(&states))
+                    })
+                }),
+                ready: Arc::new(move || {
+                    let co = r.clone();
+                    Box::pin(async move {
+                        co.queue()
+                            .ping()
+                            .await
+                            .map(|()| "ready\n".into())
+                            .map_err(|e| format!("redis: {e}\n"))
+                    })
+                }),
+            },
+        ));
+    }
+    eprintln!(
+        "coordinator listening on {addr}{}{}; redis {}",
+        if tls_enabled(&a) { " (tls)" } else { "" },
+        http_addr.map(|h| format!(", http on {h}")).unwrap_or_default(),
+        redact(&a.redis)
+    );
+    tracing::info!(%addr, redis = %redact(&a.redis), "coordinator started");
+    match serve(co, ServeOptions { listener, token, tls }, signalled()).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn tls_enabled(a: &CoordinatorArgs) -> bool {
+    a.tls_cert.is_some()
+}
+
+fn bad(msg: String) -> i32 {
+    eprintln!("error: {msg}");
+    exit::BAD_INPUT
+}
+
+pub async fn worker(a: WorkerArgs) -> i32 {
+    let token = match a.client.token() {
+        Ok(t) => t,
+        Err(f) => return bad(f.1),
+    };
+    let channel = match a.client.channel() {
+        Ok(c) => c,
+        Err(f) => return bad(f.1),
+    };
+    let http = match a.http {
+        Some(addr) => match bind(addr, "--http").await {
+            Ok(l) => Some(l),
+            Err(e) => return bad(e),
+        },
+        None => None,
+    };
+    let redis = match &a.redis {
+        Some(url) => match connect_redis(url).await {
+            Ok(q) => Some(q),
+            Err(e) => return bad(e),
+        },
+        None => None,
+    };
+    let metrics = Arc::new(WorkerMetrics::default());
+    let http_addr = http.as_ref().map(|l| l.local_addr().expect("bound"));
+    if let Some(l) = http {
+        let (m, r) = (metrics.clone(), metrics.clone());
+        tokio::spawn(serve_http(
+            l,
+            Endpoints {
+                metrics: Arc::new(move || {
+                    let m = m.clone();
+                    Box::pin(async move { Ok(m.render()) })
+                }),
+                ready: Arc::new(move || {
+                    let r = r.clone();
+                    Box::pin(async move {
+                        if r.connected.load(std::sync::atomic::Ordering::Relaxed) {
+                            Ok("ready\n".into())
+                        } else {
+                            Err("not connected to the coordinator\n".into())
+                        }
+                    })
+                }),
+            },
+        ));
+    }
+    let worker_id = a.id.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        format!("{host}-{}", std::process::id())
+    });
+    eprintln!(
+        "worker {worker_id}: coordinator {}, concurrency {}{}{}",
+        a.client.coordinator,
+        a.concurrency,
+        a.redis
+            .as_deref()
+            .map(|u| format!(", results to redis {}", redact(u)))
+            .unwrap_or_default(),
+        http_addr.map(|h| format!(", http on {h}")).unwrap_or_default(),
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signalled().await;
+        eprintln!("stopping: no new leases; finishing running jobs");
+        let _ = tx.send(true);
+        signalled().await;
+        std::process::exit(exit::INTERRUPTED);
+    });
+    let opts = RemoteOptions {
+        channel,
+        token,
+        redis,
+        concurrency: a.concurrency as usize,
+        grace: Duration::from_secs(a.grace_secs),
+        worker_id,
+    };
+    match run_worker(opts, metrics, rx).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::ACCESS
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Logs, traces and the metrics/health HTTP endpoint.
+//!
+//! Logs go to stderr (`CANDOR_LOG` filter, default `warn` for the one-shot
+//! commands and `info` for services). When `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//! set, spans are also exported over OTLP/gRPC.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Flushes exported spans when dropped.
+pub struct Guard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// Sets up logging, and trace export if configured. Needs a tokio runtime
+/// when exporting.
+pub fn init(service: &'static str, default_filter: &str) -> Guard {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        registry.init();
+        return Guard(None);
+    }
+    use opentelemetry::trace::TracerProvider as _;
+    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        Ok(e) => e,
+        Err(e) => {
+            registry.init();
+            tracing::error!(error = %e, "OTLP trace export is off: cannot build the exporter");
+            return Guard(None);
+        }
+    };
+    let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+        exporter,
+        opentelemetry_sdk::runtime::Tokio,
+    )
+    .build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("candor");
+    registry.with(tracing_opentelemetry::layer().with_tracer(tracer)).init();
+    Guard(Some(provider))
+}
+
+type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// What the HTTP endpoint serves.
+pub struct Endpoints {
+    /// Prometheus exposition text.
+    pub metrics: Probe,
+    /// Ok when the service can do its work; the error says why not.
+    pub ready: Probe,
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener`.
+pub async fn serve_http(listener: tokio::net::TcpListener, e: Endpoints) {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let (metrics, ready) = (e.metrics, e.ready);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    match metrics().await {
+                        Ok(text) => (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], text),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/plain")], e),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    match ready().await {
+                        Ok(s) => (StatusCode::OK, s),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
+                    }
+                }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "http endpoint stopped");
+    }
+}
+
+/// Binds `addr`, naming the flag in the error.
+pub async fn bind(addr: SocketAddr, flag: &str) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{flag} {addr}: cannot listen: {e}"))
+}

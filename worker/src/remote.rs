@@ -1,0 +1,505 @@
+//! A worker process: leases batches of jobs from the coordinator, runs them
+//! on the same executor as local runs, and records each result straight in
+//! Redis (or through the coordinator when it has no Redis URL). Leases are
+//! renewed while their jobs run; a lease lost to someone else cancels its
+//! job. On shutdown it stops leasing, lets running jobs finish within a grace
+//! period, and hands the rest back to be leased again at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use candor_core::Sweep;
+use candor_core::spec::Bundle;
+use candor_proto::auth::Attach;
+use candor_proto::v1 as pb;
+use candor_proto::v1::workers_client::WorkersClient;
+use candor_queue::{Completion, FailKind, FailOutcome, Failure, Queue, Recorded};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tracing::Instrument;
+
+use crate::execute::{Executed, Executor};
+use crate::metrics::Metrics;
+
+type Client = WorkersClient<InterceptedService<Channel, Attach>>;
+
+/// Results waiting to be recorded, at most.
+const DONE_QUEUE: usize = 4096;
+/// Results recorded in one call, at most.
+const WRITE_BATCH: usize = 512;
+
+pub struct RemoteOptions {
+    pub channel: Channel,
+    pub token: candor_proto::auth::Token,
+    /// Record results straight in Redis; without it they go through the coordinator.
+    pub redis: Option<Queue>,
+    pub concurrency: usize,
+    /// How long running jobs may take to finish after a shutdown signal.
+    pub grace: Duration,
+    pub worker_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("coordinator: {0}")]
+    Coordinator(tonic::Status),
+}
+
+struct Running {
+    fence: u64,
+    attempt: u32,
+    cell: u32,
+    abort: Option<tokio::task::AbortHandle>,
+}
+
+type Key = (String, u64);
+
+struct Shared {
+    client: Client,
+    redis: Option<Queue>,
+    running: Mutex<HashMap<Key, Running>>,
+    executors: Mutex<HashMap<String, Arc<Executor>>>,
+    metrics: Arc<Metrics>,
+    worker_id: String,
+}
+
+struct Done {
+    sweep_id: String,
+    fence: u64,
+    attempt: u32,
+    ex: Executed,
+}
+
+/// Waits that grow while a dependency is down.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(50))
+    }
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
+    }
+}
+
+fn transient(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Internal
+            | tonic::Code::Aborted
+    )
+}
+
+impl Shared {
+    async fn executor(&self, id: &str) -> Result<Arc<Executor>, tonic::Status> {
+        if let Some(e) = self.executors.lock().expect("lock").get(id) {
+            return Ok(e.clone());
+        }
+        let b = self
+            .client
+            .clone()
+            .bundle(pb::SweepRef {
+                sweep_id: id.to_string(),
+            })
+            .await?
+            .into_inner();
+        let bundle = Bundle {
+            spec_path: b.spec_path,
+            spec: b.spec,
+            files: b.files.into_iter().collect(),
+        };
+        let sweep = Sweep::from_bundle(&bundle).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
+        let ex = Arc::new(Executor::new(Arc::new(sweep)));
+        let mut cache = self.executors.lock().expect("lock");
+        if cache.len() > 64 {
+            cache.clear();
+        }
+        cache.insert(id.to_string(), ex.clone());
+        Ok(ex)
+    }
+
+    /// Forgets a job if it is still held under `fence`.
+    fn finish(&self, key: &Key, fence: u64) {
+        let mut r = self.running.lock().expect("lock");
+        if r.get(key).is_some_and(|j| j.fence == fence) {
+            r.remove(key);
+            self.metrics.in_flight.store(r.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Records results, retrying while Redis or the coordinator is away.
+    async fn record(&self, sweep_id: &str, completions: Vec<Completion>, failures: Vec<Failure>) {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.try_record(sweep_id, &completions, &failures).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, sweep.id = %sweep_id, "recording results failed; retrying");
+                    backoff.wait().await;
+                }
+            }
+        }
+        for c in &completions {
+            self.finish(&(sweep_id.to_string(), c.index), c.fence);
+        }
+        for f in &failures {
+            self.finish(&(sweep_id.to_string(), f.index), f.fence);
+        }
+    }
+
+    async fn try_record(&self, id: &str, cs: &[Completion], fs: &[Failure]) -> Result<(), String> {
+        let m = &self.metrics;
+        let (recorded, outcomes): (Vec<Recorded>, Vec<FailOutcome>) = match &self.redis {
+            Some(q) => (
+                q.complete(id, cs).await.map_err(|e| e.to_string())?,
+                q.fail(id, fs).await.map_err(|e| e.to_string())?,
+            ),
+            None => {
+                let mut client = self.client.clone();
+                let jref = |index, fence| {
+                    Some(pb::JobRef {
+                        sweep_id: id.to_string(),
+                        index,
+                        fence,
+                    })
+                };
+                if !cs.is_empty() {
+                    let r = client
+                        .complete(pb::CompleteRequest {
+                            worker_id: self.worker_id.clone(),
+                            completions: cs
+                                .iter()
+                                .map(|c| pb::Completion {
+                                    job: jref(c.index, c.fence),
+                                    status: match c.status {
+                                        candor_queue::JobStatus::Ok => pb::JobStatus::Ok,
+                                        candor_queue::JobStatus::Incomplete => pb::JobStatus::Incomplete,
+                                        candor_queue::JobStatus::Failed => pb::JobStatus::Failed,
+                                    } as i32,
+                                    class_bits: c.class_bits,
+                                    cell: c.cell,
+                                    result: c.result.clone(),
+                                })
+                                .collect(),
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_inner();
+                    m.completed.fetch_add(u64::from(r.recorded), Ordering::Relaxed);
+                    m.refused.fetch_add(u64::from(r.duplicate + r.stale), Ordering::Relaxed);
+                }
+                if !fs.is_empty() {
+                    let r = client
+                        .fail(pb::FailRequest {
+                            worker_id: self.worker_id.clone(),
+                            failures: fs
+                                .iter()
+                                .map(|f| pb::Failure {
+                                    job: jref(f.index, f.fence),
+                                    kind: match f.kind {
+                                        FailKind::Retryable => pb::FailKind::Retryable,
+                                        FailKind::Permanent => pb::FailKind::Permanent,
+                                        FailKind::Released => pb::FailKind::Released,
+                                    } as i32,
+                                    error: f.error.clone(),
+                                    cell: f.cell,
+                                    result: f.result.clone(),
+                                    attempt: f.attempt,
+                                })
+                                .collect(),
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_inner();
+                    m.retried.fetch_add(u64::from(r.retried), Ordering::Relaxed);
+                    m.dead_lettered.fetch_add(u64::from(r.dead_lettered), Ordering::Relaxed);
+                    m.failed
+                        .fetch_add(u64::from(r.failed + r.dead_lettered), Ordering::Relaxed);
+                    m.released.fetch_add(u64::from(r.released), Ordering::Relaxed);
+                    m.refused.fetch_add(u64::from(r.ignored), Ordering::Relaxed);
+                }
+                return Ok(());
+            }
+        };
+        for r in recorded {
+            match r {
+                Recorded::Recorded => m.completed.fetch_add(1, Ordering::Relaxed),
+                _ => m.refused.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        for o in outcomes {
+            let c = match o {
+                FailOutcome::Retried => &m.retried,
+                FailOutcome::DeadLettered => &m.dead_lettered,
+                FailOutcome::Failed => &m.failed,
+                FailOutcome::Released => &m.released,
+                FailOutcome::AlreadyDone | FailOutcome::Stale => &m.refused,
+            };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Turns finished jobs into store calls, grouped by sweep.
+fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)> {
+    let mut by: HashMap<String, (Vec<Completion>, Vec<Failure>)> = HashMap::new();
+    for d in batch {
+        let e = by.entry(d.sweep_id).or_default();
+        let index = d.ex.meta.index;
+        if d.ex.retryable {
+            e.1.push(Failure {
+                index,
+                fence: d.fence,
+                kind: FailKind::Retryable,
+                error: d.ex.error.unwrap_or_default(),
+                attempt: d.attempt,
+                cell: d.ex.cell,
+                result: d.ex.payload,
+            });
+        } else {
+            e.0.push(Completion {
+                index,
+                fence: d.fence,
+                status: d.ex.meta.status.into(),
+                class_bits: d.ex.meta.class_bits,
+                cell: d.ex.cell,
+                dead: None,
+                result: d.ex.payload,
+            });
+        }
+    }
+    by
+}
+
+/// Runs the worker until `shutdown` turns true, then drains and returns.
+pub async fn run(
+    opts: RemoteOptions,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let client = WorkersClient::with_interceptor(opts.channel, Attach::new(&opts.token))
+        .max_decoding_message_size(512 * 1024 * 1024)
+        .max_encoding_message_size(256 * 1024 * 1024);
+    let shared = Arc::new(Shared {
+        client,
+        redis: opts.redis,
+        running: Mutex::new(HashMap::new()),
+        executors: Mutex::new(HashMap::new()),
+        metrics,
+        worker_id: opts.worker_id.clone(),
+    });
+    let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let (done_tx, mut done_rx) = mpsc::channel::<Done>(DONE_QUEUE);
+    let ttl = Arc::new(std::sync::atomic::AtomicU64::new(30_000));
+
+    // Records finished jobs in batches.
+    let writer = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
+            while done_rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+                for (id, (cs, fs)) in to_calls(std::mem::take(&mut batch)) {
+                    shared.record(&id, cs, fs).await;
+                }
+            }
+        })
+    };
+
+    // Renews the leases of running jobs; cancels jobs whose lease was lost.
+    let renewer = {
+        let (shared, ttl) = (shared.clone(), ttl.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(ttl.load(Ordering::Relaxed) / 3)).await;
+                let jobs: Vec<pb::JobRef> = shared
+                    .running
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .map(|((id, idx), r)| pb::JobRef {
+                        sweep_id: id.clone(),
+                        index: *idx,
+                        fence: r.fence,
+                    })
+                    .collect();
+                if jobs.is_empty() {
+                    continue;
+                }
+                let req = pb::RenewRequest {
+                    worker_id: shared.worker_id.clone(),
+                    jobs,
+                };
+                match shared.client.clone().renew(req).await {
+                    Ok(r) => {
+                        let mut running = shared.running.lock().expect("lock");
+                        for j in r.into_inner().lost {
+                            let key = (j.sweep_id, j.index);
+                            if running.get(&key).is_some_and(|r| r.fence == j.fence) {
+                                if let Some(a) = running.remove(&key).and_then(|r| r.abort) {
+                                    a.abort();
+                                }
+                                shared.metrics.leases_lost.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(sweep.id = %key.0, job.index = key.1, "lease lost; job cancelled");
+                            }
+                        }
+                        shared.metrics.in_flight.store(running.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
+                }
+            }
+        })
+    };
+
+    // Leases jobs while there are free slots.
+    let mut idle = Backoff::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = shutdown.changed() => break,
+        };
+        let free = 1 + slots.available_permits() as u32;
+        let req = pb::LeaseRequest {
+            worker_id: shared.worker_id.clone(),
+            slots: free,
+        };
+        let mut client = shared.client.clone();
+        let resp = tokio::select! {
+            r = client.lease(req) => r,
+            _ = shutdown.changed() => break,
+        };
+        let resp = match resp {
+            Ok(r) => {
+                shared.metrics.connected.store(true, Ordering::Relaxed);
+                r.into_inner()
+            }
+            Err(e) => {
+                shared.metrics.connected.store(false, Ordering::Relaxed);
+                if !transient(&e) && e.code() == tonic::Code::Unauthenticated {
+                    return Err(WorkerError::Coordinator(e));
+                }
+                tracing::warn!(error = %e, "leasing failed; retrying");
+                drop(first);
+                idle.wait().await;
+                continue;
+            }
+        };
+        ttl.store(resp.lease_ttl_ms.max(300), Ordering::Relaxed);
+        if resp.leases.is_empty() {
+            drop(first);
+            tokio::select! {
+                _ = idle.wait() => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
+        }
+        idle = Backoff::new();
+        shared
+            .metrics
+            .leased
+            .fetch_add(resp.leases.len() as u64, Ordering::Relaxed);
+        let mut first = Some(first);
+        for lease in resp.leases {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed"),
+            };
+            let ex = match shared.executor(&lease.sweep_id).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(sweep.id = %lease.sweep_id, error = %e, "cannot load the sweep; its lease will expire");
+                    continue;
+                }
+            };
+            let key = (lease.sweep_id.clone(), lease.index);
+            let t = ex.sweep().space.decode(lease.index);
+            shared.running.lock().expect("lock").insert(
+                key.clone(),
+                Running {
+                    fence: lease.fence,
+                    attempt: lease.attempt,
+                    cell: ex.sweep().space.cell_of(&t) as u32,
+                    abort: None,
+                },
+            );
+            let span = tracing::info_span!(
+                "job",
+                sweep.id = %lease.sweep_id,
+                job.index = lease.index,
+                model = %ex.sweep().spec.models[t.model].id,
+                condition = %ex.sweep().spec.conditions[t.condition].name,
+                attempt = lease.attempt,
+            );
+            candor_proto::trace::join(&span, &lease.traceparent);
+            let (done_tx, metrics) = (done_tx.clone(), shared.metrics.clone());
+            let handle = tokio::spawn(
+                async move {
+                    let started = Instant::now();
+                    let executed = ex.run(lease.index, lease.attempt).await;
+                    metrics.observe_latency(started.elapsed().as_secs_f64());
+                    let _ = done_tx
+                        .send(Done {
+                            sweep_id: lease.sweep_id,
+                            fence: lease.fence,
+                            attempt: lease.attempt,
+                            ex: executed,
+                        })
+                        .await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+            let mut running = shared.running.lock().expect("lock");
+            if let Some(r) = running.get_mut(&key).filter(|r| r.fence == lease.fence) {
+                r.abort = Some(handle.abort_handle());
+            }
+            shared.metrics.in_flight.store(running.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    // Shutdown: no more leases; give running jobs the grace period.
+    let deadline = Instant::now() + opts.grace;
+    while Instant::now() < deadline && !shared.running.lock().expect("lock").is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Hand back what is still running, so it is leased again at once.
+    let left: Vec<(Key, Running)> = shared.running.lock().expect("lock").drain().collect();
+    let mut by: HashMap<String, Vec<Failure>> = HashMap::new();
+    for ((id, index), r) in left {
+        if let Some(a) = &r.abort {
+            a.abort();
+        }
+        by.entry(id).or_default().push(Failure {
+            index,
+            fence: r.fence,
+            kind: FailKind::Released,
+            error: "the worker shut down".into(),
+            attempt: r.attempt,
+            cell: r.cell,
+            result: Vec::new(),
+        });
+    }
+    let released: usize = by.values().map(Vec::len).sum();
+    for (id, fs) in by {
+        let _ = tokio::time::timeout(Duration::from_secs(10), shared.record(&id, Vec::new(), fs)).await;
+    }
+    renewer.abort();
+    drop(done_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    tracing::info!(released, "worker stopped");
+    Ok(())
+}
