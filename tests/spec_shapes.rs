@@ -83,7 +83,8 @@ fn failed_and_incomplete_jobs_are_counted_apart_from_rates() {
     sb.file("data.csv", &dataset(30));
     let spec = sim_spec(0, 2)
         .replace("continuation: 0.4", "continuation: 0.7\n      error_rate: 0.1")
-        .replace("max_turns: 3", "max_turns: 2");
+        .replace("max_turns: 3", "max_turns: 2")
+        + "max_attempts: 1\n";
     sb.file("s.yaml", &spec);
     let o = sb.candor(&["run", "s.yaml", "--out", "out", "--store", "st", "--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -111,4 +112,25 @@ fn failed_and_incomplete_jobs_are_counted_apart_from_rates() {
         .map(|c| c["n"].as_u64().unwrap())
         .sum();
     assert_eq!(n, ok, "rates are over jobs with an output only");
+}
+
+#[test]
+fn retryable_failures_are_tried_again_locally() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(20));
+    let spec =
+        sim_spec(0, 2).replace("continuation: 0.4", "continuation: 0.0\n      error_rate: 0.5") + "max_attempts: 8\n";
+    sb.file("s.yaml", &spec);
+    let o = sb.candor(&["run", "s.yaml", "--out", "out", "--store", "st", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results = sb.jsonl("out/results.jsonl");
+    assert_eq!(results.len(), 80);
+    let retried = results.iter().filter(|r| r["attempt"].as_u64().unwrap() > 1).count();
+    let failed = results.iter().filter(|r| r["status"] == "failed").count();
+    // Half the first tries fail; after up to 8 tries almost none do.
+    assert!(retried > 20, "{retried} of 80 jobs needed another try");
+    assert!(failed <= 2, "{failed} jobs failed all 8 tries");
+    for r in results.iter().filter(|r| r["status"] == "failed") {
+        assert_eq!(r["attempt"], 8);
+    }
 }

@@ -102,6 +102,8 @@ pub struct JobResult {
     pub classifications: BTreeMap<String, bool>,
     /// Number of model calls.
     pub turns: u32,
+    /// Which try of the job this is (retryable failures are tried again).
+    pub attempt: u32,
     pub usage: Usage,
     /// Wall time of the whole job, in milliseconds.
     pub latency_ms: f64,

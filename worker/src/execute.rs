@@ -74,6 +74,7 @@ impl Executor {
             output: None,
             classifications: BTreeMap::new(),
             turns: 0,
+            attempt: 1,
             usage: Usage::default(),
             latency_ms: 0.0,
             started_at_ms,
@@ -104,6 +105,7 @@ impl Executor {
         let started = Instant::now();
         let t = sweep.space.decode(index);
         let mut result = self.blank_result(index, &t, now_ms());
+        result.attempt = attempt;
         let mut class_bits = 0u32;
         let mut retryable = false;
         match sweep.render(&t) {

@@ -83,9 +83,13 @@ impl Backend for Sim {
             let about_training = job.unit() < SimConfig::rate(&cfg.reasons_about_training, req.condition);
             // Turn-level choices.
             let mut turn = Rng::new(base ^ u64::from(req.turn).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            if turn.unit() < cfg.error_rate {
-                return Err(BackendError::Failed {
-                    message: "sim: injected backend error".into(),
+            // Errors are drawn per attempt, like a flaky server: a retry may succeed.
+            let mut flaky = Rng::new(
+                base ^ (u64::from(req.turn) << 32) ^ u64::from(req.attempt).wrapping_mul(0xd1b5_4a32_d192_ed03),
+            );
+            if flaky.unit() < cfg.error_rate {
+                return Err(BackendError::Retryable {
+                    message: "sim: injected server error (retryable)".into(),
                 });
             }
             let mut text = String::with_capacity(512);
@@ -202,6 +206,6 @@ mod tests {
             error_rate: 1.0,
             ..SimConfig::default()
         });
-        assert!(reply(&m, 1, 1, "c").await.is_err());
+        assert!(reply(&m, 1, 1, "c").await.unwrap_err().is_retryable());
     }
 }
