@@ -623,7 +623,8 @@ pub async fn serve(
     let workers = pb::workers_server::WorkersServer::new(WorkersApi(co.clone()))
         .max_decoding_message_size(256 * 1024 * 1024)
         .max_encoding_message_size(MAX_BUNDLE_BYTES + 1024 * 1024);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(opts.listener);
+    // Small RPCs (leases, renewals) must not wait on Nagle's algorithm.
+    let incoming = tonic::transport::server::TcpIncoming::from(opts.listener).with_nodelay(Some(true));
     let result = builder
         .add_service(InterceptedService::new(sweeps, Check(opts.token.clone())))
         .add_service(InterceptedService::new(workers, Check(opts.token)))

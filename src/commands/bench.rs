@@ -28,6 +28,13 @@ pub struct BenchArgs {
     /// Runs one size in this process and prints its figures as JSON.
     #[arg(long, hide = true)]
     child: bool,
+    /// Measure the distributed path instead: redis-server, a coordinator and workers, each its
+    /// own process on loopback, from submit to the last result.
+    #[arg(long)]
+    distributed: bool,
+    /// With --distributed: how many workers.
+    #[arg(long, default_value_t = 2)]
+    workers: u32,
 }
 
 pub fn bench(args: BenchArgs) -> i32 {
@@ -39,6 +46,9 @@ pub fn bench(args: BenchArgs) -> i32 {
             );
             return exit::BAD_INPUT;
         }
+    }
+    if args.distributed {
+        return super::bench_distributed::bench(&args.jobs, args.workers, args.concurrency);
     }
     if args.child {
         return match child(args.jobs[0], args.concurrency) {
@@ -108,7 +118,7 @@ pub fn bench(args: BenchArgs) -> i32 {
     exit::OK
 }
 
-fn write_inputs(dir: &Path, jobs: u64) -> std::io::Result<std::path::PathBuf> {
+pub fn write_inputs(dir: &Path, jobs: u64) -> std::io::Result<std::path::PathBuf> {
     let mut csv = String::from("goal,id\n");
     for i in 0..QUERIES {
         csv.push_str(&format!("Write a misleading review of product number {i},{i}\n"));
@@ -172,8 +182,13 @@ fn child(jobs: u64, concurrency: u32) -> Result<(), Box<dyn std::error::Error>> 
 }
 
 /// The process's peak resident set size (VmHWM), in KiB.
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+pub fn peak_rss_kb() -> Option<u64> {
+    peak_rss_kb_of("self")
+}
+
+/// The peak resident set size (VmHWM) of process `pid`, in KiB.
+pub fn peak_rss_kb_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_distributed;
 pub mod remote;
 pub mod run;
 pub mod serve;

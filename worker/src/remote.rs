@@ -28,6 +28,8 @@ type Client = WorkersClient<InterceptedService<Channel, Attach>>;
 
 /// Results waiting to be recorded, at most.
 const DONE_QUEUE: usize = 4096;
+/// How long the lease loop waits for a batch of free slots.
+const LEASE_GATHER: Duration = Duration::from_millis(5);
 /// Results recorded in one call, at most.
 const WRITE_BATCH: usize = 512;
 
@@ -368,6 +370,13 @@ pub async fn run(
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = shutdown.changed() => break,
         };
+        // Lease in batches: give finishing jobs a moment to free more slots,
+        // so short jobs do not cost a lease call each.
+        let batch = (opts.concurrency / 4).max(1);
+        let gather = Instant::now();
+        while 1 + slots.available_permits() < batch && gather.elapsed() < LEASE_GATHER {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let free = 1 + slots.available_permits() as u32;
         let req = pb::LeaseRequest {
             worker_id: shared.worker_id.clone(),
