@@ -204,9 +204,19 @@ fn key(id: &str, name: &str) -> String {
 
 impl Queue {
     /// Connects to Redis at `url` (`redis://` or `rediss://`, with a password
-    /// if the server wants one).
-    pub async fn connect(url: &str) -> Result<Queue, QueueError> {
-        let client = redis::Client::open(url)?;
+    /// if the server wants one). `ca` is a PEM certificate to trust for
+    /// `rediss://` instead of the public web roots.
+    pub async fn connect(url: &str, ca: Option<Vec<u8>>) -> Result<Queue, QueueError> {
+        let client = match ca {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )?,
+            None => redis::Client::open(url)?,
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
             .set_response_timeout(Some(std::time::Duration::from_secs(10)))

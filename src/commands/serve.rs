@@ -23,6 +23,9 @@ pub struct CoordinatorArgs {
     /// CANDOR_REDIS_URL environment variable when it does.
     #[arg(long, env = "CANDOR_REDIS_URL", hide_env_values = true)]
     redis: String,
+    /// A PEM CA certificate to trust for a rediss:// Redis (default: the public web roots).
+    #[arg(long, env = "CANDOR_REDIS_CA")]
+    redis_ca: Option<PathBuf>,
     /// Address for HTTP /metrics, /healthz and /readyz.
     #[arg(long, env = "CANDOR_HTTP")]
     http: Option<SocketAddr>,
@@ -49,6 +52,9 @@ pub struct WorkerArgs {
     /// through the coordinator. Prefer the CANDOR_REDIS_URL environment variable.
     #[arg(long, env = "CANDOR_REDIS_URL", hide_env_values = true)]
     redis: Option<String>,
+    /// A PEM CA certificate to trust for a rediss:// Redis (default: the public web roots).
+    #[arg(long, env = "CANDOR_REDIS_CA")]
+    redis_ca: Option<PathBuf>,
     /// Jobs in flight at once.
     #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -74,13 +80,22 @@ async fn signalled() {
 }
 
 /// Connects to Redis, retrying while it is not up yet.
-async fn connect_redis(url: &str) -> Result<Queue, String> {
+async fn connect_redis(url: &str, ca: Option<&PathBuf>) -> Result<Queue, String> {
     let shown = redact(url);
+    let ca = match ca {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("--redis-ca {}: {e}", p.display()))?),
+        None => None,
+    };
     let mut wait = Duration::from_millis(100);
     loop {
-        match Queue::connect(url).await {
+        match Queue::connect(url, ca.clone()).await {
             Ok(q) => return Ok(q),
-            Err(candor_queue::QueueError::Redis(e)) if e.kind() == redis_invalid() => {
+            Err(candor_queue::QueueError::Redis(e))
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::InvalidClientConfig | redis::ErrorKind::AuthenticationFailed
+                ) =>
+            {
                 return Err(format!("--redis {shown}: {e}"));
             }
             Err(e) => {
@@ -93,10 +108,6 @@ async fn connect_redis(url: &str) -> Result<Queue, String> {
             }
         }
     }
-}
-
-fn redis_invalid() -> redis::ErrorKind {
-    redis::ErrorKind::InvalidClientConfig
 }
 
 pub async fn coordinator(a: CoordinatorArgs) -> i32 {
@@ -126,7 +137,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
         },
         None => None,
     };
-    let queue = match connect_redis(&a.redis).await {
+    let queue = match connect_redis(&a.redis, a.redis_ca.as_ref()).await {
         Ok(q) => q,
         Err(e) => return bad(e),
     };
@@ -205,7 +216,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         None => None,
     };
     let redis = match &a.redis {
-        Some(url) => match connect_redis(url).await {
+        Some(url) => match connect_redis(url, a.redis_ca.as_ref()).await {
             Ok(q) => Some(q),
             Err(e) => return bad(e),
         },
