@@ -233,11 +233,18 @@ pub struct Cluster {
     pub workers: Vec<Child>,
     lease_ttl_ms: u64,
     starts: usize,
+    /// Extra environment for the coordinator and the workers.
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// Starts Redis (with an append-only file when `aof`) and a coordinator.
     pub fn start(aof: bool, lease_ttl_ms: u64) -> Cluster {
+        Self::start_with_env(aof, lease_ttl_ms, Vec::new())
+    }
+
+    /// As `start`, with extra environment for the coordinator and the workers.
+    pub fn start_with_env(aof: bool, lease_ttl_ms: u64, env: Vec<(String, String)>) -> Cluster {
         let sb = Sandbox::new();
         let redis = Redis::start(&sb.join("redis"), aof);
         let mut c = Cluster {
@@ -248,6 +255,7 @@ impl Cluster {
             workers: Vec::new(),
             lease_ttl_ms,
             starts: 0,
+            env,
         };
         c.start_coordinator();
         c
@@ -280,6 +288,7 @@ impl Cluster {
             .args(["--lease-ttl-ms", &self.lease_ttl_ms.to_string()])
             .env("CANDOR_TOKEN", TOKEN)
             .env("CANDOR_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(self.log("coordinator.log"))
             .stderr(self.log("coordinator.log"))
@@ -318,6 +327,7 @@ impl Cluster {
         .args(["--grace-secs", &grace_secs.to_string(), "--id", &format!("w{n}")])
         .env("CANDOR_TOKEN", TOKEN)
         .env("CANDOR_LOG", "info")
+        .envs(self.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(self.log(&format!("worker{n}.log")))
         .stderr(self.log(&format!("worker{n}.log")));
