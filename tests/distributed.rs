@@ -82,6 +82,30 @@ fn kill_9_the_coordinator_and_start_it_again() {
 }
 
 #[test]
+fn two_coordinators_on_one_redis_as_in_a_rolling_update() {
+    let mut c = Cluster::start(false, 1_000);
+    let s = spec(&c, "rolling", 40, 5, 20);
+    let port2 = free_port();
+    let second = c.coordinator_on(port2, "coordinator2.log");
+    eventually(LIMIT, "the second coordinator to listen", || {
+        c.log_text("coordinator2.log").contains("listening on")
+    });
+    let url2 = format!("http://127.0.0.1:{port2}");
+    c.add_worker(8, None);
+    c.add_worker(8, None);
+    c.add_worker_to(&url2, 8, None, 5);
+    c.add_worker_to(&url2, 8, None, 5);
+    let id = c.submit(&s);
+    eventually(LIMIT, "100 results", || c.done(&id) >= 100);
+    // The old coordinator goes away for good; the new one serves everyone left.
+    c.kill_coordinator();
+    c.workers.push(second);
+    c.port = port2;
+    c.wait_done(&id, 400, LIMIT);
+    c.check(&id, 400);
+}
+
+#[test]
 fn restart_redis_in_the_middle() {
     let mut c = Cluster::start(true, 2_000);
     let s = spec(&c, "redisrestart", 40, 5, 20);

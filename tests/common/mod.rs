@@ -277,11 +277,22 @@ impl Cluster {
 
     pub fn start_coordinator(&mut self) {
         self.starts += 1;
-        let child = Command::new(CANDOR)
+        let child = self.coordinator_on(self.port, "coordinator.log");
+        self.coordinator = Some(child);
+        let log = self.sb.join("coordinator.log");
+        let starts = self.starts;
+        eventually(Duration::from_secs(20), "the coordinator to listen", || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.matches("coordinator listening on").count() >= starts)
+        });
+    }
+
+    /// Starts a coordinator process on `port`, logging to `log`.
+    pub fn coordinator_on(&self, port: u16, log: &str) -> Child {
+        Command::new(CANDOR)
             .args([
                 "coordinator",
                 "--listen",
-                &format!("127.0.0.1:{}", self.port),
+                &format!("127.0.0.1:{port}"),
                 "--redis",
                 &self.redis.url(),
             ])
@@ -290,16 +301,10 @@ impl Cluster {
             .env("CANDOR_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(self.log("coordinator.log"))
-            .stderr(self.log("coordinator.log"))
+            .stdout(self.log(log))
+            .stderr(self.log(log))
             .spawn()
-            .unwrap();
-        self.coordinator = Some(child);
-        let log = self.sb.join("coordinator.log");
-        let starts = self.starts;
-        eventually(Duration::from_secs(20), "the coordinator to listen", || {
-            std::fs::read_to_string(&log).is_ok_and(|l| l.matches("coordinator listening on").count() >= starts)
-        });
+            .unwrap()
     }
 
     pub fn kill_coordinator(&mut self) {
@@ -315,12 +320,18 @@ impl Cluster {
     }
 
     pub fn add_worker_with_grace(&mut self, concurrency: u32, http_port: Option<u16>, grace_secs: u32) -> usize {
+        let url = self.url();
+        self.add_worker_to(&url, concurrency, http_port, grace_secs)
+    }
+
+    /// A worker of the coordinator at `url`.
+    pub fn add_worker_to(&mut self, url: &str, concurrency: u32, http_port: Option<u16>, grace_secs: u32) -> usize {
         let n = self.workers.len();
         let mut c = Command::new(CANDOR);
         c.args([
             "worker",
             "--coordinator",
-            &self.url(),
+            url,
             "--concurrency",
             &concurrency.to_string(),
         ])
