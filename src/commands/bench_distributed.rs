@@ -35,13 +35,13 @@ pub fn bench(sizes: &[u64], workers: u32, concurrency: u32) -> i32 {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:>10}  {:>8}  {:>10}  {:>20}  {:>24}",
-        "jobs", "seconds", "jobs/s", "coordinator RSS (MB)", "worker RSS (MB)"
+        "{:>10}  {:>8}  {:>10}  {:>20}  {:>16}  {:>18}",
+        "jobs", "seconds", "jobs/s", "coordinator RSS (MB)", "worker RSS (MB)", "redis memory (MB)"
     );
     for &n in sizes {
         match one(n, workers, concurrency) {
-            Ok((secs, coord, ws)) => println!(
-                "{:>10}  {:>8.2}  {:>10.0}  {:>20.1}  {:>24}",
+            Ok((secs, coord, ws, redis_bytes)) => println!(
+                "{:>10}  {:>8.2}  {:>10.0}  {:>20.1}  {:>16}  {:>18.0}",
                 n,
                 secs,
                 n as f64 / secs,
@@ -49,7 +49,8 @@ pub fn bench(sizes: &[u64], workers: u32, concurrency: u32) -> i32 {
                 ws.iter()
                     .map(|k| format!("{:.1}", *k as f64 / 1024.0))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                redis_bytes as f64 / 1e6
             ),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -60,7 +61,7 @@ pub fn bench(sizes: &[u64], workers: u32, concurrency: u32) -> i32 {
     exit::OK
 }
 
-fn one(jobs: u64, workers: u32, concurrency: u32) -> Result<(f64, u64, Vec<u64>), String> {
+fn one(jobs: u64, workers: u32, concurrency: u32) -> Result<(f64, u64, Vec<u64>, u64), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let spec = write_inputs(dir.path(), jobs).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -185,5 +186,14 @@ fn one(jobs: u64, workers: u32, concurrency: u32) -> Result<(f64, u64, Vec<u64>)
     };
     let coord = rss("coordinator");
     let ws = (0..workers).map(|i| rss(&format!("worker{i}"))).collect();
-    Ok((secs, coord, ws))
+    let used = redis::Client::open(redis_url.as_str())
+        .and_then(|c| c.get_connection())
+        .and_then(|mut c| redis::cmd("INFO").arg("memory").query::<String>(&mut c))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
+        })
+        .unwrap_or(0);
+    Ok((secs, coord, ws, used))
 }
