@@ -42,6 +42,20 @@ fn a_sweep_runs_across_workers_and_reports_like_a_local_run() {
     assert_eq!(local["cells"], remote["cells"]);
     assert_eq!(local["gaps"], remote["gaps"]);
     assert_eq!(local["sweep"]["id"], remote["sweep"]["id"]);
+    // The coordinator's metrics and probes.
+    let (status, body) = http_get(c.http, "/metrics").unwrap();
+    assert!(status.contains("200"), "{status}");
+    for line in [
+        format!("candor_jobs_completed_total{{sweep=\"{id}\",name=\"plain\"}} 120"),
+        format!("candor_jobs_leased_total{{sweep=\"{id}\",name=\"plain\"}} 120"),
+        format!("candor_jobs_in_flight{{sweep=\"{id}\",name=\"plain\"}} 0"),
+        format!("candor_queue_depth_jobs{{sweep=\"{id}\",name=\"plain\"}} 0"),
+        "candor_coordinator_jobs_leased_total 120".to_string(),
+    ] {
+        assert!(body.lines().any(|l| l == line), "no `{line}` in\n{body}");
+    }
+    assert!(http_get(c.http, "/healthz").unwrap().0.contains("200"));
+    assert!(http_get(c.http, "/readyz").unwrap().0.contains("200"));
     // Submitting the same content again names the same sweep.
     let again = c.candor(&["submit", &s]);
     assert_eq!(stdout(&again).trim(), id);
@@ -86,7 +100,7 @@ fn two_coordinators_on_one_redis_as_in_a_rolling_update() {
     let mut c = Cluster::start(false, 1_000);
     let s = spec(&c, "rolling", 40, 5, 20);
     let port2 = free_port();
-    let second = c.coordinator_on(port2, "coordinator2.log");
+    let second = c.coordinator_on(port2, None, "coordinator2.log");
     eventually(LIMIT, "the second coordinator to listen", || {
         c.log_text("coordinator2.log").contains("listening on")
     });
@@ -119,12 +133,20 @@ fn restart_redis_in_the_middle() {
     c.check(&id, 400);
 }
 
-fn metric(port: u16, name: &str) -> Option<u64> {
+/// GET `path` on a loopback port: (status line, body).
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+fn metric(port: u16, name: &str) -> Option<u64> {
+    let (_, body) = http_get(port, "/metrics")?;
     body.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))?
         .split(' ')

@@ -610,7 +610,9 @@ pub async fn serve(
             }
         })
     };
-    let mut builder = tonic::transport::Server::builder().http2_keepalive_interval(Some(Duration::from_secs(20)));
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .trace_fn(|req| tracing::info_span!("rpc", rpc.method = %req.uri().path()));
     if let Some((cert, key)) = opts.tls {
         let identity = tonic::transport::Identity::from_pem(cert, key);
         builder = builder

@@ -229,6 +229,8 @@ pub struct Cluster {
     pub sb: Sandbox,
     pub redis: Redis,
     pub port: u16,
+    /// The coordinator's /metrics, /healthz and /readyz port.
+    pub http: u16,
     pub coordinator: Option<Child>,
     pub workers: Vec<Child>,
     lease_ttl_ms: u64,
@@ -251,6 +253,7 @@ impl Cluster {
             sb,
             redis,
             port: free_port(),
+            http: free_port(),
             coordinator: None,
             workers: Vec::new(),
             lease_ttl_ms,
@@ -277,7 +280,7 @@ impl Cluster {
 
     pub fn start_coordinator(&mut self) {
         self.starts += 1;
-        let child = self.coordinator_on(self.port, "coordinator.log");
+        let child = self.coordinator_on(self.port, Some(self.http), "coordinator.log");
         self.coordinator = Some(child);
         let log = self.sb.join("coordinator.log");
         let starts = self.starts;
@@ -286,17 +289,20 @@ impl Cluster {
         });
     }
 
-    /// Starts a coordinator process on `port`, logging to `log`.
-    pub fn coordinator_on(&self, port: u16, log: &str) -> Child {
-        Command::new(CANDOR)
-            .args([
-                "coordinator",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--redis",
-                &self.redis.url(),
-            ])
-            .args(["--lease-ttl-ms", &self.lease_ttl_ms.to_string()])
+    /// Starts a coordinator process on `port` (and `http` for its metrics), logging to `log`.
+    pub fn coordinator_on(&self, port: u16, http: Option<u16>, log: &str) -> Child {
+        let mut c = Command::new(CANDOR);
+        c.args([
+            "coordinator",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--redis",
+            &self.redis.url(),
+        ]);
+        if let Some(h) = http {
+            c.args(["--http", &format!("127.0.0.1:{h}")]);
+        }
+        c.args(["--lease-ttl-ms", &self.lease_ttl_ms.to_string()])
             .env("CANDOR_TOKEN", TOKEN)
             .env("CANDOR_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
