@@ -109,7 +109,11 @@ fn other_mistakes_are_refused_the_same_way() {
     let (sb, spec) = setup();
     for (from, to, expect) in [
         ("backend: sim", "backend: anthropik", "unknown variant `anthropik`"),
-        ("backend: sim", "backend: anthropic", "not available in this version"),
+        (
+            "backend: sim",
+            "backend: anthropic",
+            "only backend: sim takes a `sim` block",
+        ),
         (
             "compare: [training, unmonitored]",
             "compare: [training, watched]",
@@ -143,4 +147,47 @@ fn bad_flags_are_refused_with_exit_code_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("missing.yaml"), "{}", stderr(&o));
     assert!(!sb.join(".candor").exists());
+}
+
+#[test]
+fn a_missing_api_key_is_named_at_validate_time_and_never_shown() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(2));
+    let spec = sim_spec(0, 1);
+    let start = spec.find("models:").unwrap();
+    let end = spec.find("dataset:").unwrap();
+    let models =
+        "models:\n  - id: claude\n    backend: anthropic\n    model: some-model\n    api_key_env: CANDOR_TEST_KEY_9\n";
+    sb.file("real.yaml", &format!("{}{models}{}", &spec[..start], &spec[end..]));
+    let o = sb
+        .cmd(&["validate", "real.yaml"])
+        .env_remove("CANDOR_TEST_KEY_9")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("real.yaml:6: models[0].api_key_env"), "{err}");
+    assert!(err.contains("CANDOR_TEST_KEY_9") && err.contains("claude"), "{err}");
+    // With the key set, it validates, and the key is printed nowhere.
+    let o = sb
+        .cmd(&["validate", "real.yaml"])
+        .env("CANDOR_TEST_KEY_9", "sk-secret-value-123")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("sk-secret") && !stderr(&o).contains("sk-secret"));
+    // A key pasted into api_key_env is refused without being echoed whole.
+    sb.file(
+        "pasted.yaml",
+        &format!(
+            "{}{}{}",
+            &spec[..start],
+            models.replace("CANDOR_TEST_KEY_9", "sk-ant-abc-123"),
+            &spec[end..]
+        ),
+    );
+    let o = sb.candor(&["validate", "pasted.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("never holds the key"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("sk-ant-abc-123"), "{}", stderr(&o));
 }

@@ -94,10 +94,66 @@ pub struct ModelEntry {
     /// Name of the environment variable that holds the API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// A file that holds the API key (absolute, or relative to the working
+    /// directory of the process that calls the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<String>,
+    /// Seconds before a model call times out (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim: Option<SimConfig>,
+}
+
+/// The environment variable a backend reads its key from when the spec names none.
+pub fn default_key_env(b: BackendKind) -> &'static str {
+    match b {
+        BackendKind::Sim => "",
+        BackendKind::Anthropic => "ANTHROPIC_API_KEY",
+        BackendKind::Openai => "OPENAI_API_KEY",
+    }
+}
+
+impl ModelEntry {
+    /// The API key for this model from this process's environment: None when
+    /// it needs none (sim; an OpenAI-compatible server at a `base_url` with no
+    /// key configured), else the key or why there is none.
+    pub fn api_key(&self) -> Option<Result<String, String>> {
+        if self.backend == BackendKind::Sim {
+            return None;
+        }
+        if let Some(f) = &self.api_key_file {
+            let read = std::fs::metadata(f)
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    if m.len() > 64 * 1024 {
+                        Err("larger than 64 KiB".into())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| std::fs::read_to_string(f).map_err(|e| e.to_string()));
+            return Some(match read {
+                Ok(k) if !k.trim().is_empty() => Ok(k.trim().to_string()),
+                Ok(_) => Err(format!("the API key file {f} for model {} is empty", self.id)),
+                Err(e) => Err(format!("cannot read the API key file {f} for model {}: {e}", self.id)),
+            });
+        }
+        let var = match &self.api_key_env {
+            Some(v) => v.clone(),
+            None if self.backend == BackendKind::Openai && self.base_url.is_some() => return None,
+            None => default_key_env(self.backend).to_string(),
+        };
+        Some(match std::env::var(&var) {
+            Ok(k) if !k.trim().is_empty() => Ok(k.trim().to_string()),
+            _ => Err(format!(
+                "the environment variable {var}, which holds the API key for model {}, is not set",
+                self.id
+            )),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -275,6 +331,8 @@ pub struct Sweep {
     pub spec_path: PathBuf,
     /// Stable id of the sweep's content (16 hex digits).
     pub id: String,
+    /// The spec's text, for locating fields in errors found after loading.
+    text: String,
     pub rows: Vec<Row>,
     pub space: JobSpace,
     /// The two condition indices of `compare`, if any.
@@ -471,14 +529,40 @@ impl Sweep {
         check_unique(&ctx, "models", "id", spec.models.iter().map(|m| m.id.as_str()))?;
         for (i, m) in spec.models.iter().enumerate() {
             let f = |k: &str| format!("models[{i}].{k}");
-            if m.backend != BackendKind::Sim {
+            if m.backend == BackendKind::Sim {
+                for (key, set) in [
+                    ("base_url", m.base_url.is_some()),
+                    ("api_key_env", m.api_key_env.is_some()),
+                    ("api_key_file", m.api_key_file.is_some()),
+                ] {
+                    if set {
+                        return Err(ctx.err(&f(key), "the sim backend takes no such setting"));
+                    }
+                }
+            } else if m.sim.is_some() {
                 return Err(ctx.err(
-                    &f("backend"),
-                    format!(
-                        "backend `{}` is not available in this version of candor (available: sim)",
-                        m.backend.name()
-                    ),
+                    &f("sim"),
+                    format!("only backend: sim takes a `sim` block, not {}", m.backend.name()),
                 ));
+            }
+            if let Some(u) = &m.base_url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(ctx.err(&f("base_url"), format!("`{u}` must start with http:// or https://")));
+            }
+            if m.api_key_env.is_some() && m.api_key_file.is_some() {
+                return Err(ctx.err(&f("api_key_env"), "give either api_key_env or api_key_file, not both"));
+            }
+            if let Some(e) = &m.api_key_env
+                && (e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                return Err(ctx.err(
+                    &f("api_key_env"),
+                    "is not an environment variable name (letters, digits, _): this field names the variable, it never holds the key",
+                ));
+            }
+            if m.timeout_secs == Some(0) {
+                return Err(ctx.err(&f("timeout_secs"), "must be at least 1"));
             }
             if m.model.trim().is_empty() {
                 return Err(ctx.err(&f("model"), "must not be empty"));
@@ -823,6 +907,7 @@ impl Sweep {
             spec,
             spec_path: path.to_path_buf(),
             id,
+            text: text.to_string(),
             rows,
             space,
             compare,
@@ -854,6 +939,27 @@ impl Sweep {
             }
         }
         Ok(sweep)
+    }
+
+    /// Checks that every model that needs an API key can find one in this
+    /// process's environment; the error names the field and the variable,
+    /// never a key.
+    pub fn check_keys(&self) -> Result<(), SpecError> {
+        for (i, m) in self.spec.models.iter().enumerate() {
+            if let Some(Err(why)) = m.api_key() {
+                let field = if m.api_key_file.is_some() {
+                    "api_key_file"
+                } else {
+                    "api_key_env"
+                };
+                let field = format!("models[{i}].{field}");
+                return Err(SpecError::new(&self.spec_path, field.clone(), why).at_line(
+                    locate(&self.text, &parse_path(&field))
+                        .or_else(|| locate(&self.text, &parse_path(&format!("models[{i}]")))),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn total_jobs(&self) -> u64 {

@@ -16,3 +16,13 @@ pub fn load(spec: &Path) -> Result<Sweep, i32> {
         crate::exit::BAD_INPUT
     })
 }
+
+/// Loads a spec that this process will run: its API keys must be here too.
+pub fn load_to_run(spec: &Path) -> Result<Sweep, i32> {
+    let sweep = load(spec)?;
+    sweep.check_keys().map_err(|e| {
+        eprintln!("error: {e}");
+        crate::exit::BAD_INPUT
+    })?;
+    Ok(sweep)
+}

@@ -26,7 +26,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> i32 {
-    let sweep = match super::load(&args.spec) {
+    let sweep = match super::load_to_run(&args.spec) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };

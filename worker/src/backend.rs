@@ -39,13 +39,20 @@ pub struct ChatReply {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
-    /// The call failed and trying again will not help.
+    /// The call failed and trying again will not help (a 400, a 404).
     #[error("{message}")]
     Failed { message: String },
-    /// The call failed in a way that passes (overload, a server error, a
-    /// timeout): the job may be tried again later.
+    /// The call failed in a way that passes (a 429, overload, a server
+    /// error, a timeout, a cut or garbled body): try again later, not before
+    /// `retry_after` if the provider said so.
     #[error("{message}")]
-    Retryable { message: String },
+    Retryable {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The provider refused the credentials (401, 403) or there are none.
+    #[error("{message}")]
+    Unauthorized { message: String },
 }
 
 impl BackendError {

@@ -8,10 +8,17 @@ use candor_core::spec::BackendKind;
 use candor_core::store::RecordMeta;
 use candor_core::{JobResult, JobTuple, Status, Sweep, Transcript, Usage};
 
+use crate::anthropic::Anthropic;
 use crate::backend::Backend;
 use crate::classify::classify;
+use crate::http;
+use crate::openai::OpenAi;
 use crate::protocol::{Turn, converse};
+use crate::retrying::Retrying;
 use crate::sim::Sim;
+
+/// Tries per model call before the job's attempt fails.
+pub const CALL_TRIES: u32 = 4;
 
 /// A finished job, ready to store: its summary and its result as JSON.
 #[derive(Debug, Clone)]
@@ -39,16 +46,30 @@ fn now_ms() -> u64 {
 }
 
 impl Executor {
-    /// An executor with a backend per model entry.
+    /// An executor with a backend per model entry. API keys are read from
+    /// this process's environment now; a model without one fails its calls
+    /// with `Unauthorized`.
     pub fn new(sweep: Arc<Sweep>) -> Self {
         let sim: Arc<dyn Backend> = Arc::new(Sim);
         let backends = sweep
             .spec
             .models
             .iter()
-            .map(|m| match m.backend {
-                // Spec loading refuses backends this version does not have.
-                BackendKind::Sim | BackendKind::Anthropic | BackendKind::Openai => sim.clone(),
+            .map(|m| {
+                let timeout = m
+                    .timeout_secs
+                    .map_or(http::DEFAULT_TIMEOUT, std::time::Duration::from_secs);
+                let key = m.api_key().map(|k| k.map(http::Secret));
+                let inner: Arc<dyn Backend> = match m.backend {
+                    BackendKind::Sim => return sim.clone(),
+                    BackendKind::Anthropic => Arc::new(Anthropic::new(
+                        http::client(timeout),
+                        m.base_url.as_deref(),
+                        key.unwrap_or_else(|| Err(format!("no API key for model {}", m.id))),
+                    )),
+                    BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
+                };
+                Arc::new(Retrying::new(inner, CALL_TRIES)) as Arc<dyn Backend>
             })
             .collect();
         Executor { sweep, backends }

@@ -3,12 +3,16 @@
 //! backend and classifying the output. The local runner and (later) worker
 //! processes run this same code.
 
+pub mod anthropic;
 pub mod backend;
 pub mod classify;
 pub mod execute;
+pub mod http;
 pub mod metrics;
+pub mod openai;
 pub mod protocol;
 pub mod remote;
+pub mod retrying;
 pub mod sim;
 
 pub use backend::{Backend, BackendError, ChatReply, ChatRequest};

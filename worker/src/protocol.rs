@@ -182,6 +182,8 @@ mod tests {
             params: Params::default(),
             base_url: None,
             api_key_env: None,
+            api_key_file: None,
+            timeout_secs: None,
             rate_limit: None,
             sim: None,
         }

@@ -90,6 +90,7 @@ impl Backend for Sim {
             if flaky.unit() < cfg.error_rate {
                 return Err(BackendError::Retryable {
                     message: "sim: injected server error (retryable)".into(),
+                    retry_after: None,
                 });
             }
             let mut text = String::with_capacity(512);
@@ -150,6 +151,8 @@ mod tests {
             params: Params::default(),
             base_url: None,
             api_key_env: None,
+            api_key_file: None,
+            timeout_secs: None,
             rate_limit: None,
             sim: Some(sim),
         }

@@ -1,0 +1,131 @@
+//! What the HTTP backends share: the client, size-limited bodies, the
+//! provider's error message, and mapping HTTP statuses to `BackendError`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::BackendError;
+
+/// The largest response body read from a provider.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Per-request timeout when the model entry sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// An API key. Its `Debug` does not show it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// An HTTP client with rustls (ring) and the public web roots.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .expect("the HTTP client builds")
+}
+
+/// A transport failure: always worth another try.
+pub fn transport(e: reqwest::Error) -> BackendError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    BackendError::Retryable {
+        message: format!("{what}: {}", e.without_url()),
+        retry_after: None,
+    }
+}
+
+/// Reads at most `MAX_BODY_BYTES` of a body; a body cut short is an error.
+pub async fn body(mut resp: reqwest::Response) -> Result<Vec<u8>, BackendError> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() + c.len() > MAX_BODY_BYTES {
+                    return Err(BackendError::Failed {
+                        message: format!("the response body is larger than {MAX_BODY_BYTES} bytes"),
+                    });
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                return Err(BackendError::Retryable {
+                    message: format!("the response body was cut short: {}", e.without_url()),
+                    retry_after: None,
+                });
+            }
+        }
+    }
+}
+
+/// `retry-after` in seconds (or an HTTP date, which is ignored).
+pub fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get("retry-after")?.to_str().ok()?.trim();
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(3600.0)))
+}
+
+/// The provider's own error message, or the start of the body.
+pub fn provider_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str())
+    {
+        return m.chars().take(1000).collect();
+    }
+    let text = String::from_utf8_lossy(body);
+    let t: String = text.chars().take(500).collect();
+    if t.trim().is_empty() { "(empty body)".into() } else { t }
+}
+
+/// Maps a non-success status to an error.
+pub fn status_error(model: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> BackendError {
+    let msg = provider_message(body);
+    match status {
+        429 => BackendError::Retryable {
+            message: format!("rate limited (429): {msg}"),
+            retry_after: retry_after(headers),
+        },
+        401 | 403 => BackendError::Unauthorized {
+            message: format!("check the API key for model {model}: the provider answered {status}: {msg}"),
+        },
+        408 | 409 | 500..=599 => BackendError::Retryable {
+            message: format!("the provider answered {status}: {msg}"),
+            retry_after: retry_after(headers),
+        },
+        _ => BackendError::Failed {
+            message: format!("the provider answered {status}: {msg}"),
+        },
+    }
+}
+
+/// A response that is not what the API documents: worth another try.
+pub fn malformed(what: &str) -> BackendError {
+    BackendError::Retryable {
+        message: format!("malformed response: {what}"),
+        retry_after: None,
+    }
+}

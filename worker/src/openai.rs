@@ -1,0 +1,109 @@
+//! The OpenAI Chat Completions API, and every server that speaks it.
+
+use serde_json::{Value, json};
+
+use candor_core::{Role, Usage};
+
+use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
+use crate::http::{Secret, body, malformed, status_error, transport};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
+
+pub struct OpenAi {
+    client: reqwest::Client,
+    url: String,
+    /// None: the server wants no key (a local server).
+    key: Option<Result<Secret, String>>,
+}
+
+impl OpenAi {
+    pub fn new(client: reqwest::Client, base_url: Option<&str>, key: Option<Result<Secret, String>>) -> Self {
+        let base = base_url.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
+        OpenAi {
+            client,
+            url: format!("{base}/chat/completions"),
+            key,
+        }
+    }
+}
+
+/// The request body for `req`. A trailing assistant message (a prefill) is
+/// sent as is; servers that support continuing it (vLLM) do.
+pub fn request_body(req: &ChatRequest<'_>) -> Value {
+    let p = req.params;
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system}));
+    }
+    for m in req.messages {
+        let role = match m.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        messages.push(json!({"role": role, "content": m.content}));
+    }
+    let mut b = json!({"model": req.model.model, "messages": messages, "seed": req.seed});
+    let o = b.as_object_mut().expect("an object");
+    if let Some(t) = p.temperature {
+        o.insert("temperature".into(), json!(t));
+    }
+    if let Some(t) = p.max_tokens {
+        o.insert("max_tokens".into(), json!(t));
+    }
+    if let Some(t) = p.top_p {
+        o.insert("top_p".into(), json!(t));
+    }
+    if let Some(s) = &p.stop {
+        o.insert("stop".into(), json!(s));
+    }
+    b
+}
+
+/// Reads a successful response.
+pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| malformed(&format!("not JSON ({e})")))?;
+    let choice = v.pointer("/choices/0").ok_or_else(|| malformed("no `choices[0]`"))?;
+    let text = match choice.pointer("/message/content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) => String::new(),
+        _ => return Err(malformed("no `choices[0].message.content`")),
+    };
+    let usage = v.get("usage").ok_or_else(|| malformed("no `usage`"))?;
+    let n = |k: &str| {
+        usage
+            .get(k)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| malformed(&format!("no `usage.{k}`")))
+    };
+    Ok(ChatReply {
+        text,
+        usage: Usage {
+            input_tokens: n("prompt_tokens")?,
+            output_tokens: n("completion_tokens")?,
+        },
+        stop_reason: choice.get("finish_reason").and_then(Value::as_str).map(String::from),
+    })
+}
+
+impl Backend for OpenAi {
+    fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
+        Box::pin(async move {
+            let mut r = self.client.post(&self.url).header("content-type", "application/json");
+            if let Some(key) = &self.key {
+                let key = key
+                    .as_ref()
+                    .map_err(|why| BackendError::Unauthorized { message: why.clone() })?;
+                r = r.bearer_auth(&key.0);
+            }
+            let resp = r.body(request_body(&req).to_string()).send().await.map_err(transport)?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let bytes = body(resp).await?;
+            if !(200..300).contains(&status) {
+                return Err(status_error(&req.model.id, status, &headers, &bytes));
+            }
+            parse_reply(&bytes)
+        })
+    }
+}
