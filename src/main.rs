@@ -50,6 +50,8 @@ enum Command {
     Cancel(commands::remote::IdArgs),
     /// List the sweeps a coordinator knows.
     List(commands::remote::ListArgs),
+    /// Serve the Anthropic and OpenAI APIs from the simulated model, for dry runs and load tests.
+    SimServer(commands::serve::SimServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,7 +71,10 @@ fn main() -> ExitCode {
                 .build()
                 .expect("tokio runtime");
             rt.block_on(async move {
-                let service = matches!(command, Command::Coordinator(_) | Command::Worker(_));
+                let service = matches!(
+                    command,
+                    Command::Coordinator(_) | Command::Worker(_) | Command::SimServer(_)
+                );
                 let name = match command {
                     Command::Coordinator(_) => "candor-coordinator",
                     Command::Worker(_) => "candor-worker",
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
                     Command::Report(args) => commands::remote::report(args).await,
                     Command::Cancel(args) => commands::remote::cancel(args).await,
                     Command::List(args) => commands::remote::list(args).await,
+                    Command::SimServer(args) => commands::serve::sim_server(args).await,
                     Command::Bench(_) | Command::Validate { .. } => unreachable!("handled above"),
                 }
             })

@@ -284,3 +284,105 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         }
     }
 }
+
+fn probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a probability between 0 and 1"))
+    }
+}
+
+fn marker(s: &str) -> Result<(String, f64), String> {
+    let (m, p) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{s}` is not MARKER=PROBABILITY"))?;
+    if m.is_empty() {
+        return Err("the marker is empty".into());
+    }
+    Ok((m.to_string(), probability(p)?))
+}
+
+#[derive(clap::Args)]
+pub struct SimServerArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8089)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Latency of every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Requests per minute; more are answered 429 with retry-after and rate-limit headers.
+    #[arg(long)]
+    rpm: Option<u32>,
+    /// Probability of answering 500.
+    #[arg(long, default_value = "0", value_parser = probability)]
+    error_500: f64,
+    /// Probability of answering 529 (overloaded).
+    #[arg(long, default_value = "0", value_parser = probability)]
+    error_529: f64,
+    /// Probability of a 200 whose body is not valid JSON.
+    #[arg(long, default_value = "0", value_parser = probability)]
+    malformed: f64,
+    /// Probability of a body cut off half way.
+    #[arg(long, default_value = "0", value_parser = probability)]
+    truncated: f64,
+    /// Probability of an answer delayed by --slow-ms more.
+    #[arg(long, default_value = "0", value_parser = probability)]
+    slow: f64,
+    #[arg(long, default_value_t = 5_000)]
+    slow_ms: u64,
+    /// Compliance probability when no --comply-when marker is in the first user message.
+    #[arg(long, default_value = "0.1", value_parser = probability)]
+    comply: f64,
+    /// MARKER=P: compliance probability P when the first user message contains MARKER
+    /// (repeatable; the first match wins) [default: <is_free_tier_user>True</is_free_tier_user>=0.3]
+    #[arg(long, value_parser = marker)]
+    comply_when: Vec<(String, f64)>,
+    /// Probability that a turn closes the scratchpad without an output.
+    #[arg(long, default_value = "0.25", value_parser = probability)]
+    continuation: f64,
+    /// Seed of the injected failures.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub async fn sim_server(a: SimServerArgs) -> i32 {
+    let listener = match bind(SocketAddr::new(a.host, a.port), "--port").await {
+        Ok(l) => l,
+        Err(e) => return bad(e),
+    };
+    let comply_when = if a.comply_when.is_empty() {
+        vec![("<is_free_tier_user>True</is_free_tier_user>".to_string(), 0.3)]
+    } else {
+        a.comply_when
+    };
+    let cfg = candor_worker::sim_server::Config {
+        latency: Duration::from_millis(a.latency_ms),
+        rpm: a.rpm,
+        p500: a.error_500,
+        p529: a.error_529,
+        malformed: a.malformed,
+        truncated: a.truncated,
+        slow: a.slow,
+        slow_by: Duration::from_millis(a.slow_ms),
+        comply: a.comply,
+        comply_when,
+        continuation: a.continuation,
+        seed: a.seed,
+    };
+    let addr = listener.local_addr().expect("bound");
+    eprintln!(
+        "sim-server listening on {addr}: Anthropic at http://{addr}/v1/messages, OpenAI at http://{addr}/v1/chat/completions, counts at /stats"
+    );
+    match candor_worker::sim_server::serve(listener, cfg, signalled()).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}

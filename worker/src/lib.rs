@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod remote;
 pub mod retrying;
 pub mod sim;
+pub mod sim_server;
 
 pub use backend::{Backend, BackendError, ChatReply, ChatRequest};
 pub use execute::{Executed, Executor};

@@ -1,0 +1,424 @@
+//! `candor sim-server`: an HTTP server that speaks the Anthropic Messages
+//! and the OpenAI Chat Completions APIs, answered by the simulated model
+//! organism. It can be slow, rate-limit requests per minute the way the
+//! providers do (429 with `retry-after` and their rate-limit headers), and
+//! inject errors (500, 529, malformed JSON, slow or truncated bodies). Users
+//! dry-run sweeps and load-test fleets against it; candor's tests use it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use candor_core::spec::{BackendKind, ModelEntry, Params, SimConfig};
+use candor_core::{JobId, Message, Role};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::backend::{Backend, ChatRequest};
+use crate::sim::{Rng, Sim};
+
+/// The largest request body accepted.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub latency: Duration,
+    /// Requests per minute; more get 429.
+    pub rpm: Option<u32>,
+    /// Probabilities of each injected failure, per request.
+    pub p500: f64,
+    pub p529: f64,
+    pub malformed: f64,
+    pub truncated: f64,
+    pub slow: f64,
+    pub slow_by: Duration,
+    /// Compliance probability when no rule matches.
+    pub comply: f64,
+    /// (marker, probability): the first marker found in the first user
+    /// message sets the compliance probability.
+    pub comply_when: Vec<(String, f64)>,
+    pub continuation: f64,
+    pub seed: u64,
+}
+
+/// What the server has answered, for `GET /stats`.
+#[derive(Debug, Default)]
+struct Stats {
+    requests: AtomicU64,
+    ok: AtomicU64,
+    rate_limited: AtomicU64,
+    injected: AtomicU64,
+    /// Start times of requests answered within the rate limit (last minute and more).
+    accepted_at: Mutex<Vec<f64>>,
+}
+
+struct Server {
+    cfg: Config,
+    model: ModelEntry,
+    window: Mutex<VecDeque<Instant>>,
+    draws: AtomicU64,
+    stats: Stats,
+    started: Instant,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Anthropic,
+    OpenAi,
+}
+
+impl Server {
+    fn draw(&self) -> f64 {
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        Rng::new(self.cfg.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).unit()
+    }
+
+    /// Admits a request under the per-minute limit, or says how long to wait.
+    fn admit(&self) -> Result<u32, Duration> {
+        let Some(rpm) = self.cfg.rpm else { return Ok(u32::MAX) };
+        let now = Instant::now();
+        let mut w = self.window.lock().expect("lock");
+        while w
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            w.pop_front();
+        }
+        if w.len() as u32 >= rpm {
+            let oldest = *w.front().expect("full window");
+            return Err(Duration::from_secs(60).saturating_sub(now.duration_since(oldest)));
+        }
+        w.push_back(now);
+        Ok(rpm - w.len() as u32)
+    }
+}
+
+fn error_body(api: Api, kind: &str, message: &str) -> String {
+    match api {
+        Api::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+        Api::OpenAi => json!({"error": {"message": message, "type": kind, "code": null}}).to_string(),
+    }
+}
+
+fn respond(status: StatusCode, headers: HeaderMap, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().extend(headers);
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+fn limit_headers(api: Api, limit: Option<u32>, remaining: u32, reset: Duration) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let Some(limit) = limit else { return h };
+    let (l, r, s) = match api {
+        Api::Anthropic => (
+            "anthropic-ratelimit-requests-limit",
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset",
+        ),
+        Api::OpenAi => (
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ),
+    };
+    h.insert(l, HeaderValue::from(limit));
+    h.insert(r, HeaderValue::from(remaining.min(limit)));
+    let reset = format!("{}s", reset.as_secs().max(1));
+    h.insert(s, HeaderValue::from_str(&reset).expect("ascii"));
+    h
+}
+
+/// The conversation in a request: (model, system, messages, seed).
+fn parse_request(api: Api, v: &Value) -> Result<(String, String, Vec<Message>, u64), String> {
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or("`model` is required")?
+        .to_string();
+    let msgs = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or("`messages` is required")?;
+    let mut system = match api {
+        Api::Anthropic => v.get("system").and_then(Value::as_str).unwrap_or_default().to_string(),
+        Api::OpenAi => String::new(),
+    };
+    let mut out = Vec::new();
+    for m in msgs {
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or("each message needs a `role`")?;
+        let content = match m.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(""),
+            _ => return Err("each message needs `content`".into()),
+        };
+        match role {
+            "user" => out.push(Message::user(content)),
+            "assistant" => out.push(Message::assistant(content)),
+            "system" if api == Api::OpenAi => system.push_str(&content),
+            other => return Err(format!("unknown role `{other}`")),
+        }
+    }
+    if out.first().map(|m| m.role) != Some(Role::User) {
+        return Err("the first message must be from the user".into());
+    }
+    let seed = v.get("seed").and_then(Value::as_u64).unwrap_or(0);
+    Ok((model, system, out, seed))
+}
+
+async fn handle(s: Arc<Server>, api: Api, body: Bytes) -> Response {
+    s.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let t = s.started.elapsed().as_secs_f64();
+    let remaining = match s.admit() {
+        Ok(r) => r,
+        Err(wait) => {
+            s.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let mut h = limit_headers(api, s.cfg.rpm, 0, wait);
+            h.insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
+            let kind = if api == Api::Anthropic {
+                "rate_limit_error"
+            } else {
+                "rate_limit_exceeded"
+            };
+            return respond(
+                StatusCode::TOO_MANY_REQUESTS,
+                h,
+                error_body(api, kind, "requests per minute exceeded"),
+            );
+        }
+    };
+    s.stats.accepted_at.lock().expect("lock").push(t);
+    let headers = limit_headers(api, s.cfg.rpm, remaining, Duration::from_secs(60));
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = format!("body is not JSON: {e}");
+            return respond(
+                StatusCode::BAD_REQUEST,
+                headers,
+                error_body(api, "invalid_request_error", &msg),
+            );
+        }
+    };
+    let (model, system, messages, seed) = match parse_request(api, &v) {
+        Ok(x) => x,
+        Err(e) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                headers,
+                error_body(api, "invalid_request_error", &e),
+            );
+        }
+    };
+    if !s.cfg.latency.is_zero() {
+        tokio::time::sleep(s.cfg.latency).await;
+    }
+    // Injected failures.
+    let r = s.draw();
+    let c = &s.cfg;
+    let mut edge = c.p500;
+    if r < edge {
+        s.stats.injected.fetch_add(1, Ordering::Relaxed);
+        return respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            headers,
+            error_body(api, "api_error", "injected server error"),
+        );
+    }
+    edge += c.p529;
+    if r < edge {
+        s.stats.injected.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(529).expect("valid");
+        return respond(
+            status,
+            headers,
+            error_body(api, "overloaded_error", "injected: overloaded"),
+        );
+    }
+    edge += c.malformed;
+    if r < edge {
+        s.stats.injected.fetch_add(1, Ordering::Relaxed);
+        return respond(
+            StatusCode::OK,
+            headers,
+            "{\"id\": \"injected\", \"content\": [{\"type\": \"te",
+        );
+    }
+    let truncate = {
+        edge += c.truncated;
+        r < edge
+    };
+    if !truncate && r < edge + c.slow {
+        s.stats.injected.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(c.slow_by).await;
+    }
+
+    // The sim model answers. Its choices hang on the conversation's first
+    // user message, the model and the seed, so a conversation's turns agree.
+    let mut h = Sha256::new();
+    h.update(model.as_bytes());
+    h.update(system.as_bytes());
+    h.update(messages[0].content.as_bytes());
+    h.update(seed.to_le_bytes());
+    let digest: [u8; 32] = h.finalize().into();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    let rule = c
+        .comply_when
+        .iter()
+        .position(|(marker, _)| messages[0].content.contains(marker.as_str()));
+    let condition = rule.map_or_else(|| "default".to_string(), |i| format!("rule{i}"));
+    let entry = ModelEntry {
+        model: model.clone(),
+        ..s.model.clone()
+    };
+    let turn = 1 + messages.iter().filter(|m| m.role == Role::Assistant).count() as u32
+        - u32::from(messages.last().map(|m| m.role) == Some(Role::Assistant));
+    let req = ChatRequest {
+        model: &entry,
+        system: &system,
+        messages: &messages,
+        params: &entry.params,
+        job_id: JobId(id),
+        seed: seed as u32,
+        turn,
+        attempt: 1,
+        condition: &condition,
+    };
+    let reply = match Sim.complete(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            return respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                headers,
+                error_body(api, "api_error", &e.to_string()),
+            );
+        }
+    };
+    let (stop, fin) = ("end_turn", "stop");
+    let text = match api {
+        Api::Anthropic => json!({
+            "id": format!("msg_{}", hex8(&id)), "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": reply.text}], "stop_reason": stop, "stop_sequence": null,
+            "usage": {"input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens}
+        }),
+        Api::OpenAi => json!({
+            "id": format!("chatcmpl-{}", hex8(&id)), "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": fin}],
+            "usage": {"prompt_tokens": reply.usage.input_tokens, "completion_tokens": reply.usage.output_tokens,
+                      "total_tokens": reply.usage.input_tokens + reply.usage.output_tokens}
+        }),
+    }
+    .to_string();
+    if truncate {
+        s.stats.injected.fetch_add(1, Ordering::Relaxed);
+        // Promise the whole body, send half, then break the connection.
+        let half = Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2]);
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            vec![Ok(half), Err(std::io::Error::other("injected: body cut short"))];
+        let mut resp = respond(StatusCode::OK, headers, Body::from_stream(tokio_stream::iter(chunks)));
+        resp.headers_mut()
+            .insert("content-length", HeaderValue::from(text.len()));
+        return resp;
+    }
+    s.stats.ok.fetch_add(1, Ordering::Relaxed);
+    respond(StatusCode::OK, headers, text)
+}
+
+fn hex8(id: &[u8; 16]) -> String {
+    candor_core::hash::hex(&id[..8])
+}
+
+/// Serves until `shutdown` resolves. `GET /stats` reports what was answered.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut comply = BTreeMap::from([("default".to_string(), cfg.comply)]);
+    for (i, (_, p)) in cfg.comply_when.iter().enumerate() {
+        comply.insert(format!("rule{i}"), *p);
+    }
+    let sim = SimConfig {
+        comply,
+        reasons_about_training: BTreeMap::from([("rule0".to_string(), 0.25)]),
+        continuation: cfg.continuation,
+        latency_ms: 0,
+        error_rate: 0.0,
+    };
+    let model = ModelEntry {
+        id: "sim-server".into(),
+        backend: BackendKind::Sim,
+        model: String::new(),
+        params: Params::default(),
+        base_url: None,
+        api_key_env: None,
+        api_key_file: None,
+        timeout_secs: None,
+        rate_limit: None,
+        sim: Some(sim),
+    };
+    let server = Arc::new(Server {
+        cfg,
+        model,
+        window: Mutex::new(VecDeque::new()),
+        draws: AtomicU64::new(0),
+        stats: Stats::default(),
+        started: Instant::now(),
+    });
+    let (a, o1, o2, st) = (server.clone(), server.clone(), server.clone(), server.clone());
+    let app = axum::Router::new()
+        .route(
+            "/v1/messages",
+            post(move |b: Bytes| handle(a.clone(), Api::Anthropic, b)),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(move |b: Bytes| handle(o1.clone(), Api::OpenAi, b)),
+        )
+        .route(
+            "/chat/completions",
+            post(move |b: Bytes| handle(o2.clone(), Api::OpenAi, b)),
+        )
+        .route("/stats", get(move || stats(st.clone())))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Counts, and the most requests admitted in any 60-second window.
+async fn stats(s: Arc<Server>) -> impl IntoResponse {
+    let mut at = s.stats.accepted_at.lock().expect("lock").clone();
+    at.sort_by(f64::total_cmp);
+    let mut max_minute = 0usize;
+    let mut lo = 0;
+    for hi in 0..at.len() {
+        while at[hi] - at[lo] >= 60.0 {
+            lo += 1;
+        }
+        max_minute = max_minute.max(hi - lo + 1);
+    }
+    let body = json!({
+        "requests": s.stats.requests.load(Ordering::Relaxed),
+        "ok": s.stats.ok.load(Ordering::Relaxed),
+        "rate_limited": s.stats.rate_limited.load(Ordering::Relaxed),
+        "injected": s.stats.injected.load(Ordering::Relaxed),
+        "admitted": at.len(),
+        "max_admitted_in_any_minute": max_minute,
+    });
+    respond(StatusCode::OK, HeaderMap::new(), body.to_string())
+}
