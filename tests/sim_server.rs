@@ -120,7 +120,7 @@ fn a_rate_limit_answers_429_with_the_providers_headers() {
     assert!(text.contains("x-ratelimit-remaining-requests: 0"), "{text}");
     let st = stats(server.1);
     assert_eq!(st["rate_limited"], 2);
-    assert_eq!(st["max_admitted_in_any_minute"], 2);
+    assert_eq!(st["max_admitted_in_any_window"], 2);
 }
 
 #[test]

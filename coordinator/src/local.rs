@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use candor_core::Sweep;
 use candor_core::report::Report;
 use candor_core::store::{DoneSet, Store, StoreError, SweepLog};
+use candor_worker::limit::LocalLimiter;
 use candor_worker::{Executed, Executor};
 use tokio::sync::mpsc;
 
@@ -102,7 +103,7 @@ pub async fn run_local(
             .expect("spawning a thread")
     };
 
-    let executor = Arc::new(Executor::new(sweep.clone()));
+    let executor = Arc::new(Executor::new(sweep.clone(), Arc::new(LocalLimiter::default())));
     let cursor = Arc::new(AtomicU64::new(0));
     let max_attempts = sweep.spec.max_attempts;
     let mut tasks = tokio::task::JoinSet::new();

@@ -79,7 +79,11 @@ impl Coordinator {
         let bundle: Bundle =
             serde_json::from_str(&json).map_err(|e| Status::internal(format!("stored bundle of {id}: {e}")))?;
         let sweep = Sweep::from_bundle(&bundle).map_err(|e| Status::internal(format!("stored bundle of {id}: {e}")))?;
-        let ex = Arc::new(Executor::new(Arc::new(sweep)));
+        // Only used to write dead letters' failed results: it calls no model.
+        let ex = Arc::new(Executor::new(
+            Arc::new(sweep),
+            Arc::new(candor_worker::limit::LocalLimiter::default()),
+        ));
         let mut cache = self.executors.lock().expect("cache lock");
         if cache.len() >= CACHE {
             cache.clear();

@@ -54,6 +54,7 @@ struct Scripts {
     complete: Script,
     fail: Script,
     cancel: Script,
+    limit: Script,
 }
 
 /// A handle on the sweep state. Cheap to clone; reconnects by itself.
@@ -231,6 +232,7 @@ impl Queue {
                 complete: script(include_str!("lua/complete.lua")),
                 fail: script(include_str!("lua/fail.lua")),
                 cancel: script(include_str!("lua/cancel.lua")),
+                limit: script(include_str!("lua/limit.lua")),
             }),
         })
     }
@@ -449,6 +451,19 @@ impl Queue {
             out.push((idx, v));
         }
         Ok((next, out))
+    }
+
+    /// One step of the fleet-wide rate limiter for `key` (see `lua/limit.lua`):
+    /// `op` is take, settle or cool; `limits` are per minute (0: none).
+    /// Returns the milliseconds to wait (take), else 0.
+    pub async fn limit(&self, key: &str, op: &str, limits: [u64; 3], args: [f64; 3]) -> Result<u64, QueueError> {
+        let mut con = self.con.clone();
+        let mut inv = self.scripts.limit.prepare_invoke();
+        inv.arg(key).arg(op).arg(limits[0]).arg(limits[1]).arg(limits[2]);
+        for a in args {
+            inv.arg(a);
+        }
+        Ok(inv.invoke_async(&mut con).await?)
     }
 
     /// Dead-lettered jobs of a sweep: index -> why.

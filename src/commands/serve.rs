@@ -318,6 +318,9 @@ pub struct SimServerArgs {
     /// Requests per minute; more are answered 429 with retry-after and rate-limit headers.
     #[arg(long)]
     rpm: Option<u32>,
+    /// Seconds over which --rpm is counted (the providers use 60).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    window_secs: u64,
     /// Probability of answering 500.
     #[arg(long, default_value = "0", value_parser = probability)]
     error_500: f64,
@@ -363,6 +366,7 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
     let cfg = candor_worker::sim_server::Config {
         latency: Duration::from_millis(a.latency_ms),
         rpm: a.rpm,
+        window: Duration::from_secs(a.window_secs),
         p500: a.error_500,
         p529: a.error_529,
         malformed: a.malformed,

@@ -237,6 +237,8 @@ pub struct Cluster {
     starts: usize,
     /// Extra environment for the coordinator and the workers.
     pub env: Vec<(String, String)>,
+    /// Every worker records straight to Redis (else only even-numbered ones).
+    pub all_direct: bool,
 }
 
 impl Cluster {
@@ -259,6 +261,7 @@ impl Cluster {
             lease_ttl_ms,
             starts: 0,
             env,
+            all_direct: false,
         };
         c.start_coordinator();
         c
@@ -348,7 +351,7 @@ impl Cluster {
         .stdin(Stdio::null())
         .stdout(self.log(&format!("worker{n}.log")))
         .stderr(self.log(&format!("worker{n}.log")));
-        if n.is_multiple_of(2) {
+        if n.is_multiple_of(2) || self.all_direct {
             c.args(["--redis", &self.redis.url()]);
         }
         if let Some(p) = http_port {

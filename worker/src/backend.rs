@@ -50,6 +50,13 @@ pub enum BackendError {
         message: String,
         retry_after: Option<std::time::Duration>,
     },
+    /// The provider answered 429: retryable, and every caller of this
+    /// (backend, key, model) should hold off until `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// The provider refused the credentials (401, 403) or there are none.
     #[error("{message}")]
     Unauthorized { message: String },
@@ -57,7 +64,7 @@ pub enum BackendError {
 
 impl BackendError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BackendError::Retryable { .. })
+        matches!(self, BackendError::Retryable { .. } | BackendError::RateLimited { .. })
     }
 }
 

@@ -12,6 +12,7 @@ use crate::anthropic::Anthropic;
 use crate::backend::Backend;
 use crate::classify::classify;
 use crate::http;
+use crate::limit::{self, Limiter, RateLimited};
 use crate::openai::OpenAi;
 use crate::protocol::{Turn, converse};
 use crate::retrying::Retrying;
@@ -49,7 +50,7 @@ impl Executor {
     /// An executor with a backend per model entry. API keys are read from
     /// this process's environment now; a model without one fails its calls
     /// with `Unauthorized`.
-    pub fn new(sweep: Arc<Sweep>) -> Self {
+    pub fn new(sweep: Arc<Sweep>, limiter: Arc<dyn Limiter>) -> Self {
         let sim: Arc<dyn Backend> = Arc::new(Sim);
         let backends = sweep
             .spec
@@ -59,7 +60,9 @@ impl Executor {
                 let timeout = m
                     .timeout_secs
                     .map_or(http::DEFAULT_TIMEOUT, std::time::Duration::from_secs);
-                let key = m.api_key().map(|k| k.map(http::Secret));
+                let raw_key = m.api_key();
+                let budget = limit::key(m, raw_key.as_ref().and_then(|k| k.as_deref().ok()));
+                let key = raw_key.map(|k| k.map(http::Secret));
                 let inner: Arc<dyn Backend> = match m.backend {
                     BackendKind::Sim => return sim.clone(),
                     BackendKind::Anthropic => Arc::new(Anthropic::new(
@@ -69,7 +72,13 @@ impl Executor {
                     )),
                     BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
                 };
-                Arc::new(Retrying::new(inner, CALL_TRIES)) as Arc<dyn Backend>
+                let limited = Arc::new(RateLimited {
+                    inner,
+                    limiter: limiter.clone(),
+                    key: budget,
+                    limits: limit::limits(m.rate_limit.as_ref()),
+                });
+                Arc::new(Retrying::new(limited, CALL_TRIES)) as Arc<dyn Backend>
             })
             .collect();
         Executor { sweep, backends }

@@ -105,7 +105,7 @@ pub fn provider_message(body: &[u8]) -> String {
 pub fn status_error(model: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> BackendError {
     let msg = provider_message(body);
     match status {
-        429 => BackendError::Retryable {
+        429 => BackendError::RateLimited {
             message: format!("rate limited (429): {msg}"),
             retry_after: retry_after(headers),
         },

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod classify;
 pub mod execute;
 pub mod http;
+pub mod limit;
 pub mod metrics;
 pub mod openai;
 pub mod protocol;

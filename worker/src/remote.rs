@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::execute::{Executed, Executor};
+use crate::limit::{Limiter, LocalLimiter, RedisLimiter};
 use crate::metrics::Metrics;
 
 type Client = WorkersClient<InterceptedService<Channel, Attach>>;
@@ -61,6 +62,8 @@ type Key = (String, u64);
 
 struct Shared {
     client: Client,
+    /// Rate-limit budgets: in Redis when the worker has it, so the fleet shares them.
+    limiter: Arc<dyn Limiter>,
     redis: Option<Queue>,
     running: Mutex<HashMap<Key, Running>>,
     executors: Mutex<HashMap<String, Arc<Executor>>>,
@@ -118,7 +121,7 @@ impl Shared {
             files: b.files.into_iter().collect(),
         };
         let sweep = Sweep::from_bundle(&bundle).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
-        let ex = Arc::new(Executor::new(Arc::new(sweep)));
+        let ex = Arc::new(Executor::new(Arc::new(sweep), self.limiter.clone()));
         let mut cache = self.executors.lock().expect("lock");
         if cache.len() > 64 {
             cache.clear();
@@ -290,8 +293,16 @@ pub async fn run(
     let client = WorkersClient::with_interceptor(opts.channel, Attach::new(&opts.token))
         .max_decoding_message_size(512 * 1024 * 1024)
         .max_encoding_message_size(256 * 1024 * 1024);
+    let limiter: Arc<dyn Limiter> = match &opts.redis {
+        Some(q) => Arc::new(RedisLimiter(q.clone())),
+        None => {
+            tracing::warn!("no --redis: rate limits are enforced per worker, not across the fleet");
+            Arc::new(LocalLimiter::default())
+        }
+    };
     let shared = Arc::new(Shared {
         client,
+        limiter,
         redis: opts.redis,
         running: Mutex::new(HashMap::new()),
         executors: Mutex::new(HashMap::new()),

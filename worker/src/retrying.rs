@@ -29,7 +29,10 @@ impl Backend for Retrying {
             let mut n = 1;
             loop {
                 match self.inner.complete(req).await {
-                    Err(BackendError::Retryable { message, retry_after }) if n < self.tries => {
+                    Err(
+                        BackendError::Retryable { message, retry_after }
+                        | BackendError::RateLimited { message, retry_after },
+                    ) if n < self.tries => {
                         let wait = candor_core::retry::backoff(n, salt).max(retry_after.unwrap_or_default());
                         tracing::debug!(error = %message, wait_ms = wait.as_millis() as u64, try_ = n, "retrying a model call");
                         tokio::time::sleep(wait).await;

@@ -1,0 +1,246 @@
+//! Rate limits shared by every caller of a (backend, key, model): a layer
+//! around a backend. Before each call it takes one request and the
+//! estimated tokens from the budget (waiting as long as it must); after, it
+//! corrects the estimate from the reported usage; a 429 holds off every
+//! caller until the provider's `retry-after`. Locally the budget lives in
+//! this process; with Redis, in Redis, so a whole fleet shares it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use candor_core::spec::{ModelEntry, RateLimit};
+use candor_queue::Queue;
+use sha2::{Digest, Sha256};
+
+use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
+
+/// Fraction of a limit actually used, to leave room for clock and network jitter.
+pub const HEADROOM: f64 = 0.98;
+/// Output tokens reserved before a call when the spec's max_tokens is larger.
+const OUTPUT_ESTIMATE_CAP: u64 = 1024;
+
+/// Per-minute limits: requests, input tokens, output tokens (0: none).
+pub fn limits(r: Option<&RateLimit>) -> [u64; 3] {
+    match r {
+        Some(r) => [
+            u64::from(r.rpm.unwrap_or(0)),
+            r.input_tpm.unwrap_or(0),
+            r.output_tpm.unwrap_or(0),
+        ],
+        None => [0; 3],
+    }
+}
+
+/// The budget key of a model: backend, endpoint, model, and a fingerprint of the API key.
+pub fn key(m: &ModelEntry, api_key: Option<&str>) -> String {
+    let fp = api_key.map(|k| {
+        let d: [u8; 32] = Sha256::digest(k.as_bytes()).into();
+        candor_core::hash::hex(&d[..6])
+    });
+    format!(
+        "{}|{}|{}|{}",
+        m.backend.name(),
+        m.base_url.as_deref().unwrap_or("default"),
+        m.model,
+        fp.unwrap_or_default()
+    )
+}
+
+/// Where the budgets live.
+pub trait Limiter: Send + Sync {
+    /// Takes `cost` (requests, input, output tokens); Ok(0) when granted,
+    /// else how many milliseconds to wait before asking again.
+    fn take<'a>(&'a self, key: &'a str, limits: [u64; 3], cost: [f64; 3]) -> BoxFuture<'a, Result<u64, String>>;
+    /// Corrects an earlier take by `delta`.
+    fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), String>>;
+    /// Holds off every caller for `d`.
+    fn cool<'a>(&'a self, key: &'a str, d: Duration) -> BoxFuture<'a, Result<(), String>>;
+}
+
+fn interval(limit: u64) -> f64 {
+    60_000.0 / (limit as f64 * HEADROOM)
+}
+
+/// The same algorithm as `lua/limit.lua`, for one process.
+#[derive(Debug, Default, Clone)]
+struct Gcra {
+    tat: [f64; 3],
+    cool: f64,
+}
+
+pub struct LocalLimiter {
+    state: Mutex<HashMap<String, Gcra>>,
+    epoch: Instant,
+}
+
+impl Default for LocalLimiter {
+    fn default() -> Self {
+        LocalLimiter {
+            state: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl LocalLimiter {
+    fn now(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64() * 1000.0
+    }
+}
+
+impl Limiter for LocalLimiter {
+    fn take<'a>(&'a self, key: &'a str, limits: [u64; 3], cost: [f64; 3]) -> BoxFuture<'a, Result<u64, String>> {
+        let now = self.now();
+        let mut st = self.state.lock().expect("lock");
+        let g = st.entry(key.to_string()).or_default();
+        let mut wait = (g.cool - now).max(0.0);
+        for d in 0..3 {
+            if limits[d] > 0 {
+                wait = wait.max(g.tat[d] - now);
+            }
+        }
+        let r = if wait > 0.0 {
+            wait.ceil() as u64
+        } else {
+            for d in 0..3 {
+                if limits[d] > 0 {
+                    g.tat[d] = g.tat[d].max(now) + cost[d] * interval(limits[d]);
+                }
+            }
+            0
+        };
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), String>> {
+        let mut st = self.state.lock().expect("lock");
+        let g = st.entry(key.to_string()).or_default();
+        for d in 0..3 {
+            if limits[d] > 0 {
+                g.tat[d] += delta[d] * interval(limits[d]);
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn cool<'a>(&'a self, key: &'a str, d: Duration) -> BoxFuture<'a, Result<(), String>> {
+        let until = self.now() + d.as_secs_f64() * 1000.0;
+        let mut st = self.state.lock().expect("lock");
+        let g = st.entry(key.to_string()).or_default();
+        g.cool = g.cool.max(until);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Budgets in Redis, shared by every worker.
+pub struct RedisLimiter(pub Queue);
+
+impl Limiter for RedisLimiter {
+    fn take<'a>(&'a self, key: &'a str, limits: [u64; 3], cost: [f64; 3]) -> BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async move { self.0.limit(key, "take", limits, cost).await.map_err(|e| e.to_string()) })
+    }
+    fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .limit(key, "settle", limits, delta)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+    fn cool<'a>(&'a self, key: &'a str, d: Duration) -> BoxFuture<'a, Result<(), String>> {
+        let ms = d.as_millis() as f64;
+        Box::pin(async move {
+            self.0
+                .limit(key, "cool", [0; 3], [ms, 0.0, 0.0])
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The layer.
+pub struct RateLimited {
+    pub inner: Arc<dyn Backend>,
+    pub limiter: Arc<dyn Limiter>,
+    pub key: String,
+    pub limits: [u64; 3],
+}
+
+fn tokens(bytes: usize) -> f64 {
+    (bytes as f64 / 4.0).ceil()
+}
+
+impl Backend for RateLimited {
+    fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
+        Box::pin(async move {
+            let est_in = tokens(req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>());
+            let est_out = u64::from(req.params.max_tokens.unwrap_or(1024)).min(OUTPUT_ESTIMATE_CAP) as f64;
+            loop {
+                match self.limiter.take(&self.key, self.limits, [1.0, est_in, est_out]).await {
+                    Ok(0) => break,
+                    Ok(wait) => tokio::time::sleep(Duration::from_millis(wait.min(60_000))).await,
+                    Err(e) => {
+                        return Err(BackendError::Retryable {
+                            message: format!("the shared rate limiter is unavailable: {e}"),
+                            retry_after: None,
+                        });
+                    }
+                }
+            }
+            let r = self.inner.complete(req).await;
+            match &r {
+                Ok(reply) => {
+                    let delta = [
+                        0.0,
+                        reply.usage.input_tokens as f64 - est_in,
+                        reply.usage.output_tokens as f64 - est_out,
+                    ];
+                    if let Err(e) = self.limiter.settle(&self.key, self.limits, delta).await {
+                        tracing::warn!(error = %e, "correcting the rate-limit estimate failed");
+                    }
+                }
+                Err(BackendError::RateLimited { retry_after, .. }) => {
+                    let d = retry_after.unwrap_or(Duration::from_secs(1));
+                    if let Err(e) = self.limiter.cool(&self.key, d).await {
+                        tracing::warn!(error = %e, "sharing a 429 cooldown failed");
+                    }
+                }
+                Err(_) => {}
+            }
+            r
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_spaced_to_fit_the_limit_and_a_cooldown_holds_everyone() {
+        let l = LocalLimiter::default();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            // 60 rpm: the first is granted, the second waits about a second.
+            assert_eq!(l.take("k", [60, 0, 0], [1.0, 0.0, 0.0]).await, Ok(0));
+            let w = l.take("k", [60, 0, 0], [1.0, 0.0, 0.0]).await.unwrap();
+            assert!((1000..=1030).contains(&w), "{w}");
+            // Other keys have their own budget.
+            assert_eq!(l.take("other", [60, 0, 0], [1.0, 0.0, 0.0]).await, Ok(0));
+            // Tokens: 6000 tokens at 60000 tpm hold the budget about 6 s.
+            assert_eq!(l.take("t", [0, 60_000, 0], [1.0, 6000.0, 0.0]).await, Ok(0));
+            let w = l.take("t", [0, 60_000, 0], [1.0, 10.0, 0.0]).await.unwrap();
+            assert!((6000..=6200).contains(&w), "{w}");
+            // Reporting fewer tokens than estimated gives them back.
+            l.settle("t", [0, 60_000, 0], [0.0, -6000.0, 0.0]).await.unwrap();
+            assert_eq!(l.take("t", [0, 60_000, 0], [1.0, 10.0, 0.0]).await, Ok(0));
+            // A cooldown holds off even an unlimited key.
+            l.cool("c", Duration::from_secs(2)).await.unwrap();
+            let w = l.take("c", [0, 0, 0], [1.0, 0.0, 0.0]).await.unwrap();
+            assert!((1900..=2000).contains(&w), "{w}");
+        });
+    }
+}
