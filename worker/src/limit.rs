@@ -95,17 +95,17 @@ impl Limiter for LocalLimiter {
         let mut st = self.state.lock().expect("lock");
         let g = st.entry(key.to_string()).or_default();
         let mut wait = (g.cool - now).max(0.0);
-        for d in 0..3 {
-            if limits[d] > 0 {
-                wait = wait.max(g.tat[d] - now);
+        for (tat, &lim) in g.tat.iter().zip(&limits) {
+            if lim > 0 {
+                wait = wait.max(tat - now);
             }
         }
         let r = if wait > 0.0 {
             wait.ceil() as u64
         } else {
-            for d in 0..3 {
-                if limits[d] > 0 {
-                    g.tat[d] = g.tat[d].max(now) + cost[d] * interval(limits[d]);
+            for ((tat, &lim), c) in g.tat.iter_mut().zip(&limits).zip(cost) {
+                if lim > 0 {
+                    *tat = tat.max(now) + c * interval(lim);
                 }
             }
             0
@@ -116,9 +116,9 @@ impl Limiter for LocalLimiter {
     fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), String>> {
         let mut st = self.state.lock().expect("lock");
         let g = st.entry(key.to_string()).or_default();
-        for d in 0..3 {
-            if limits[d] > 0 {
-                g.tat[d] += delta[d] * interval(limits[d]);
+        for ((tat, &lim), dt) in g.tat.iter_mut().zip(&limits).zip(delta) {
+            if lim > 0 {
+                *tat += dt * interval(lim);
             }
         }
         Box::pin(async { Ok(()) })
