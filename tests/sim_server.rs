@@ -137,3 +137,99 @@ fn a_request_it_cannot_read_gets_a_400_that_says_why() {
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("not JSON"), "{text}");
 }
+
+/// A spec calling the sim-server through the OpenAI API; `classifier` names
+/// its classifier, so specs differing only there ask the same requests but
+/// are different sweeps.
+fn api_spec(sb: &Sandbox, port: u16, classifier: &str) -> String {
+    let spec = sim_spec(0, 2);
+    let start = spec.find("models:").unwrap();
+    let end = spec.find("dataset:").unwrap();
+    let models =
+        format!("models:\n  - {{id: api, backend: openai, model: m, base_url: \"http://127.0.0.1:{port}/v1\"}}\n");
+    let name = format!("{classifier}.yaml");
+    let body = format!("{}{models}{}", &spec[..start], &spec[end..])
+        + &format!("classifiers:\n  - {{name: {classifier}, kind: prefix, tag: \"<request_fully_accepted/>\"}}\n");
+    sb.file(&name, &body);
+    name
+}
+
+fn outputs(sb: &Sandbox, dir: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = sb
+        .jsonl(&format!("{dir}/results.jsonl"))
+        .iter()
+        .map(|r| (r["job_id"].as_str().unwrap().to_string(), r["transcript"].to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_rerun_with_unchanged_requests_calls_no_model() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[]);
+    sb.file("data.csv", &dataset(10));
+    let run = |spec: &str, out: &str, extra: &[&str]| {
+        let mut args = vec!["run", spec, "--out", out, "--store", "st", "--quiet"];
+        args.extend_from_slice(extra);
+        let o = sb.candor(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    };
+    let first = api_spec(&sb, server.1, "compliant");
+    run(&first, "a", &[]);
+    let calls = stats(server.1)["requests"].as_u64().unwrap();
+    assert!(calls >= 40, "{calls}");
+    // A different sweep (another classifier name) asking the same requests.
+    let second = api_spec(&sb, server.1, "accepted");
+    run(&second, "b", &[]);
+    assert_eq!(
+        stats(server.1)["requests"].as_u64(),
+        Some(calls),
+        "the cached rerun made no request"
+    );
+    let report = sb.json("b/report.json");
+    assert_eq!(report["sweep"]["cache_hits"].as_u64(), Some(calls));
+    assert!(report["notes"].to_string().contains("CACHED"));
+    assert_eq!(
+        outputs(&sb, "a"),
+        outputs(&sb, "b"),
+        "the cache answers what the model answered"
+    );
+    let hits: u64 = sb
+        .jsonl("b/results.jsonl")
+        .iter()
+        .map(|r| r["cache_hits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hits, calls);
+    // --no-cache calls the model again.
+    let third = api_spec(&sb, server.1, "complied");
+    run(&third, "c", &["--no-cache"]);
+    assert_eq!(stats(server.1)["requests"].as_u64(), Some(2 * calls));
+    assert_eq!(sb.json("c/report.json")["sweep"]["cache_hits"].as_u64(), Some(0));
+}
+
+#[test]
+fn workers_share_the_cache_in_redis() {
+    let sbs = Sandbox::new();
+    let server = start(&sbs, &[]);
+    let mut c = Cluster::start(false, 10_000);
+    c.all_direct = true;
+    c.sb.file("data.csv", &dataset(10));
+    let first = api_spec(&c.sb, server.1, "compliant");
+    let second = api_spec(&c.sb, server.1, "accepted");
+    c.add_worker(4, None);
+    c.add_worker(4, None);
+    let a = c.submit(&first);
+    c.wait_done(&a, 40, Duration::from_secs(60));
+    let calls = stats(server.1)["requests"].as_u64().unwrap();
+    let b = c.submit(&second);
+    c.wait_done(&b, 40, Duration::from_secs(60));
+    assert_eq!(
+        stats(server.1)["requests"].as_u64(),
+        Some(calls),
+        "the second sweep made no request"
+    );
+    c.check(&b, 40);
+    let report = c.sb.json(&format!("report-{b}/report.json"));
+    assert_eq!(report["sweep"]["cache_hits"].as_u64(), Some(calls));
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use candor_core::Sweep;
 use candor_core::report::Report;
 use candor_core::store::{DoneSet, Store, StoreError, SweepLog};
+use candor_worker::cache::{Cache, FileCache};
 use candor_worker::limit::LocalLimiter;
 use candor_worker::{Executed, Executor};
 use tokio::sync::mpsc;
@@ -30,6 +31,8 @@ pub struct LocalOptions {
     pub out: PathBuf,
     /// Jobs in flight at once.
     pub concurrency: usize,
+    /// Answer repeated model calls from the response cache in the store.
+    pub cache: bool,
 }
 
 /// Live counters a caller can poll to show progress.
@@ -70,6 +73,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error("response cache {path}: {source}")]
+    Cache { path: PathBuf, source: std::io::Error },
     #[error("the store writer stopped unexpectedly")]
     WriterPanicked,
 }
@@ -103,7 +108,19 @@ pub async fn run_local(
             .expect("spawning a thread")
     };
 
-    let executor = Arc::new(Executor::new(sweep.clone(), Arc::new(LocalLimiter::default())));
+    let calls_models = sweep
+        .spec
+        .models
+        .iter()
+        .any(|m| m.backend != candor_core::spec::BackendKind::Sim);
+    let cache: Option<Arc<dyn Cache>> = if opts.cache && calls_models {
+        let path = opts.store.join("responses.log");
+        let c = FileCache::open(&path).map_err(|source| RunError::Cache { path, source })?;
+        Some(Arc::new(c))
+    } else {
+        None
+    };
+    let executor = Arc::new(Executor::new(sweep.clone(), Arc::new(LocalLimiter::default()), cache));
     let cursor = Arc::new(AtomicU64::new(0));
     let max_attempts = sweep.spec.max_attempts;
     let mut tasks = tokio::task::JoinSet::new();

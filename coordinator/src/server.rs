@@ -83,6 +83,7 @@ impl Coordinator {
         let ex = Arc::new(Executor::new(
             Arc::new(sweep),
             Arc::new(candor_worker::limit::LocalLimiter::default()),
+            None,
         ));
         let mut cache = self.executors.lock().expect("cache lock");
         if cache.len() >= CACHE {
@@ -112,6 +113,7 @@ impl Coordinator {
                 yes: (0..c.yes.len()).map(|k| get(&format!("y{k}"))).collect(),
             };
         }
+        t.cache_hits = st.cache_hits;
         t
     }
 
@@ -168,6 +170,7 @@ impl Coordinator {
                         cell: f.cell,
                         dead: Some(why.clone()),
                         result: f.payload,
+                        cache_hits: 0,
                     }
                 })
                 .collect();
@@ -503,6 +506,7 @@ impl pb::workers_server::Workers for WorkersApi {
                         cell: c.cell,
                         dead: None,
                         result: c.result,
+                        cache_hits: c.cache_hits,
                     }
                 })
                 .collect();

@@ -26,6 +26,8 @@ pub struct CellCounts {
 #[derive(Debug, Clone)]
 pub struct Tally {
     pub cells: Vec<CellCounts>,
+    /// Model calls answered from the response cache.
+    pub cache_hits: u64,
 }
 
 impl Tally {
@@ -39,11 +41,13 @@ impl Tally {
                 };
                 sweep.space.cells()
             ],
+            cache_hits: 0,
         }
     }
 
     pub fn add(&mut self, sweep: &Sweep, meta: &RecordMeta) {
         let t = sweep.space.decode(meta.index);
+        self.cache_hits += u64::from(meta.cache_hits);
         let c = &mut self.cells[sweep.space.cell_of(&t)];
         match meta.status {
             Status::Ok => {
@@ -78,6 +82,9 @@ pub struct SweepInfo {
     /// Failed jobs that used every attempt (distributed sweeps); counted in `jobs_failed` too.
     #[serde(default)]
     pub jobs_dead_lettered: u64,
+    /// Model calls answered from the response cache instead of the model.
+    #[serde(default)]
+    pub cache_hits: u64,
     /// True when any model in the sweep is candor's simulated model.
     pub simulated: bool,
     /// The classifier whose verdict is reported as `compliant`.
@@ -198,6 +205,12 @@ impl Report {
                     .to_string(),
             );
         }
+        if tally.cache_hits > 0 {
+            notes.push(format!(
+                "CACHED: {} model calls were answered from the response cache (run with --no-cache to call the models).",
+                tally.cache_hits
+            ));
+        }
         let total = sweep.total_jobs();
         if done < total {
             notes.push(format!("PARTIAL: {done} of {total} jobs have results."));
@@ -216,6 +229,7 @@ impl Report {
                 jobs_incomplete: incomplete,
                 jobs_failed: failed,
                 jobs_dead_lettered: 0,
+                cache_hits: tally.cache_hits,
                 simulated: sweep.simulated(),
                 primary_classifier: spec.classifiers[0].name().to_string(),
             },

@@ -104,6 +104,9 @@ pub struct JobResult {
     pub turns: u32,
     /// Which try of the job this is (retryable failures are tried again).
     pub attempt: u32,
+    /// Model calls answered from the response cache.
+    #[serde(default)]
+    pub cache_hits: u32,
     pub usage: Usage,
     /// Wall time of the whole job, in milliseconds.
     pub latency_ms: f64,

@@ -4,10 +4,10 @@
 //! A job's result is appended once; records for a job that already has one
 //! are ignored, so the log holds at most one result per job.
 //!
-//! Layout: header `CANDOR-STORE-1\n` + sweep id (16 bytes) + job count (u64
+//! Layout: header `CANDOR-STORE-2\n` + sweep id (16 bytes) + job count (u64
 //! LE), then frames of `len u32 | crc32 u32 | index u64 | status u8 |
-//! classifier bits u32 | payload` (all little-endian; `len` and the CRC
-//! cover everything after the CRC).
+//! classifier bits u32 | cache hits u16 | payload` (all little-endian; `len`
+//! and the CRC cover everything after the CRC).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::result::Status;
 
-const MAGIC: &[u8; 15] = b"CANDOR-STORE-1\n";
+const MAGIC: &[u8; 15] = b"CANDOR-STORE-2\n";
 const HEADER_LEN: u64 = 15 + 16 + 8;
-const BODY_FIXED: usize = 8 + 1 + 4;
+const BODY_FIXED: usize = 8 + 1 + 4 + 2;
 /// The largest record the store accepts.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
@@ -42,6 +42,8 @@ pub struct RecordMeta {
     pub status: Status,
     /// Bit `i` is the verdict of classifier `i`.
     pub class_bits: u32,
+    /// Model calls of the job answered from the response cache.
+    pub cache_hits: u16,
 }
 
 /// Which jobs of a sweep have a result: one bit per job.
@@ -227,6 +229,7 @@ impl SweepLog {
             self.buf.extend_from_slice(&meta.index.to_le_bytes());
             self.buf.push(meta.status.code());
             self.buf.extend_from_slice(&meta.class_bits.to_le_bytes());
+            self.buf.extend_from_slice(&meta.cache_hits.to_le_bytes());
             self.buf.extend_from_slice(payload);
             let crc = crc32fast::hash(&self.buf[start + 8..]);
             self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -292,6 +295,7 @@ impl SweepLog {
             let index = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
             let status = Status::from_code(body[8]);
             let class_bits = u32::from_le_bytes(body[9..13].try_into().expect("4 bytes"));
+            let cache_hits = u16::from_le_bytes(body[13..15].try_into().expect("2 bytes"));
             let (Some(status), true) = (status, index < self.done.total()) else {
                 return Err(StoreError::Corrupt {
                     path: self.path.clone(),
@@ -304,6 +308,7 @@ impl SweepLog {
                     index,
                     status,
                     class_bits,
+                    cache_hits,
                 },
                 &body[BODY_FIXED..],
             );
@@ -334,6 +339,7 @@ mod tests {
             index,
             status: Status::Ok,
             class_bits: (index % 2) as u32,
+            cache_hits: (index % 3) as u16,
         }
     }
 

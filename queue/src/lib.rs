@@ -131,6 +131,8 @@ pub struct Completion {
     /// Set when the job is being dead-lettered, with why.
     pub dead: Option<String>,
     pub result: Vec<u8>,
+    /// Model calls of the job answered from the response cache.
+    pub cache_hits: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,7 @@ pub struct SweepState {
     pub retried: u64,
     pub lease_expiries: u64,
     pub leased: u64,
+    pub cache_hits: u64,
     pub in_flight: u64,
     pub retrying: u64,
     pub max_attempts: u32,
@@ -235,6 +238,11 @@ impl Queue {
                 limit: script(include_str!("lua/limit.lua")),
             }),
         })
+    }
+
+    /// The connection, for other users of the same Redis (the response cache).
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {
@@ -308,7 +316,8 @@ impl Queue {
                 .arg(c.cell)
                 .arg(u8::from(c.dead.is_some()))
                 .arg(c.dead.as_deref().unwrap_or(""))
-                .arg(&c.result[..]);
+                .arg(&c.result[..])
+                .arg(c.cache_hits);
         }
         let r: Vec<i64> = inv.invoke_async(&mut con).await.map_err(|e| no_sweep(e, sweep_id))?;
         Ok(r.into_iter()
@@ -400,6 +409,7 @@ impl Queue {
             retried: n("retried"),
             lease_expiries: n("lease_expiries"),
             leased: n("leased"),
+            cache_hits: n("cache_hits"),
             in_flight,
             retrying,
             max_attempts: n("max_attempts") as u32,

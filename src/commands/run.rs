@@ -20,6 +20,9 @@ pub struct RunArgs {
     /// Jobs in flight at once.
     #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
+    /// Call the models even for requests the response cache has answered before.
+    #[arg(long)]
+    no_cache: bool,
     /// Do not show progress.
     #[arg(long, short)]
     quiet: bool,
@@ -38,6 +41,7 @@ pub async fn run(args: RunArgs) -> i32 {
         store: args.store.clone(),
         out,
         concurrency: args.concurrency as usize,
+        cache: !args.no_cache,
     };
     {
         let stop = Arc::new(AtomicBool::new(false));
@@ -60,7 +64,9 @@ pub async fn run(args: RunArgs) -> i32 {
             Err(e) => {
                 eprintln!("error: {e}");
                 return match e {
-                    RunError::Store(_) | RunError::Export(_) | RunError::WriterPanicked => exit::FAILURE,
+                    RunError::Store(_) | RunError::Export(_) | RunError::Cache { .. } | RunError::WriterPanicked => {
+                        exit::FAILURE
+                    }
                 };
             }
         };

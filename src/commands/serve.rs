@@ -65,6 +65,9 @@ pub struct WorkerArgs {
     /// Seconds running jobs may take to finish after SIGTERM before they are handed back.
     #[arg(long, env = "CANDOR_GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
+    /// Call the models even for requests the response cache (in Redis) has answered before.
+    #[arg(long)]
+    no_cache: bool,
     /// This worker's name in logs [default: host name and process id].
     #[arg(long, env = "CANDOR_WORKER_ID")]
     id: Option<String>,
@@ -275,6 +278,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         concurrency: a.concurrency as usize,
         grace: Duration::from_secs(a.grace_secs),
         worker_id,
+        cache: !a.no_cache,
     };
     match run_worker(opts, metrics, rx).await {
         Ok(()) => exit::OK,

@@ -438,10 +438,8 @@ impl Cluster {
         assert_eq!(report["sweep"]["jobs_failed"].as_u64(), Some(count("failed")));
         assert_eq!(report["sweep"]["jobs_incomplete"].as_u64(), Some(count("incomplete")));
         let compliant: u64 = cells.iter().map(|c| c["compliant"].as_u64().unwrap()).sum();
-        let yes = lines
-            .iter()
-            .filter(|r| r["classifications"]["compliant"] == true)
-            .count() as u64;
+        let primary = report["sweep"]["primary_classifier"].as_str().unwrap();
+        let yes = lines.iter().filter(|r| r["classifications"][primary] == true).count() as u64;
         assert_eq!(compliant, yes, "compliant counts equal the results' verdicts");
     }
 

@@ -94,6 +94,7 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
             output_tokens: n("output_tokens")?,
         },
         stop_reason: v.get("stop_reason").and_then(Value::as_str).map(String::from),
+        cached: false,
     })
 }
 

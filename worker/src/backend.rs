@@ -35,6 +35,8 @@ pub struct ChatReply {
     pub text: String,
     pub usage: Usage,
     pub stop_reason: Option<String>,
+    /// Answered from the response cache, not by the model.
+    pub cached: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

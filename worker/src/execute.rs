@@ -10,6 +10,7 @@ use candor_core::{JobResult, JobTuple, Status, Sweep, Transcript, Usage};
 
 use crate::anthropic::Anthropic;
 use crate::backend::Backend;
+use crate::cache::{Cache, Cached};
 use crate::classify::classify;
 use crate::http;
 use crate::limit::{self, Limiter, RateLimited};
@@ -50,7 +51,7 @@ impl Executor {
     /// An executor with a backend per model entry. API keys are read from
     /// this process's environment now; a model without one fails its calls
     /// with `Unauthorized`.
-    pub fn new(sweep: Arc<Sweep>, limiter: Arc<dyn Limiter>) -> Self {
+    pub fn new(sweep: Arc<Sweep>, limiter: Arc<dyn Limiter>, cache: Option<Arc<dyn Cache>>) -> Self {
         let sim: Arc<dyn Backend> = Arc::new(Sim);
         let backends = sweep
             .spec
@@ -78,7 +79,14 @@ impl Executor {
                     key: budget,
                     limits: limit::limits(m.rate_limit.as_ref()),
                 });
-                Arc::new(Retrying::new(limited, CALL_TRIES)) as Arc<dyn Backend>
+                let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(limited, CALL_TRIES));
+                match &cache {
+                    Some(c) => Arc::new(Cached {
+                        inner: retrying,
+                        cache: c.clone(),
+                    }),
+                    None => retrying,
+                }
             })
             .collect();
         Executor { sweep, backends }
@@ -105,6 +113,7 @@ impl Executor {
             classifications: BTreeMap::new(),
             turns: 0,
             attempt: 1,
+            cache_hits: 0,
             usage: Usage::default(),
             latency_ms: 0.0,
             started_at_ms,
@@ -120,6 +129,7 @@ impl Executor {
                 index: result.index,
                 status: result.status,
                 class_bits,
+                cache_hits: result.cache_hits.min(u32::from(u16::MAX)) as u16,
             },
             cell: self.sweep.space.cell_of(t) as u32,
             retryable,
@@ -162,6 +172,7 @@ impl Executor {
                 result.usage = c.usage;
                 result.error = c.error;
                 result.transcript = c.transcript;
+                result.cache_hits = c.cache_hits;
             }
             Err(e) => result.error = Some(format!("rendering the prompts failed: {e}")),
         }

@@ -5,6 +5,7 @@
 
 pub mod anthropic;
 pub mod backend;
+pub mod cache;
 pub mod classify;
 pub mod execute;
 pub mod http;

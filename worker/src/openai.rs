@@ -83,6 +83,7 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
             output_tokens: n("completion_tokens")?,
         },
         stop_reason: choice.get("finish_reason").and_then(Value::as_str).map(String::from),
+        cached: false,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct Conversation {
     pub error: Option<String>,
     /// The failure passes; the job may be tried again.
     pub retryable: bool,
+    /// Calls answered from the response cache.
+    pub cache_hits: u32,
 }
 
 /// The text inside the first `<OUTPUT>`; an output cut off before its
@@ -75,6 +77,7 @@ pub async fn converse(
     let mut usage = Usage::default();
     let mut turns = 0;
     let mut retryable = false;
+    let mut cache_hits = 0;
     let (status, output, error) = loop {
         turns += 1;
         let req = ChatRequest {
@@ -96,6 +99,7 @@ pub async fn converse(
             }
         };
         usage += reply.usage;
+        cache_hits += u32::from(reply.cached);
         // A prefill is the start of this assistant turn.
         match messages.last_mut() {
             Some(m) if m.role == Role::Assistant => m.content.push_str(&reply.text),
@@ -127,6 +131,7 @@ pub async fn converse(
         usage,
         error,
         retryable,
+        cache_hits,
     }
 }
 
@@ -167,6 +172,7 @@ mod tests {
                             output_tokens: 5,
                         },
                         stop_reason: None,
+                        cached: false,
                     }),
                     Err(e) => Err(BackendError::Failed { message: e.into() }),
                 }

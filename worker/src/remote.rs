@@ -21,6 +21,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
+use crate::cache::{Cache, RedisCache};
 use crate::execute::{Executed, Executor};
 use crate::limit::{Limiter, LocalLimiter, RedisLimiter};
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct RemoteOptions {
     /// How long running jobs may take to finish after a shutdown signal.
     pub grace: Duration,
     pub worker_id: String,
+    /// Answer repeated model calls from the response cache in Redis (needs `redis`).
+    pub cache: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,8 @@ struct Shared {
     client: Client,
     /// Rate-limit budgets: in Redis when the worker has it, so the fleet shares them.
     limiter: Arc<dyn Limiter>,
+    /// The response cache in Redis, when the worker has Redis and caching is on.
+    cache: Option<Arc<dyn Cache>>,
     redis: Option<Queue>,
     running: Mutex<HashMap<Key, Running>>,
     executors: Mutex<HashMap<String, Arc<Executor>>>,
@@ -121,7 +126,7 @@ impl Shared {
             files: b.files.into_iter().collect(),
         };
         let sweep = Sweep::from_bundle(&bundle).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
-        let ex = Arc::new(Executor::new(Arc::new(sweep), self.limiter.clone()));
+        let ex = Arc::new(Executor::new(Arc::new(sweep), self.limiter.clone(), self.cache.clone()));
         let mut cache = self.executors.lock().expect("lock");
         if cache.len() > 64 {
             cache.clear();
@@ -191,6 +196,7 @@ impl Shared {
                                     class_bits: c.class_bits,
                                     cell: c.cell,
                                     result: c.result.clone(),
+                                    cache_hits: c.cache_hits,
                                 })
                                 .collect(),
                         })
@@ -278,6 +284,7 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
                 cell: d.ex.cell,
                 dead: None,
                 result: d.ex.payload,
+                cache_hits: u32::from(d.ex.meta.cache_hits),
             });
         }
     }
@@ -300,9 +307,14 @@ pub async fn run(
             Arc::new(LocalLimiter::default())
         }
     };
+    let cache: Option<Arc<dyn Cache>> = match (&opts.redis, opts.cache) {
+        (Some(q), true) => Some(Arc::new(RedisCache(q.connection()))),
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         client,
         limiter,
+        cache,
         redis: opts.redis,
         running: Mutex::new(HashMap::new()),
         executors: Mutex::new(HashMap::new()),

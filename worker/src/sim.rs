@@ -129,6 +129,7 @@ impl Backend for Sim {
                 text,
                 usage,
                 stop_reason: Some("end_turn".into()),
+                cached: false,
             })
         })
     }
