@@ -48,6 +48,8 @@ enum Command {
     Report(commands::remote::ReportArgs),
     /// Stop a submitted sweep.
     Cancel(commands::remote::IdArgs),
+    /// Lease a paused sweep's jobs again, once what paused it is fixed.
+    Resume(commands::remote::IdArgs),
     /// List the sweeps a coordinator knows.
     List(commands::remote::ListArgs),
     /// Serve the Anthropic and OpenAI APIs from the simulated model, for dry runs and load tests.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
                     Command::Watch(args) => commands::remote::watch(args).await,
                     Command::Report(args) => commands::remote::report(args).await,
                     Command::Cancel(args) => commands::remote::cancel(args).await,
+                    Command::Resume(args) => commands::remote::resume(args).await,
                     Command::List(args) => commands::remote::list(args).await,
                     Command::SimServer(args) => commands::serve::sim_server(args).await,
                     Command::Bench(_) | Command::Validate { .. } => unreachable!("handled above"),

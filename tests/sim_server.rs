@@ -233,3 +233,121 @@ fn workers_share_the_cache_in_redis() {
     let report = c.sb.json(&format!("report-{b}/report.json"));
     assert_eq!(report["sweep"]["cache_hits"].as_u64(), Some(calls));
 }
+
+fn keyed_spec(sb: &Sandbox, port: u16) -> String {
+    let spec = sim_spec(0, 2);
+    let start = spec.find("models:").unwrap();
+    let end = spec.find("dataset:").unwrap();
+    let models = format!(
+        "models:\n  - {{id: api, backend: anthropic, model: m, base_url: \"http://127.0.0.1:{port}\", api_key_env: SIM_KEY}}\n"
+    );
+    sb.file("keyed.yaml", &format!("{}{models}{}", &spec[..start], &spec[end..]));
+    "keyed.yaml".into()
+}
+
+fn start_keyed(sb: &Sandbox) -> Server {
+    let port = free_port();
+    let log = Stdio::from(std::fs::File::create(sb.join("sim-server.log")).unwrap());
+    let child = sb
+        .cmd(&[
+            "sim-server",
+            "--port",
+            &port.to_string(),
+            "--require-key-env",
+            "SERVER_KEY",
+        ])
+        .env("SERVER_KEY", "right-key-77")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "the sim-server to listen", || {
+        std::fs::read_to_string(sb.join("sim-server.log")).is_ok_and(|l| l.contains("listening on"))
+    });
+    Server(child, port)
+}
+
+#[test]
+fn a_refused_key_pauses_a_local_run_without_failing_its_jobs() {
+    let sb = Sandbox::new();
+    let server = start_keyed(&sb);
+    sb.file("data.csv", &dataset(20));
+    let spec = keyed_spec(&sb, server.1);
+    let args = [
+        "run",
+        spec.as_str(),
+        "--out",
+        "out",
+        "--store",
+        "st",
+        "--quiet",
+        "--concurrency",
+        "4",
+    ];
+    let o = sb.cmd(&args).env("SIM_KEY", "wrong-key-1").output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("paused: check the API key for model api"), "{err}");
+    assert!(!err.contains("wrong-key-1") && !err.contains("right-key-77"), "{err}");
+    assert_eq!(sb.jsonl("out/results.jsonl").len(), 0, "no job was recorded as failed");
+    assert!(
+        stats(server.1)["unauthorized"].as_u64().unwrap() <= 8,
+        "the run stopped at the first refusals"
+    );
+    // With the right key the same command runs every job.
+    let o = sb.cmd(&args).env("SIM_KEY", "right-key-77").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results = sb.jsonl("out/results.jsonl");
+    assert_eq!(results.len(), 80);
+    assert!(results.iter().all(|r| r["status"] != "failed"));
+}
+
+#[test]
+fn a_refused_key_pauses_a_distributed_sweep_until_resumed() {
+    let sbs = Sandbox::new();
+    let server = start_keyed(&sbs);
+    let mut c = Cluster::start_with_env(false, 5_000, vec![("SIM_KEY".into(), "wrong-key-2".into())]);
+    c.sb.file("data.csv", &dataset(20));
+    let spec = keyed_spec(&c.sb, server.1);
+    c.add_worker(4, None);
+    c.add_worker(4, None);
+    let id = c.submit(&spec);
+    eventually(Duration::from_secs(60), "the sweep to pause", || {
+        c.status(&id)["state"] == "paused"
+    });
+    let st = c.status(&id);
+    assert!(
+        st["reason"]
+            .as_str()
+            .unwrap()
+            .contains("check the API key for model api"),
+        "{st}"
+    );
+    assert_eq!(st["jobs_failed"].as_u64(), Some(0), "{st}");
+    let o = c.candor(&["status", &id]);
+    assert!(stdout(&o).contains("candor resume"), "{}", stdout(&o));
+    // Fix the key (new workers), resume, and it finishes.
+    for w in &mut c.workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    c.env = vec![("SIM_KEY".into(), "right-key-77".into())];
+    c.add_worker(8, None);
+    c.add_worker(8, None);
+    let o = c.candor(&["resume", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    c.wait_done(&id, 80, Duration::from_secs(60));
+    c.check(&id, 80);
+    for log in [
+        "coordinator.log",
+        "worker0.log",
+        "worker1.log",
+        "worker2.log",
+        "worker3.log",
+    ] {
+        let text = c.log_text(log);
+        assert!(
+            !text.contains("wrong-key-2") && !text.contains("right-key-77"),
+            "{log} shows a key"
+        );
+    }
+}

@@ -45,12 +45,16 @@ pub struct Progress {
     pub resumed: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Every job has a result.
     Completed,
     /// Stopped early on request; a rerun carries on.
     Interrupted,
+    /// Stopped because a provider refused an API key; says which. The jobs
+    /// that met the refusal have no result, so a rerun with the key fixed
+    /// runs them.
+    Paused(String),
 }
 
 #[derive(Debug)]
@@ -123,8 +127,10 @@ pub async fn run_local(
     let executor = Arc::new(Executor::new(sweep.clone(), Arc::new(LocalLimiter::default()), cache));
     let cursor = Arc::new(AtomicU64::new(0));
     let max_attempts = sweep.spec.max_attempts;
+    let paused: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..opts.concurrency.max(1) {
+        let paused = paused.clone();
         let (executor, cursor, todo, tx, stop) =
             (executor.clone(), cursor.clone(), todo.clone(), tx.clone(), stop.clone());
         tasks.spawn(async move {
@@ -148,6 +154,15 @@ pub async fn run_local(
                     tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
                     attempt += 1;
                 };
+                if done.unauthorized {
+                    // Every job of this model would meet the same refusal.
+                    paused
+                        .lock()
+                        .expect("lock")
+                        .get_or_insert_with(|| done.error.clone().unwrap_or_default());
+                    stop.store(true, Ordering::Relaxed);
+                    continue;
+                }
                 if tx.send(done).await.is_err() {
                     break; // the writer has stopped; it reports why
                 }
@@ -170,6 +185,8 @@ pub async fn run_local(
     tracing::info!(sweep.id = %sweep.id, ran, done = log.done().count(), "dispatch finished");
     let outcome = if log.done().count() == total {
         Outcome::Completed
+    } else if let Some(why) = paused.lock().expect("lock").take() {
+        Outcome::Paused(why)
     } else {
         Outcome::Interrupted
     };

@@ -229,6 +229,7 @@ fn to_status(sweep: &Sweep, st: &SweepState) -> pb::SweepStatus {
         simulated: st.simulated,
         created_ms: st.created_ms,
         finished_ms: st.finished_ms,
+        reason: st.reason.clone(),
         cells,
     }
 }
@@ -353,6 +354,20 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
             .map_err(internal)?
             .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
         tracing::info!(sweep.id = %id, "sweep cancelled");
+        Ok(Response::new(self.0.status(id).await?))
+    }
+
+    async fn resume(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
+        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        let id = req.into_inner().sweep_id;
+        let id = check_id(&id)?;
+        self.0
+            .queue
+            .resume(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
+        tracing::info!(sweep.id = %id, "sweep resumed");
         Ok(Response::new(self.0.status(id).await?))
     }
 
@@ -535,6 +550,7 @@ impl pb::workers_server::Workers for WorkersApi {
                         kind: match pb::FailKind::try_from(f.kind) {
                             Ok(pb::FailKind::Permanent) => FailKind::Permanent,
                             Ok(pb::FailKind::Released) => FailKind::Released,
+                            Ok(pb::FailKind::Paused) => FailKind::Paused,
                             _ => FailKind::Retryable,
                         },
                         error: f.error,
@@ -550,7 +566,7 @@ impl pb::workers_server::Workers for WorkersApi {
                     O::Retried => resp.retried += 1,
                     O::DeadLettered => resp.dead_lettered += 1,
                     O::Failed => resp.failed += 1,
-                    O::Released => resp.released += 1,
+                    O::Released | O::Paused => resp.released += 1,
                     O::AlreadyDone | O::Stale => resp.ignored += 1,
                 }
             }

@@ -54,6 +54,7 @@ struct Scripts {
     complete: Script,
     fail: Script,
     cancel: Script,
+    resume: Script,
     limit: Script,
 }
 
@@ -150,6 +151,8 @@ pub enum FailKind {
     Retryable,
     Permanent,
     Released,
+    /// The provider refused an API key: release the job and pause the sweep.
+    Paused,
 }
 
 /// A job that did not finish.
@@ -172,6 +175,7 @@ pub enum FailOutcome {
     DeadLettered,
     Failed,
     Released,
+    Paused,
     AlreadyDone,
     Stale,
 }
@@ -181,8 +185,10 @@ pub enum FailOutcome {
 pub struct SweepState {
     pub id: String,
     pub name: String,
-    /// `running`, `done` or `cancelled`.
+    /// `running`, `paused`, `done` or `cancelled`.
     pub state: String,
+    /// Why a paused sweep is paused.
+    pub reason: String,
     pub total: u64,
     pub done: u64,
     pub failed: u64,
@@ -235,6 +241,7 @@ impl Queue {
                 complete: script(include_str!("lua/complete.lua")),
                 fail: script(include_str!("lua/fail.lua")),
                 cancel: script(include_str!("lua/cancel.lua")),
+                resume: script(include_str!("lua/resume.lua")),
                 limit: script(include_str!("lua/limit.lua")),
             }),
         })
@@ -342,6 +349,7 @@ impl Queue {
                 FailKind::Retryable => "retryable",
                 FailKind::Permanent => "permanent",
                 FailKind::Released => "released",
+                FailKind::Paused => "paused",
             };
             let backoff = candor_core::retry::backoff(f.attempt.max(1), f.index).as_millis() as u64;
             inv.arg(f.index)
@@ -359,6 +367,7 @@ impl Queue {
                 "dead" => Ok(FailOutcome::DeadLettered),
                 "failed" => Ok(FailOutcome::Failed),
                 "released" => Ok(FailOutcome::Released),
+                "paused" => Ok(FailOutcome::Paused),
                 "done" => Ok(FailOutcome::AlreadyDone),
                 "stale" => Ok(FailOutcome::Stale),
                 other => Err(QueueError::Protocol(format!("fail outcome {other}"))),
@@ -370,6 +379,12 @@ impl Queue {
     pub async fn cancel(&self, id: &str) -> Result<Option<String>, QueueError> {
         let mut con = self.con.clone();
         Ok(self.scripts.cancel.arg(id).invoke_async(&mut con).await?)
+    }
+
+    /// Leases a paused sweep's jobs again; returns its state after, or None.
+    pub async fn resume(&self, id: &str) -> Result<Option<String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(self.scripts.resume.arg(id).invoke_async(&mut con).await?)
     }
 
     /// Sweep ids, oldest first.
@@ -401,6 +416,7 @@ impl Queue {
             id: id.to_string(),
             name: meta.get("name").cloned().unwrap_or_default(),
             state: meta.get("state").cloned().unwrap_or_default(),
+            reason: meta.get("reason").cloned().unwrap_or_default(),
             total: n("total"),
             done: n("done"),
             failed: n("failed"),

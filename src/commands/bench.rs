@@ -32,9 +32,19 @@ pub struct BenchArgs {
     /// own process on loopback, from submit to the last result.
     #[arg(long)]
     distributed: bool,
-    /// With --distributed: how many workers.
+    /// With --distributed or --rate-limit: how many workers.
     #[arg(long, default_value_t = 2)]
     workers: u32,
+    /// Measure instead how close a fleet sharing a limit of this many requests per minute gets
+    /// to it, against a sim-server enforcing the same limit.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// With --rate-limit: minutes to measure.
+    #[arg(long, default_value_t = 3)]
+    minutes: u32,
+    /// With --rate-limit: the sim-server's latency.
+    #[arg(long, default_value_t = 200)]
+    latency_ms: u64,
 }
 
 pub fn bench(args: BenchArgs) -> i32 {
@@ -46,6 +56,9 @@ pub fn bench(args: BenchArgs) -> i32 {
             );
             return exit::BAD_INPUT;
         }
+    }
+    if let Some(rpm) = args.rate_limit {
+        return super::bench_ratelimit::bench(rpm, args.minutes, args.workers, args.concurrency, args.latency_ms);
     }
     if args.distributed {
         return super::bench_distributed::bench(&args.jobs, args.workers, args.concurrency);

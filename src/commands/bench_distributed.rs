@@ -13,8 +13,11 @@ use candor_proto::v1 as pb;
 use super::bench::{peak_rss_kb_of, write_inputs};
 use crate::exit;
 
+/// The bench's bearer token.
+pub const TOKEN: &str = "bench-token";
+
 /// Kills its processes when dropped.
-struct Procs(Vec<(String, Child)>);
+pub struct Procs(pub Vec<(String, Child)>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
@@ -25,7 +28,7 @@ impl Drop for Procs {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -64,71 +67,8 @@ pub fn bench(sizes: &[u64], workers: u32, concurrency: u32) -> i32 {
 fn one(jobs: u64, workers: u32, concurrency: u32) -> Result<(f64, u64, Vec<u64>, u64), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let spec = write_inputs(dir.path(), jobs).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let token = "bench-token";
-    let mut procs = Procs(Vec::new());
-
-    let rport = free_port().map_err(|e| e.to_string())?;
-    let redis = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &rport.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start redis-server (is it installed?): {e}"))?;
-    procs.0.push(("redis".into(), redis));
-    let redis_url = format!("redis://127.0.0.1:{rport}");
-
-    let mut coord = Command::new(&exe)
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--redis", &redis_url])
-        .env("CANDOR_TOKEN", token)
-        .env("CANDOR_LOG", "warn")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stderr = coord.stderr.take().expect("piped");
-    procs.0.push(("coordinator".into(), coord));
-    let mut line = String::new();
-    let mut reader = BufReader::new(stderr);
-    let addr = loop {
-        line.clear();
-        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err("the coordinator exited before listening".into());
-        }
-        if let Some(rest) = line.strip_prefix("coordinator listening on ") {
-            break rest.split([',', ';', ' ']).next().unwrap_or_default().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let url = format!("http://{addr}");
-    for i in 0..workers {
-        let w = Command::new(&exe)
-            .args([
-                "worker",
-                "--coordinator",
-                &url,
-                "--redis",
-                &redis_url,
-                "--concurrency",
-                &concurrency.to_string(),
-            ])
-            .env("CANDOR_TOKEN", token)
-            .env("CANDOR_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        procs.0.push((format!("worker{i}"), w));
-    }
+    let token = TOKEN;
+    let (procs, url, redis_url) = start_fleet(dir.path(), workers, concurrency)?;
 
     let bundle = Bundle::collect(&spec).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -196,4 +136,74 @@ fn one(jobs: u64, workers: u32, concurrency: u32) -> Result<(f64, u64, Vec<u64>,
         })
         .unwrap_or(0);
     Ok((secs, coord, ws, used))
+}
+
+/// Starts redis-server, a coordinator and `workers` workers recording
+/// straight to Redis; returns them with the coordinator's and Redis's URLs.
+pub fn start_fleet(dir: &std::path::Path, workers: u32, concurrency: u32) -> Result<(Procs, String, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut procs = Procs(Vec::new());
+    let rport = free_port().map_err(|e| e.to_string())?;
+    let redis = Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &rport.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start redis-server (is it installed?): {e}"))?;
+    procs.0.push(("redis".into(), redis));
+    let redis_url = format!("redis://127.0.0.1:{rport}");
+
+    let mut coord = Command::new(&exe)
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--redis", &redis_url])
+        .env("CANDOR_TOKEN", TOKEN)
+        .env("CANDOR_LOG", "warn")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr = coord.stderr.take().expect("piped");
+    procs.0.push(("coordinator".into(), coord));
+    let mut line = String::new();
+    let mut reader = BufReader::new(stderr);
+    let addr = loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("the coordinator exited before listening".into());
+        }
+        if let Some(rest) = line.strip_prefix("coordinator listening on ") {
+            break rest.split([',', ';', ' ']).next().unwrap_or_default().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let url = format!("http://{addr}");
+    for i in 0..workers {
+        let w = Command::new(&exe)
+            .args([
+                "worker",
+                "--coordinator",
+                &url,
+                "--redis",
+                &redis_url,
+                "--concurrency",
+                &concurrency.to_string(),
+            ])
+            .env("CANDOR_TOKEN", TOKEN)
+            .env("CANDOR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        procs.0.push((format!("worker{i}"), w));
+    }
+    Ok((procs, url, redis_url))
 }

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod bench_distributed;
+pub mod bench_ratelimit;
 pub mod remote;
 pub mod run;
 pub mod serve;

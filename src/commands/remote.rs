@@ -100,7 +100,7 @@ fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
         "jobs_total": s.jobs_total, "jobs_done": s.jobs_done, "jobs_failed": s.jobs_failed,
         "jobs_incomplete": s.jobs_incomplete, "jobs_dead_lettered": s.jobs_dead_lettered,
         "jobs_in_flight": s.jobs_in_flight, "jobs_retrying": s.jobs_retrying, "retries": s.retries,
-        "lease_expiries": s.lease_expiries, "simulated": s.simulated,
+        "lease_expiries": s.lease_expiries, "simulated": s.simulated, "reason": s.reason,
         "created_ms": s.created_ms, "finished_ms": s.finished_ms,
         "cells": s.cells.iter().map(|c| serde_json::json!({
             "model": c.model, "condition": c.condition, "total": c.total, "done": c.done,
@@ -109,7 +109,7 @@ fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
 }
 
 fn status_line(s: &pb::SweepStatus) -> String {
-    format!(
+    let line = format!(
         "sweep {} ({}): {} — {}/{} done, {} failed ({} dead-lettered), {} incomplete, {} in flight, {} waiting to retry",
         s.sweep_id,
         s.name,
@@ -121,7 +121,15 @@ fn status_line(s: &pb::SweepStatus) -> String {
         s.jobs_incomplete,
         s.jobs_in_flight,
         s.jobs_retrying
-    )
+    );
+    if s.reason.is_empty() {
+        line
+    } else {
+        format!(
+            "{line}\n  paused: {} (fix it, then `candor resume {}`)",
+            s.reason, s.sweep_id
+        )
+    }
 }
 
 pub async fn status(a: StatusArgs) -> i32 {
@@ -176,6 +184,22 @@ pub async fn cancel(a: IdArgs) -> i32 {
                 .cancel(pb::SweepRef { sweep_id: a.id.clone() })
                 .await
                 .map_err(|s| rpc_failure("cancel", &s))?
+                .into_inner();
+            println!("{}", status_line(&s));
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
+pub async fn resume(a: IdArgs) -> i32 {
+    done(
+        async {
+            let mut c = a.client.sweeps()?;
+            let s = c
+                .resume(pb::SweepRef { sweep_id: a.id.clone() })
+                .await
+                .map_err(|s| rpc_failure("resume", &s))?
                 .into_inner();
             println!("{}", status_line(&s));
             Ok(exit::OK)

@@ -101,6 +101,14 @@ pub async fn run(args: RunArgs) -> i32 {
                 );
                 exit::INTERRUPTED
             }
+            Outcome::Paused(why) => {
+                eprintln!(
+                    "paused: {why}\n{} of {} jobs have results; fix the key and run the same command again",
+                    summary.report.sweep.jobs_done,
+                    sweep.total_jobs()
+                );
+                exit::ACCESS
+            }
         }
     }
 }

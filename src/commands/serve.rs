@@ -355,6 +355,9 @@ pub struct SimServerArgs {
     /// Seed of the injected failures.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Answer 401 unless a request carries the API key held by this environment variable.
+    #[arg(long)]
+    require_key_env: Option<String>,
 }
 
 pub async fn sim_server(a: SimServerArgs) -> i32 {
@@ -381,6 +384,13 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
         comply_when,
         continuation: a.continuation,
         seed: a.seed,
+        require_key: match &a.require_key_env {
+            Some(var) => match std::env::var(var) {
+                Ok(k) if !k.is_empty() => Some(k),
+                _ => return bad(format!("--require-key-env: the environment variable {var} is not set")),
+            },
+            None => None,
+        },
     };
     let addr = listener.local_addr().expect("bound");
     eprintln!(

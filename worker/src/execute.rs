@@ -30,6 +30,9 @@ pub struct Executed {
     pub cell: u32,
     /// The job failed in a way that passes: it may be tried again.
     pub retryable: bool,
+    /// The provider refused the API key: pause the sweep rather than record
+    /// this job (its error says which model's key to check).
+    pub unauthorized: bool,
     pub error: Option<String>,
     /// The `JobResult` as JSON: one line of results.jsonl.
     pub payload: Vec<u8>,
@@ -133,6 +136,7 @@ impl Executor {
             },
             cell: self.sweep.space.cell_of(t) as u32,
             retryable,
+            unauthorized: false,
             error: result.error.clone(),
             payload,
         }
@@ -148,6 +152,7 @@ impl Executor {
         result.attempt = attempt;
         let mut class_bits = 0u32;
         let mut retryable = false;
+        let mut unauthorized = false;
         match sweep.render(&t) {
             Ok((system, user)) => {
                 let turn = Turn {
@@ -166,6 +171,7 @@ impl Executor {
                     }
                 }
                 retryable = c.retryable;
+                unauthorized = c.unauthorized;
                 result.status = c.status;
                 result.output = c.output;
                 result.turns = c.turns;
@@ -177,7 +183,9 @@ impl Executor {
             Err(e) => result.error = Some(format!("rendering the prompts failed: {e}")),
         }
         result.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        self.finish(&t, &result, class_bits, retryable)
+        let mut done = self.finish(&t, &result, class_bits, retryable);
+        done.unauthorized = unauthorized;
+        done
     }
 
     /// The failed result of a job that never finished (dead-lettered).

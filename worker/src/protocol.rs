@@ -25,6 +25,8 @@ pub struct Conversation {
     pub retryable: bool,
     /// Calls answered from the response cache.
     pub cache_hits: u32,
+    /// The provider refused the credentials: the whole sweep should pause.
+    pub unauthorized: bool,
 }
 
 /// The text inside the first `<OUTPUT>`; an output cut off before its
@@ -77,6 +79,7 @@ pub async fn converse(
     let mut usage = Usage::default();
     let mut turns = 0;
     let mut retryable = false;
+    let mut unauthorized = false;
     let mut cache_hits = 0;
     let (status, output, error) = loop {
         turns += 1;
@@ -95,6 +98,7 @@ pub async fn converse(
             Ok(r) => r,
             Err(e) => {
                 retryable = e.is_retryable();
+                unauthorized = matches!(e, crate::backend::BackendError::Unauthorized { .. });
                 break (Status::Failed, None, Some(e.to_string()));
             }
         };
@@ -132,6 +136,7 @@ pub async fn converse(
         error,
         retryable,
         cache_hits,
+        unauthorized,
     }
 }
 

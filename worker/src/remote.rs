@@ -218,6 +218,7 @@ impl Shared {
                                         FailKind::Retryable => pb::FailKind::Retryable,
                                         FailKind::Permanent => pb::FailKind::Permanent,
                                         FailKind::Released => pb::FailKind::Released,
+                                        FailKind::Paused => pb::FailKind::Paused,
                                     } as i32,
                                     error: f.error.clone(),
                                     cell: f.cell,
@@ -250,7 +251,7 @@ impl Shared {
                 FailOutcome::Retried => &m.retried,
                 FailOutcome::DeadLettered => &m.dead_lettered,
                 FailOutcome::Failed => &m.failed,
-                FailOutcome::Released => &m.released,
+                FailOutcome::Released | FailOutcome::Paused => &m.released,
                 FailOutcome::AlreadyDone | FailOutcome::Stale => &m.refused,
             };
             c.fetch_add(1, Ordering::Relaxed);
@@ -265,11 +266,15 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
     for d in batch {
         let e = by.entry(d.sweep_id).or_default();
         let index = d.ex.meta.index;
-        if d.ex.retryable {
+        if d.ex.retryable || d.ex.unauthorized {
             e.1.push(Failure {
                 index,
                 fence: d.fence,
-                kind: FailKind::Retryable,
+                kind: if d.ex.unauthorized {
+                    FailKind::Paused
+                } else {
+                    FailKind::Retryable
+                },
                 error: d.ex.error.unwrap_or_default(),
                 attempt: d.attempt,
                 cell: d.ex.cell,

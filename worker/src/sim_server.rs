@@ -49,6 +49,8 @@ pub struct Config {
     pub comply_when: Vec<(String, f64)>,
     pub continuation: f64,
     pub seed: u64,
+    /// The API key requests must carry (x-api-key or a bearer token); None: any.
+    pub require_key: Option<String>,
 }
 
 /// What the server has answered, for `GET /stats`.
@@ -58,6 +60,7 @@ struct Stats {
     ok: AtomicU64,
     rate_limited: AtomicU64,
     injected: AtomicU64,
+    unauthorized: AtomicU64,
     /// Start times of requests answered within the rate limit (last minute and more).
     accepted_at: Mutex<Vec<f64>>,
 }
@@ -189,8 +192,30 @@ fn parse_request(api: Api, v: &Value) -> Result<(String, String, Vec<Message>, u
     Ok((model, system, out, seed))
 }
 
-async fn handle(s: Arc<Server>, api: Api, body: Bytes) -> Response {
+async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -> Response {
     s.stats.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(want) = &s.cfg.require_key {
+        let got = match api {
+            Api::Anthropic => req_headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+            Api::OpenAi => req_headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ")),
+        };
+        if got != Some(want.as_str()) {
+            s.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            let kind = if api == Api::Anthropic {
+                "authentication_error"
+            } else {
+                "invalid_api_key"
+            };
+            return respond(
+                StatusCode::UNAUTHORIZED,
+                HeaderMap::new(),
+                error_body(api, kind, "invalid API key"),
+            );
+        }
+    }
     let t = s.started.elapsed().as_secs_f64();
     let remaining = match s.admit() {
         Ok(r) => r,
@@ -393,15 +418,15 @@ pub async fn serve(
     let app = axum::Router::new()
         .route(
             "/v1/messages",
-            post(move |b: Bytes| handle(a.clone(), Api::Anthropic, b)),
+            post(move |h: HeaderMap, b: Bytes| handle(a.clone(), Api::Anthropic, h, b)),
         )
         .route(
             "/v1/chat/completions",
-            post(move |b: Bytes| handle(o1.clone(), Api::OpenAi, b)),
+            post(move |h: HeaderMap, b: Bytes| handle(o1.clone(), Api::OpenAi, h, b)),
         )
         .route(
             "/chat/completions",
-            post(move |b: Bytes| handle(o2.clone(), Api::OpenAi, b)),
+            post(move |h: HeaderMap, b: Bytes| handle(o2.clone(), Api::OpenAi, h, b)),
         )
         .route("/stats", get(move || stats(st.clone())))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
@@ -426,6 +451,7 @@ async fn stats(s: Arc<Server>) -> impl IntoResponse {
         "ok": s.stats.ok.load(Ordering::Relaxed),
         "rate_limited": s.stats.rate_limited.load(Ordering::Relaxed),
         "injected": s.stats.injected.load(Ordering::Relaxed),
+        "unauthorized": s.stats.unauthorized.load(Ordering::Relaxed),
         "admitted": at.len(),
         "window_secs": span,
         "max_admitted_in_any_window": max_window,

@@ -2,8 +2,10 @@
 -- result. kind: "retryable" goes back to the queue after the backoff unless
 -- it has used every attempt, in which case it is dead-lettered with `result`;
 -- "permanent" records `result` (a failed result); "released" goes back to the
--- queue at once without using up an attempt (a worker shutting down).
--- Returns per group: "retried", "dead", "failed", "released", "done" (it
+-- queue at once without using up an attempt (a worker shutting down);
+-- "paused" does the same and pauses the sweep with `error` as the reason (the
+-- provider refused an API key: every job would fail the same way).
+-- Returns per group: "retried", "dead", "failed", "released", "paused", "done" (it
 -- already had a result) or "stale" (the lease is no longer held).
 local id = ARGV[1]
 local meta = k(id, 'meta')
@@ -21,12 +23,16 @@ for i = 2, #ARGV, 7 do
     out[#out + 1] = 'done'
   elseif redis.call('HGET', k(id, 'fences'), idx) ~= fence then
     out[#out + 1] = 'stale'
-  elseif kind == 'released' then
+  elseif kind == 'released' or kind == 'paused' then
+    if kind == 'paused' and redis.call('HGET', meta, 'state') == 'running' then
+      redis.call('HSET', meta, 'state', 'paused', 'reason', err)
+      redis.call('LREM', 'candor:active', 0, id)
+    end
     redis.call('ZREM', k(id, 'leases'), idx)
     redis.call('HDEL', k(id, 'fences'), idx)
     redis.call('HINCRBY', k(id, 'attempts'), idx, -1)
     redis.call('ZADD', k(id, 'retry'), now, idx)
-    out[#out + 1] = 'released'
+    out[#out + 1] = kind
   elseif kind == 'retryable' then
     local a = tonumber(redis.call('HGET', k(id, 'attempts'), idx) or '0')
     if a >= max_attempts then

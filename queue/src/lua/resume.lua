@@ -1,0 +1,15 @@
+-- ARGV: id. Leases a paused sweep's jobs again. Returns its state, or false.
+local id = ARGV[1]
+local meta = k(id, 'meta')
+local state = redis.call('HGET', meta, 'state')
+if not state then
+  return false
+end
+if state == 'paused' then
+  redis.call('HSET', meta, 'state', 'running')
+  redis.call('HDEL', meta, 'reason')
+  redis.call('LREM', 'candor:active', 0, id)
+  redis.call('RPUSH', 'candor:active', id)
+  state = 'running'
+end
+return state
