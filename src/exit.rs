@@ -12,5 +12,7 @@ pub const ACCESS: i32 = 3;
 pub const NOT_FOUND: i32 = 4;
 /// The coordinator (or its Redis) could not be reached.
 pub const UNAVAILABLE: i32 = 5;
+/// The sweep's budget was spent before every job ran; the report covers what ran.
+pub const BUDGET: i32 = 6;
 /// Stopped by SIGINT or SIGTERM; running the same command again resumes.
 pub const INTERRUPTED: i32 = 130;

@@ -351,3 +351,128 @@ fn a_refused_key_pauses_a_distributed_sweep_until_resumed() {
         );
     }
 }
+
+fn priced_spec(sb: &Sandbox, port: u16, model: &str, extra: &str) -> String {
+    let spec = sim_spec(0, 2);
+    let start = spec.find("models:").unwrap();
+    let end = spec.find("dataset:").unwrap();
+    let models = format!(
+        "models:\n  - {{id: api, backend: openai, model: {model}, base_url: \"http://127.0.0.1:{port}/v1\"{extra}}}\n"
+    );
+    sb.file("priced.yaml", &format!("{}{models}{}", &spec[..start], &spec[end..]));
+    "priced.yaml".into()
+}
+
+#[test]
+fn costs_come_from_the_price_table_and_add_up() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[]);
+    sb.file("data.csv", &dataset(10));
+    let spec = priced_spec(&sb, server.1, "claude-3-haiku-test", "");
+    let o = sb.candor(&["run", &spec, "--out", "out", "--store", "st", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results = sb.jsonl("out/results.jsonl");
+    let mut expected = 0.0;
+    for r in &results {
+        let (i, o) = (
+            r["usage"]["input_tokens"].as_f64().unwrap(),
+            r["usage"]["output_tokens"].as_f64().unwrap(),
+        );
+        let cost = r["cost_usd"].as_f64().unwrap();
+        assert!((cost - (i * 0.25 + o * 1.25) / 1e6).abs() < 2e-6, "{r}");
+        expected += cost;
+    }
+    let report = sb.json("out/report.json");
+    assert!(
+        (report["sweep"]["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-5,
+        "{}",
+        report["sweep"]
+    );
+    assert_eq!(report["costs"][0]["model"], "api");
+    assert_eq!(report["costs"][0]["input_per_mtok"], 0.25);
+    assert!(expected > 0.0);
+}
+
+#[test]
+fn a_budget_stops_a_local_run() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[]);
+    sb.file("data.csv", &dataset(20));
+    // Absurd prices make each job cost several cents.
+    let spec = priced_spec(
+        &sb,
+        server.1,
+        "m",
+        ", price: {input_per_mtok: 1000, output_per_mtok: 1000}",
+    );
+    sb.file(
+        &spec,
+        &(std::fs::read_to_string(sb.join(&spec)).unwrap() + "budget_usd: 1.0\n"),
+    );
+    let o = sb.candor(&[
+        "run",
+        &spec,
+        "--out",
+        "out",
+        "--store",
+        "st",
+        "--quiet",
+        "--concurrency",
+        "8",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("budget exhausted"), "{}", stderr(&o));
+    let report = sb.json("out/report.json");
+    let sweep = &report["sweep"];
+    assert_eq!(sweep["budget_exhausted"], true);
+    let (done, cost) = (
+        sweep["jobs_done"].as_u64().unwrap(),
+        sweep["cost_usd"].as_f64().unwrap(),
+    );
+    assert!(done > 0 && done < 80, "{sweep}");
+    assert!(cost <= 1.1, "spent {cost} of a $1 budget");
+    assert!(report["notes"].to_string().contains("BUDGET EXHAUSTED"));
+    assert_eq!(sb.jsonl("out/results.jsonl").len() as u64, done);
+}
+
+#[test]
+fn a_budget_stops_a_distributed_sweep() {
+    let sbs = Sandbox::new();
+    let server = start(&sbs, &[]);
+    let mut c = Cluster::start(false, 5_000);
+    c.sb.file("data.csv", &dataset(20));
+    let spec = priced_spec(
+        &c.sb,
+        server.1,
+        "m",
+        ", price: {input_per_mtok: 1000, output_per_mtok: 1000}",
+    );
+    c.sb.file(
+        &spec,
+        &(std::fs::read_to_string(c.sb.join(&spec)).unwrap() + "budget_usd: 1.0\n"),
+    );
+    c.add_worker(8, None);
+    c.add_worker(8, None);
+    let id = c.submit(&spec);
+    eventually(Duration::from_secs(60), "the budget to run out", || {
+        c.status(&id)["state"] == "budget_exhausted"
+    });
+    eventually(Duration::from_secs(30), "jobs in flight to finish", || {
+        c.status(&id)["jobs_in_flight"] == 0
+    });
+    let st = c.status(&id);
+    let done = st["jobs_done"].as_u64().unwrap();
+    assert!(done > 0 && done < 80, "{st}");
+    let o = c.candor(&["report", &id, "--out", "rep"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report = c.sb.json("rep/report.json");
+    assert_eq!(report["sweep"]["budget_exhausted"], true);
+    let cost = report["sweep"]["cost_usd"].as_f64().unwrap();
+    assert!(cost > 0.0 && cost <= 1.1, "spent {cost} of a $1 budget");
+    let sum: f64 =
+        c.sb.jsonl("rep/results.jsonl")
+            .iter()
+            .map(|r| r["cost_usd"].as_f64().unwrap())
+            .sum();
+    assert!((sum - cost).abs() < 1e-5, "{sum} vs {cost}");
+}

@@ -31,7 +31,7 @@ fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Re
 }
 
 /// Writes the three files into `out` and returns the report.
-pub fn export(sweep: &Sweep, log: &SweepLog, out: &Path) -> Result<Report, ExportError> {
+pub fn export(sweep: &Sweep, log: &SweepLog, out: &Path, budget_exhausted: bool) -> Result<Report, ExportError> {
     std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
         path: out.to_path_buf(),
         source,
@@ -57,7 +57,10 @@ pub fn export(sweep: &Sweep, log: &SweepLog, out: &Path) -> Result<Report, Expor
     if let Some(e) = scan_err {
         return Err(e.into());
     }
-    let report = Report::build(sweep, &tally);
+    let mut report = Report::build(sweep, &tally);
+    if budget_exhausted {
+        report.mark_budget_exhausted();
+    }
     write_atomic(&out.join("report.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &report)?;
         w.write_all(b"\n")

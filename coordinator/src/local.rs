@@ -55,6 +55,56 @@ pub enum Outcome {
     /// that met the refusal have no result, so a rerun with the key fixed
     /// runs them.
     Paused(String),
+    /// Stopped starting jobs because the spec's `budget_usd` was reached.
+    BudgetExhausted,
+}
+
+enum Admit {
+    Yes,
+    No,
+    /// Ask again shortly.
+    Wait,
+}
+
+/// The spec's budget: jobs start only while what was spent plus an estimate
+/// of the jobs in flight (at the average cost so far) stays under it.
+struct Budget {
+    limit_micro_usd: Option<u64>,
+    spent: AtomicU64,
+    jobs: AtomicU64,
+    in_flight: AtomicU64,
+    exhausted: AtomicBool,
+}
+
+impl Budget {
+    /// Whether another job may start; counts it in flight if so.
+    fn admit(&self) -> Admit {
+        let Some(limit) = self.limit_micro_usd else {
+            return Admit::Yes;
+        };
+        let spent = self.spent.load(Ordering::Relaxed);
+        let jobs = self.jobs.load(Ordering::Relaxed);
+        let avg = spent.checked_div(jobs).unwrap_or(0);
+        let flight = self.in_flight.load(Ordering::Relaxed) + 1;
+        if jobs == 0 && flight > 1 {
+            // No cost known yet: one job at a time until one has finished.
+            return Admit::Wait;
+        }
+        if spent + flight * avg >= limit {
+            self.exhausted.store(true, Ordering::Relaxed);
+            return Admit::No;
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Admit::Yes
+    }
+
+    fn finished(&self, cost_micro_usd: u64) {
+        if self.limit_micro_usd.is_some() {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.spent.fetch_add(cost_micro_usd, Ordering::Relaxed);
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -99,6 +149,13 @@ pub async fn run_local(
     let dropped_bytes = log.dropped_bytes();
     tracing::info!(sweep.id = %sweep.id, jobs = total, resumed, dropped_bytes, store = %log.path().display(), "sweep log open");
     let todo: Arc<DoneSet> = Arc::new(log.done().clone());
+    let budget = Arc::new(Budget {
+        limit_micro_usd: sweep.spec.budget_usd.map(|b| (b * 1e6) as u64),
+        spent: AtomicU64::new(log.spent_micro_usd()),
+        jobs: AtomicU64::new(resumed),
+        in_flight: AtomicU64::new(0),
+        exhausted: AtomicBool::new(false),
+    });
     progress.total.store(total, Ordering::Relaxed);
     progress.done.store(resumed, Ordering::Relaxed);
     progress.resumed.store(resumed, Ordering::Relaxed);
@@ -131,6 +188,7 @@ pub async fn run_local(
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..opts.concurrency.max(1) {
         let paused = paused.clone();
+        let budget = budget.clone();
         let (executor, cursor, todo, tx, stop) =
             (executor.clone(), cursor.clone(), todo.clone(), tx.clone(), stop.clone());
         tasks.spawn(async move {
@@ -145,6 +203,17 @@ pub async fn run_local(
                 if todo.contains(i) {
                     continue;
                 }
+                let admitted = loop {
+                    match budget.admit() {
+                        Admit::Yes => break true,
+                        Admit::No => break false,
+                        Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                };
+                if !admitted {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
                 let mut attempt = 1;
                 let done = loop {
                     let done = executor.run(i, attempt).await;
@@ -154,6 +223,7 @@ pub async fn run_local(
                     tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
                     attempt += 1;
                 };
+                budget.finished(done.meta.cost_micro_usd);
                 if done.unauthorized {
                     // Every job of this model would meet the same refusal.
                     paused
@@ -187,14 +257,17 @@ pub async fn run_local(
         Outcome::Completed
     } else if let Some(why) = paused.lock().expect("lock").take() {
         Outcome::Paused(why)
+    } else if budget.exhausted.load(Ordering::Relaxed) {
+        Outcome::BudgetExhausted
     } else {
         Outcome::Interrupted
     };
     let out = opts.out.clone();
+    let exhausted = outcome == Outcome::BudgetExhausted;
     let report = {
         let sweep = sweep.clone();
         let out = out.clone();
-        tokio::task::spawn_blocking(move || export(&sweep, &log, &out))
+        tokio::task::spawn_blocking(move || export(&sweep, &log, &out, exhausted))
             .await
             .map_err(|_| RunError::WriterPanicked)??
     };

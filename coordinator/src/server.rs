@@ -114,6 +114,12 @@ impl Coordinator {
             };
         }
         t.cache_hits = st.cache_hits;
+        for (i, c) in t.cost_micro_usd.iter_mut().enumerate() {
+            let per_model = sweep.space.cells() / sweep.spec.models.len();
+            *c = (i * per_model..(i + 1) * per_model)
+                .map(|cell| st.tally.get(&format!("{cell}:cost")).copied().unwrap_or(0))
+                .sum();
+        }
         t
     }
 
@@ -137,6 +143,9 @@ impl Coordinator {
                     st.dead, st.max_attempts
                 ),
             );
+        }
+        if st.state == "budget_exhausted" {
+            report.mark_budget_exhausted();
         }
         if st.state == "cancelled" {
             report
@@ -171,6 +180,7 @@ impl Coordinator {
                         dead: Some(why.clone()),
                         result: f.payload,
                         cache_hits: 0,
+                        cost_micro_usd: 0,
                     }
                 })
                 .collect();
@@ -230,6 +240,8 @@ fn to_status(sweep: &Sweep, st: &SweepState) -> pb::SweepStatus {
         created_ms: st.created_ms,
         finished_ms: st.finished_ms,
         reason: st.reason.clone(),
+        cost_usd: st.spent_micro_usd as f64 / 1e6,
+        budget_usd: st.budget_micro_usd as f64 / 1e6,
         cells,
     }
 }
@@ -281,6 +293,7 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
             max_attempts: sweep.spec.max_attempts,
             classifiers: sweep.spec.classifiers.len() as u32,
             simulated: sweep.simulated(),
+            budget_micro_usd: sweep.spec.budget_usd.map_or(0, |b| (b * 1e6) as u64),
         };
         let json = serde_json::to_string(&bundle).expect("bundles serialize");
         let created = self.0.queue.submit(&new, &json).await.map_err(internal)?;
@@ -522,6 +535,7 @@ impl pb::workers_server::Workers for WorkersApi {
                         dead: None,
                         result: c.result,
                         cache_hits: c.cache_hits,
+                        cost_micro_usd: c.cost_micro_usd,
                     }
                 })
                 .collect();

@@ -28,6 +28,8 @@ pub struct Tally {
     pub cells: Vec<CellCounts>,
     /// Model calls answered from the response cache.
     pub cache_hits: u64,
+    /// Cost per model, in millionths of a US dollar.
+    pub cost_micro_usd: Vec<u64>,
 }
 
 impl Tally {
@@ -42,12 +44,14 @@ impl Tally {
                 sweep.space.cells()
             ],
             cache_hits: 0,
+            cost_micro_usd: vec![0; sweep.spec.models.len()],
         }
     }
 
     pub fn add(&mut self, sweep: &Sweep, meta: &RecordMeta) {
         let t = sweep.space.decode(meta.index);
         self.cache_hits += u64::from(meta.cache_hits);
+        self.cost_micro_usd[t.model] += meta.cost_micro_usd;
         let c = &mut self.cells[sweep.space.cell_of(&t)];
         match meta.status {
             Status::Ok => {
@@ -67,6 +71,9 @@ pub struct Report {
     pub sweep: SweepInfo,
     pub cells: Vec<Cell>,
     pub gaps: Vec<Gap>,
+    /// Cost per model.
+    #[serde(default)]
+    pub costs: Vec<ModelCost>,
     pub notes: Vec<String>,
 }
 
@@ -85,6 +92,15 @@ pub struct SweepInfo {
     /// Model calls answered from the response cache instead of the model.
     #[serde(default)]
     pub cache_hits: u64,
+    /// What the sweep's model calls cost, in US dollars (cache hits are free).
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// The spec's budget, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    /// The sweep stopped starting jobs because its budget was spent.
+    #[serde(default)]
+    pub budget_exhausted: bool,
     /// True when any model in the sweep is candor's simulated model.
     pub simulated: bool,
     /// The classifier whose verdict is reported as `compliant`.
@@ -114,6 +130,15 @@ pub struct Cell {
     /// For simulated models: the compliance probability it was configured with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCost {
+    pub model: String,
+    pub usd: f64,
+    /// The price used: US dollars per million input and output tokens.
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,13 +255,43 @@ impl Report {
                 jobs_failed: failed,
                 jobs_dead_lettered: 0,
                 cache_hits: tally.cache_hits,
+                cost_usd: tally.cost_micro_usd.iter().sum::<u64>() as f64 / 1e6,
+                budget_usd: spec.budget_usd,
+                budget_exhausted: false,
                 simulated: sweep.simulated(),
                 primary_classifier: spec.classifiers[0].name().to_string(),
             },
             cells,
             gaps,
+            costs: spec
+                .models
+                .iter()
+                .zip(&tally.cost_micro_usd)
+                .map(|(m, c)| {
+                    let p = m.price();
+                    ModelCost {
+                        model: m.id.clone(),
+                        usd: *c as f64 / 1e6,
+                        input_per_mtok: p.input_per_mtok,
+                        output_per_mtok: p.output_per_mtok,
+                    }
+                })
+                .collect(),
             notes,
         }
+    }
+
+    /// Marks the report of a sweep that stopped because its budget was spent.
+    pub fn mark_budget_exhausted(&mut self) {
+        self.sweep.budget_exhausted = true;
+        let budget = self.sweep.budget_usd.unwrap_or_default();
+        self.notes.insert(
+            0,
+            format!(
+                "BUDGET EXHAUSTED: the sweep stopped starting jobs at ${:.2} of its ${budget:.2} budget.",
+                self.sweep.cost_usd
+            ),
+        );
     }
 
     fn rows(&self) -> (Vec<[String; 8]>, Vec<[String; 5]>) {

@@ -107,6 +107,9 @@ pub struct JobResult {
     /// Model calls answered from the response cache.
     #[serde(default)]
     pub cache_hits: u32,
+    /// What the job's model calls cost in US dollars (cache hits are free).
+    #[serde(default)]
+    pub cost_usd: f64,
     pub usage: Usage,
     /// Wall time of the whole job, in milliseconds.
     pub latency_ms: f64,

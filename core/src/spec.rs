@@ -46,6 +46,10 @@ pub struct SpecFile {
     /// Tries per job before a retryable failure is final (dead-lettered).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Stop starting jobs once the sweep's cost (spent plus the estimate of
+    /// the jobs in flight) reaches this many US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
 }
 
 fn default_max_attempts() -> u32 {
@@ -105,7 +109,48 @@ pub struct ModelEntry {
     pub rate_limit: Option<RateLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim: Option<SimConfig>,
+    /// US dollars per million tokens; overrides the built-in price table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
 }
+
+/// What a model's tokens cost.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl Price {
+    pub const FREE: Price = Price {
+        input_per_mtok: 0.0,
+        output_per_mtok: 0.0,
+    };
+
+    /// Micro-dollars for the given tokens.
+    pub fn micro_usd(&self, input_tokens: u64, output_tokens: u64) -> u64 {
+        (input_tokens as f64 * self.input_per_mtok + output_tokens as f64 * self.output_per_mtok).round() as u64
+    }
+}
+
+/// Built-in prices (US dollars per million input / output tokens), by model
+/// name prefix, most specific first. Providers change their prices: set
+/// `price` on a model entry to be sure. Unknown models cost 0 (the report
+/// says which price it used).
+pub const PRICES: &[(&str, f64, f64)] = &[
+    ("claude-3-opus", 15.0, 75.0),
+    ("claude-opus-4", 15.0, 75.0),
+    ("claude-3-5-sonnet", 3.0, 15.0),
+    ("claude-3-7-sonnet", 3.0, 15.0),
+    ("claude-sonnet-4", 3.0, 15.0),
+    ("claude-3-5-haiku", 0.8, 4.0),
+    ("claude-3-haiku", 0.25, 1.25),
+    ("gpt-4o-mini", 0.15, 0.6),
+    ("gpt-4o", 2.5, 10.0),
+    ("gpt-4.1-mini", 0.4, 1.6),
+    ("gpt-4.1", 2.0, 8.0),
+];
 
 /// The environment variable a backend reads its key from when the spec names none.
 pub fn default_key_env(b: BackendKind) -> &'static str {
@@ -117,6 +162,24 @@ pub fn default_key_env(b: BackendKind) -> &'static str {
 }
 
 impl ModelEntry {
+    /// The price of this model's tokens: the spec's, else the built-in
+    /// table's, else free (and always free for the simulated model).
+    pub fn price(&self) -> Price {
+        if let Some(p) = self.price {
+            return p;
+        }
+        if self.backend == BackendKind::Sim {
+            return Price::FREE;
+        }
+        PRICES
+            .iter()
+            .find(|(prefix, _, _)| self.model.starts_with(prefix))
+            .map_or(Price::FREE, |&(_, i, o)| Price {
+                input_per_mtok: i,
+                output_per_mtok: o,
+            })
+    }
+
     /// The API key for this model from this process's environment: None when
     /// it needs none (sim; an OpenAI-compatible server at a `base_url` with no
     /// key configured), else the key or why there is none.
@@ -666,6 +729,21 @@ impl Sweep {
             return Err(ctx.err("protocol.continuation", "must not be empty"));
         }
 
+        if let Some(b) = spec.budget_usd
+            && !(b.is_finite() && b > 0.0)
+        {
+            return Err(ctx.err("budget_usd", "must be a positive number of US dollars"));
+        }
+        for (i, m) in spec.models.iter().enumerate() {
+            if let Some(p) = m.price
+                && !(p.input_per_mtok >= 0.0
+                    && p.output_per_mtok >= 0.0
+                    && p.input_per_mtok.is_finite()
+                    && p.output_per_mtok.is_finite())
+            {
+                return Err(ctx.err(&format!("models[{i}].price"), "prices must be non-negative numbers"));
+            }
+        }
         if spec.max_attempts == 0 || spec.max_attempts > 100 {
             return Err(ctx.err("max_attempts", "must be between 1 and 100"));
         }

@@ -4,10 +4,10 @@
 //! A job's result is appended once; records for a job that already has one
 //! are ignored, so the log holds at most one result per job.
 //!
-//! Layout: header `CANDOR-STORE-2\n` + sweep id (16 bytes) + job count (u64
+//! Layout: header `CANDOR-STORE-3\n` + sweep id (16 bytes) + job count (u64
 //! LE), then frames of `len u32 | crc32 u32 | index u64 | status u8 |
-//! classifier bits u32 | cache hits u16 | payload` (all little-endian; `len`
-//! and the CRC cover everything after the CRC).
+//! classifier bits u32 | cache hits u16 | cost (micro-USD) u64 | payload`
+//! (all little-endian; `len` and the CRC cover everything after the CRC).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::result::Status;
 
-const MAGIC: &[u8; 15] = b"CANDOR-STORE-2\n";
+const MAGIC: &[u8; 15] = b"CANDOR-STORE-3\n";
 const HEADER_LEN: u64 = 15 + 16 + 8;
-const BODY_FIXED: usize = 8 + 1 + 4 + 2;
+const BODY_FIXED: usize = 8 + 1 + 4 + 2 + 8;
 /// The largest record the store accepts.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
@@ -44,6 +44,8 @@ pub struct RecordMeta {
     pub class_bits: u32,
     /// Model calls of the job answered from the response cache.
     pub cache_hits: u16,
+    /// What the job's model calls cost, in millionths of a US dollar.
+    pub cost_micro_usd: u64,
 }
 
 /// Which jobs of a sweep have a result: one bit per job.
@@ -154,6 +156,7 @@ impl Store {
             }
         }
         let mut log = SweepLog {
+            spent_micro_usd: 0,
             file,
             path,
             done: DoneSet::new(total),
@@ -162,9 +165,13 @@ impl Store {
             buf: Vec::new(),
         };
         let mut done = DoneSet::new(total);
+        let mut spent = 0u64;
         let end = log.scan_frames(|meta, _| {
-            done.insert(meta.index);
+            if done.insert(meta.index) {
+                spent += meta.cost_micro_usd;
+            }
         })?;
+        log.spent_micro_usd = spent;
         log.done = done;
         if end < len {
             log.file.set_len(end).map_err(io(&log.path))?;
@@ -184,6 +191,7 @@ pub struct SweepLog {
     end: u64,
     dropped_bytes: u64,
     buf: Vec<u8>,
+    spent_micro_usd: u64,
 }
 
 impl SweepLog {
@@ -193,6 +201,11 @@ impl SweepLog {
 
     pub fn done(&self) -> &DoneSet {
         &self.done
+    }
+
+    /// The cost of every result in the log, in micro-USD.
+    pub fn spent_micro_usd(&self) -> u64 {
+        self.spent_micro_usd
     }
 
     /// Bytes of a torn tail dropped when the log was opened.
@@ -223,6 +236,7 @@ impl SweepLog {
             if !self.done.insert(meta.index) {
                 continue;
             }
+            self.spent_micro_usd += meta.cost_micro_usd;
             let start = self.buf.len();
             self.buf.extend_from_slice(&(body_len as u32).to_le_bytes());
             self.buf.extend_from_slice(&[0; 4]);
@@ -230,6 +244,7 @@ impl SweepLog {
             self.buf.push(meta.status.code());
             self.buf.extend_from_slice(&meta.class_bits.to_le_bytes());
             self.buf.extend_from_slice(&meta.cache_hits.to_le_bytes());
+            self.buf.extend_from_slice(&meta.cost_micro_usd.to_le_bytes());
             self.buf.extend_from_slice(payload);
             let crc = crc32fast::hash(&self.buf[start + 8..]);
             self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -296,6 +311,7 @@ impl SweepLog {
             let status = Status::from_code(body[8]);
             let class_bits = u32::from_le_bytes(body[9..13].try_into().expect("4 bytes"));
             let cache_hits = u16::from_le_bytes(body[13..15].try_into().expect("2 bytes"));
+            let cost_micro_usd = u64::from_le_bytes(body[15..23].try_into().expect("8 bytes"));
             let (Some(status), true) = (status, index < self.done.total()) else {
                 return Err(StoreError::Corrupt {
                     path: self.path.clone(),
@@ -309,6 +325,7 @@ impl SweepLog {
                     status,
                     class_bits,
                     cache_hits,
+                    cost_micro_usd,
                 },
                 &body[BODY_FIXED..],
             );
@@ -340,6 +357,7 @@ mod tests {
             status: Status::Ok,
             class_bits: (index % 2) as u32,
             cache_hits: (index % 3) as u16,
+            cost_micro_usd: index * 1000,
         }
     }
 

@@ -74,6 +74,8 @@ pub struct NewSweep {
     pub max_attempts: u32,
     pub classifiers: u32,
     pub simulated: bool,
+    /// The budget in micro-USD; 0: none.
+    pub budget_micro_usd: u64,
 }
 
 /// One job handed to a worker.
@@ -134,6 +136,8 @@ pub struct Completion {
     pub result: Vec<u8>,
     /// Model calls of the job answered from the response cache.
     pub cache_hits: u32,
+    /// What the job cost, in micro-USD.
+    pub cost_micro_usd: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +202,9 @@ pub struct SweepState {
     pub lease_expiries: u64,
     pub leased: u64,
     pub cache_hits: u64,
+    /// Micro-USD spent, and the budget (0: none).
+    pub spent_micro_usd: u64,
+    pub budget_micro_usd: u64,
     pub in_flight: u64,
     pub retrying: u64,
     pub max_attempts: u32,
@@ -268,6 +275,7 @@ impl Queue {
         inv.arg("max_attempts").arg(s.max_attempts);
         inv.arg("classifiers").arg(s.classifiers);
         inv.arg("simulated").arg(u8::from(s.simulated));
+        inv.arg("budget").arg(s.budget_micro_usd);
         let created: i64 = inv.invoke_async(&mut con).await?;
         Ok(created == 1)
     }
@@ -324,7 +332,8 @@ impl Queue {
                 .arg(u8::from(c.dead.is_some()))
                 .arg(c.dead.as_deref().unwrap_or(""))
                 .arg(&c.result[..])
-                .arg(c.cache_hits);
+                .arg(c.cache_hits)
+                .arg(c.cost_micro_usd);
         }
         let r: Vec<i64> = inv.invoke_async(&mut con).await.map_err(|e| no_sweep(e, sweep_id))?;
         Ok(r.into_iter()
@@ -426,6 +435,8 @@ impl Queue {
             lease_expiries: n("lease_expiries"),
             leased: n("leased"),
             cache_hits: n("cache_hits"),
+            spent_micro_usd: n("spent"),
+            budget_micro_usd: n("budget"),
             in_flight,
             retrying,
             max_attempts: n("max_attempts") as u32,

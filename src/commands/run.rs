@@ -101,6 +101,15 @@ pub async fn run(args: RunArgs) -> i32 {
                 );
                 exit::INTERRUPTED
             }
+            Outcome::BudgetExhausted => {
+                eprintln!(
+                    "budget exhausted: ${:.2} spent; {} of {} jobs have results",
+                    summary.report.sweep.cost_usd,
+                    summary.report.sweep.jobs_done,
+                    sweep.total_jobs()
+                );
+                exit::BUDGET
+            }
             Outcome::Paused(why) => {
                 eprintln!(
                     "paused: {why}\n{} of {} jobs have results; fix the key and run the same command again",

@@ -117,6 +117,7 @@ impl Executor {
             turns: 0,
             attempt: 1,
             cache_hits: 0,
+            cost_usd: 0.0,
             usage: Usage::default(),
             latency_ms: 0.0,
             started_at_ms,
@@ -133,6 +134,7 @@ impl Executor {
                 status: result.status,
                 class_bits,
                 cache_hits: result.cache_hits.min(u32::from(u16::MAX)) as u16,
+                cost_micro_usd: (result.cost_usd * 1e6).round() as u64,
             },
             cell: self.sweep.space.cell_of(t) as u32,
             retryable,
@@ -179,6 +181,8 @@ impl Executor {
                 result.error = c.error;
                 result.transcript = c.transcript;
                 result.cache_hits = c.cache_hits;
+                let price = sweep.spec.models[t.model].price();
+                result.cost_usd = price.micro_usd(c.billed.input_tokens, c.billed.output_tokens) as f64 / 1e6;
             }
             Err(e) => result.error = Some(format!("rendering the prompts failed: {e}")),
         }

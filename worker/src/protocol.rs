@@ -27,6 +27,8 @@ pub struct Conversation {
     pub cache_hits: u32,
     /// The provider refused the credentials: the whole sweep should pause.
     pub unauthorized: bool,
+    /// Usage of the calls the model answered (not the cache): what is paid for.
+    pub billed: Usage,
 }
 
 /// The text inside the first `<OUTPUT>`; an output cut off before its
@@ -80,6 +82,7 @@ pub async fn converse(
     let mut turns = 0;
     let mut retryable = false;
     let mut unauthorized = false;
+    let mut billed = Usage::default();
     let mut cache_hits = 0;
     let (status, output, error) = loop {
         turns += 1;
@@ -104,6 +107,9 @@ pub async fn converse(
         };
         usage += reply.usage;
         cache_hits += u32::from(reply.cached);
+        if !reply.cached {
+            billed += reply.usage;
+        }
         // A prefill is the start of this assistant turn.
         match messages.last_mut() {
             Some(m) if m.role == Role::Assistant => m.content.push_str(&reply.text),
@@ -137,6 +143,7 @@ pub async fn converse(
         retryable,
         cache_hits,
         unauthorized,
+        billed,
     }
 }
 
@@ -197,6 +204,7 @@ mod tests {
             timeout_secs: None,
             rate_limit: None,
             sim: None,
+            price: None,
         }
     }
 

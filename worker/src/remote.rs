@@ -197,6 +197,7 @@ impl Shared {
                                     cell: c.cell,
                                     result: c.result.clone(),
                                     cache_hits: c.cache_hits,
+                                    cost_micro_usd: c.cost_micro_usd,
                                 })
                                 .collect(),
                         })
@@ -290,6 +291,7 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
                 dead: None,
                 result: d.ex.payload,
                 cache_hits: u32::from(d.ex.meta.cache_hits),
+                cost_micro_usd: d.ex.meta.cost_micro_usd,
             });
         }
     }

@@ -156,6 +156,7 @@ mod tests {
             timeout_secs: None,
             rate_limit: None,
             sim: Some(sim),
+            price: None,
         }
     }
 

@@ -405,6 +405,7 @@ pub async fn serve(
         timeout_secs: None,
         rate_limit: None,
         sim: Some(sim),
+        price: None,
     };
     let server = Arc::new(Server {
         cfg,

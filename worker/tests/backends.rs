@@ -34,6 +34,7 @@ fn model(backend: BackendKind) -> ModelEntry {
         timeout_secs: None,
         rate_limit: None,
         sim: None,
+        price: None,
     }
 }
 

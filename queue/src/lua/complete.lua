@@ -1,5 +1,5 @@
--- ARGV: id, then groups of 9: index, fence, status, classifier bits, cell,
--- dead (0/1), error, result, cache hits. Fence "0" skips the fence check (the coordinator
+-- ARGV: id, then groups of 10: index, fence, status, classifier bits, cell,
+-- dead (0/1), error, result, cache hits, cost (micro-USD). Fence "0" skips the fence check (the coordinator
 -- dead-lettering a job nobody holds). Returns per group: 1 recorded, 2 the job
 -- already had a result, 0 refused: the lease is no longer held under that fence.
 local id = ARGV[1]
@@ -10,7 +10,7 @@ if not total then
 end
 local ncls = tonumber(redis.call('HGET', meta, 'classifiers'))
 local out = {}
-for i = 2, #ARGV, 9 do
+for i = 2, #ARGV, 10 do
   local idx, fence = ARGV[i], ARGV[i + 1]
   if redis.call('GETBIT', k(id, 'done'), idx) == 1 then
     out[#out + 1] = 2
@@ -20,6 +20,10 @@ for i = 2, #ARGV, 9 do
     record(id, idx, ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 7], ncls)
     if ARGV[i + 8] ~= '0' then
       redis.call('HINCRBY', meta, 'cache_hits', tonumber(ARGV[i + 8]))
+    end
+    if ARGV[i + 9] ~= '0' then
+      redis.call('HINCRBY', meta, 'spent', tonumber(ARGV[i + 9]))
+      redis.call('HINCRBY', k(id, 'tally'), ARGV[i + 4] .. ':cost', tonumber(ARGV[i + 9]))
     end
     if ARGV[i + 5] == '1' then
       redis.call('HSET', k(id, 'dead'), idx, ARGV[i + 6])

@@ -20,6 +20,26 @@ while slots > 0 and tried < n do
     redis.call('LREM', 'candor:active', 0, id)
   else
     local share = math.ceil(slots / (n - tried + 1))
+    -- A budget: stop starting jobs once spent plus the in-flight estimate
+    -- (at the average cost so far) reaches it.
+    local budget = tonumber(redis.call('HGET', meta, 'budget') or '0')
+    if budget > 0 then
+      local spent = tonumber(redis.call('HGET', meta, 'spent') or '0')
+      local done = tonumber(redis.call('HGET', meta, 'done') or '0')
+      local avg = 0
+      if done > 0 then avg = spent / done end
+      local flight = redis.call('ZCARD', k(id, 'leases'))
+      if done == 0 then
+        -- No cost known yet: one job at a time until one has finished.
+        share = math.min(share, math.max(0, 1 - flight))
+      elseif spent + (flight + 1) * avg >= budget then
+        share = 0
+        redis.call('HSET', meta, 'state', 'budget_exhausted', 'finished_ms', now)
+        redis.call('LREM', 'candor:active', 0, id)
+      else
+        share = math.min(share, math.max(1, math.floor((budget - spent) / math.max(avg, 1)) - flight))
+      end
+    end
     local got = 0
     local fence = redis.call('INCR', 'candor:fence')
     local max_attempts = tonumber(redis.call('HGET', meta, 'max_attempts'))
