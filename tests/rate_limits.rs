@@ -115,3 +115,53 @@ fn a_local_run_keeps_to_the_limit() {
     assert_within_limit(server.1, 20);
     assert_eq!(sb.jsonl("out/results.jsonl").len(), 20);
 }
+
+#[test]
+fn without_a_configured_limit_the_announced_one_is_learnt() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let log = Stdio::from(std::fs::File::create(sb.join("sim-server.log")).unwrap());
+    // 600 per minute, counted per second: at most 10 in any second.
+    let _server = Server(
+        sb.cmd(&[
+            "sim-server",
+            "--port",
+            &port.to_string(),
+            "--rpm",
+            "600",
+            "--window-secs",
+            "1",
+            "--continuation",
+            "0",
+        ])
+        .stderr(log)
+        .spawn()
+        .unwrap(),
+        port,
+    );
+    eventually(Duration::from_secs(20), "the sim-server to listen", || {
+        std::fs::read_to_string(sb.join("sim-server.log")).is_ok_and(|l| l.contains("listening on"))
+    });
+    let (s, data) = spec(port, 5, 6); // 60 calls
+    sb.file("data.csv", &data);
+    sb.file("s.yaml", &s.replace(", rate_limit: {rpm: 120}", ""));
+    let o = sb.candor(&[
+        "run",
+        "s.yaml",
+        "--out",
+        "out",
+        "--store",
+        "st",
+        "--quiet",
+        "--concurrency",
+        "4",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(sb.jsonl("out/results.jsonl").iter().all(|r| r["status"] == "ok"));
+    let st = stats(port);
+    // The first calls go out before any limit is known; once the first
+    // answer announces 600/min, calls are paced. Unpaced, four workers of a
+    // zero-latency server would send hundreds a second and be refused often.
+    assert!(st["rate_limited"].as_u64().unwrap() <= 2, "{st}");
+    assert_eq!(st["admitted"].as_u64(), Some(60), "{st}");
+}

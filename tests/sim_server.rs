@@ -396,7 +396,8 @@ fn costs_come_from_the_price_table_and_add_up() {
 #[test]
 fn a_budget_stops_a_local_run() {
     let sb = Sandbox::new();
-    let server = start(&sb, &[]);
+    // One call per job, so jobs cost about the same and the estimate holds.
+    let server = start(&sb, &["--continuation", "0"]);
     sb.file("data.csv", &dataset(20));
     // Absurd prices make each job cost several cents.
     let spec = priced_spec(
@@ -438,7 +439,8 @@ fn a_budget_stops_a_local_run() {
 #[test]
 fn a_budget_stops_a_distributed_sweep() {
     let sbs = Sandbox::new();
-    let server = start(&sbs, &[]);
+    // One call per job, so jobs cost about the same and the estimate holds.
+    let server = start(&sbs, &["--continuation", "0"]);
     let mut c = Cluster::start(false, 5_000);
     c.sb.file("data.csv", &dataset(20));
     let spec = priced_spec(

@@ -67,13 +67,17 @@ enum Admit {
 }
 
 /// The spec's budget: jobs start only while what was spent plus an estimate
-/// of the jobs in flight (at the average cost so far) stays under it.
+/// of the jobs in flight (each at the dearest job's cost so far) stays under it.
 struct Budget {
     limit_micro_usd: Option<u64>,
     spent: AtomicU64,
     jobs: AtomicU64,
     in_flight: AtomicU64,
     exhausted: AtomicBool,
+    /// The dearest job so far, in micro-USD.
+    max_cost: AtomicU64,
+    /// Makes check-and-count one step across the dispatch tasks.
+    gate: std::sync::Mutex<()>,
 }
 
 impl Budget {
@@ -82,9 +86,11 @@ impl Budget {
         let Some(limit) = self.limit_micro_usd else {
             return Admit::Yes;
         };
+        let _gate = self.gate.lock().expect("lock");
         let spent = self.spent.load(Ordering::Relaxed);
         let jobs = self.jobs.load(Ordering::Relaxed);
-        let avg = spent.checked_div(jobs).unwrap_or(0);
+        // Jobs in flight are counted at the dearest job so far.
+        let avg = self.max_cost.load(Ordering::Relaxed);
         let flight = self.in_flight.load(Ordering::Relaxed) + 1;
         if jobs == 0 && flight > 1 {
             // No cost known yet: one job at a time until one has finished.
@@ -103,6 +109,7 @@ impl Budget {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
         self.spent.fetch_add(cost_micro_usd, Ordering::Relaxed);
+        self.max_cost.fetch_max(cost_micro_usd, Ordering::Relaxed);
         self.jobs.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -155,6 +162,8 @@ pub async fn run_local(
         jobs: AtomicU64::new(resumed),
         in_flight: AtomicU64::new(0),
         exhausted: AtomicBool::new(false),
+        max_cost: AtomicU64::new(0),
+        gate: std::sync::Mutex::new(()),
     });
     progress.total.store(total, Ordering::Relaxed);
     progress.done.store(resumed, Ordering::Relaxed);

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use candor_core::{Role, Usage};
 
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
-use crate::http::{Secret, body, malformed, status_error, transport};
+use crate::http::{Secret, body, learnt_limits, malformed, status_error, transport};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
@@ -95,6 +95,7 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
         },
         stop_reason: v.get("stop_reason").and_then(Value::as_str).map(String::from),
         cached: false,
+        limits: [0; 3],
     })
 }
 
@@ -121,7 +122,9 @@ impl Backend for Anthropic {
             if !(200..300).contains(&status) {
                 return Err(status_error(&req.model.id, status, &headers, &bytes));
             }
-            parse_reply(&bytes)
+            let mut reply = parse_reply(&bytes)?;
+            reply.limits = learnt_limits(&headers);
+            Ok(reply)
         })
     }
 }

@@ -37,6 +37,9 @@ pub struct ChatReply {
     pub stop_reason: Option<String>,
     /// Answered from the response cache, not by the model.
     pub cached: bool,
+    /// Per-minute limits the provider announced in its headers (requests,
+    /// input tokens, output tokens; 0: not announced).
+    pub limits: [u64; 3],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

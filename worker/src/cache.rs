@@ -67,6 +67,7 @@ fn decode(b: &[u8]) -> Option<ChatReply> {
         },
         stop_reason: v.get("stop_reason").and_then(|s| s.as_str()).map(String::from),
         cached: true,
+        limits: [0; 3],
     })
 }
 

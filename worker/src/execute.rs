@@ -76,12 +76,12 @@ impl Executor {
                     )),
                     BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
                 };
-                let limited = Arc::new(RateLimited {
+                let limited = Arc::new(RateLimited::new(
                     inner,
-                    limiter: limiter.clone(),
-                    key: budget,
-                    limits: limit::limits(m.rate_limit.as_ref()),
-                });
+                    limiter.clone(),
+                    budget,
+                    limit::limits(m.rate_limit.as_ref()),
+                ));
                 let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(limited, CALL_TRIES));
                 match &cache {
                     Some(c) => Arc::new(Cached {

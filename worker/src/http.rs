@@ -122,6 +122,23 @@ pub fn status_error(model: &str, status: u16, headers: &reqwest::header::HeaderM
     }
 }
 
+/// Per-minute limits announced in a response's headers: requests, input
+/// tokens, output tokens (0: not announced). Anthropic announces all three;
+/// OpenAI-compatible servers requests and tokens (counted here as input).
+pub fn learnt_limits(h: &reqwest::header::HeaderMap) -> [u64; 3] {
+    let get = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| h.get(*n)?.to_str().ok()?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    [
+        get(&["anthropic-ratelimit-requests-limit", "x-ratelimit-limit-requests"]),
+        get(&["anthropic-ratelimit-input-tokens-limit", "x-ratelimit-limit-tokens"]),
+        get(&["anthropic-ratelimit-output-tokens-limit"]),
+    ]
+}
+
 /// A response that is not what the API documents: worth another try.
 pub fn malformed(what: &str) -> BackendError {
     BackendError::Retryable {

@@ -161,12 +161,101 @@ impl Limiter for RedisLimiter {
     }
 }
 
+/// Concurrency that adapts when no limit is configured: additive increase
+/// on success (about one more call in flight per round of calls),
+/// multiplicative decrease on a 429.
+pub struct Aimd {
+    state: Mutex<(f64, usize)>,
+    notify: tokio::sync::Notify,
+}
+
+/// Where an adaptive limit starts, and its bounds.
+const AIMD_START: f64 = 8.0;
+const AIMD_MAX: f64 = 1024.0;
+
+impl Default for Aimd {
+    fn default() -> Self {
+        Aimd {
+            state: Mutex::new((AIMD_START, 0)),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl Aimd {
+    pub fn limit(&self) -> f64 {
+        self.state.lock().expect("lock").0
+    }
+
+    /// Waits for room under the current limit and takes it.
+    pub async fn acquire(&self) {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut s = self.state.lock().expect("lock");
+                if (s.1 as f64) < s.0.floor() {
+                    s.1 += 1;
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Gives the room back, adjusting the limit by how the call went.
+    pub fn release(&self, rate_limited: bool) {
+        {
+            let mut s = self.state.lock().expect("lock");
+            s.1 = s.1.saturating_sub(1);
+            s.0 = if rate_limited {
+                (s.0 / 2.0).max(1.0)
+            } else {
+                (s.0 + 1.0 / s.0).min(AIMD_MAX)
+            };
+        }
+        self.notify.notify_waiters();
+    }
+}
+
 /// The layer.
 pub struct RateLimited {
     pub inner: Arc<dyn Backend>,
     pub limiter: Arc<dyn Limiter>,
     pub key: String,
+    /// The spec's limits; all 0 when it sets none.
     pub limits: [u64; 3],
+    /// Limits announced by the provider, used when the spec sets none.
+    pub learnt: Mutex<[u64; 3]>,
+    /// Adaptive concurrency, when the spec sets no limit.
+    pub aimd: Aimd,
+    /// Calls made before any limit was known.
+    unpaced: std::sync::atomic::AtomicU64,
+}
+
+impl RateLimited {
+    pub fn new(inner: Arc<dyn Backend>, limiter: Arc<dyn Limiter>, key: String, limits: [u64; 3]) -> Self {
+        RateLimited {
+            inner,
+            limiter,
+            key,
+            limits,
+            learnt: Mutex::new([0; 3]),
+            aimd: Aimd::default(),
+            unpaced: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn configured(&self) -> bool {
+        self.limits.iter().any(|&l| l > 0)
+    }
+
+    fn effective(&self) -> [u64; 3] {
+        if self.configured() {
+            self.limits
+        } else {
+            *self.learnt.lock().expect("lock")
+        }
+    }
 }
 
 fn tokens(bytes: usize) -> f64 {
@@ -178,11 +267,22 @@ impl Backend for RateLimited {
         Box::pin(async move {
             let est_in = tokens(req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>());
             let est_out = u64::from(req.params.max_tokens.unwrap_or(1024)).min(OUTPUT_ESTIMATE_CAP) as f64;
+            let adaptive = !self.configured();
+            if adaptive {
+                self.aimd.acquire().await;
+            }
+            let limits = self.effective();
+            if limits.iter().all(|&l| l == 0) {
+                self.unpaced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             loop {
-                match self.limiter.take(&self.key, self.limits, [1.0, est_in, est_out]).await {
+                match self.limiter.take(&self.key, limits, [1.0, est_in, est_out]).await {
                     Ok(0) => break,
                     Ok(wait) => tokio::time::sleep(Duration::from_millis(wait.min(60_000))).await,
                     Err(e) => {
+                        if adaptive {
+                            self.aimd.release(false);
+                        }
                         return Err(BackendError::Retryable {
                             message: format!("the shared rate limiter is unavailable: {e}"),
                             retry_after: None,
@@ -191,14 +291,34 @@ impl Backend for RateLimited {
                 }
             }
             let r = self.inner.complete(req).await;
+            if adaptive {
+                self.aimd.release(matches!(r, Err(BackendError::RateLimited { .. })));
+            }
             match &r {
                 Ok(reply) => {
+                    if !self.configured() && reply.limits.iter().any(|&l| l > 0) {
+                        let first = {
+                            let mut learnt = self.learnt.lock().expect("lock");
+                            let first = learnt.iter().all(|&l| l == 0);
+                            for (l, &new) in learnt.iter_mut().zip(&reply.limits) {
+                                if new > 0 {
+                                    *l = new;
+                                }
+                            }
+                            first.then_some(*learnt)
+                        };
+                        // The calls made before the limit was known count against it.
+                        if let Some(learnt) = first {
+                            let n = self.unpaced.swap(0, std::sync::atomic::Ordering::Relaxed) as f64;
+                            let _ = self.limiter.take(&self.key, learnt, [n, 0.0, 0.0]).await;
+                        }
+                    }
                     let delta = [
                         0.0,
                         reply.usage.input_tokens as f64 - est_in,
                         reply.usage.output_tokens as f64 - est_out,
                     ];
-                    if let Err(e) = self.limiter.settle(&self.key, self.limits, delta).await {
+                    if let Err(e) = self.limiter.settle(&self.key, limits, delta).await {
                         tracing::warn!(error = %e, "correcting the rate-limit estimate failed");
                     }
                 }
@@ -241,6 +361,29 @@ mod tests {
             l.cool("c", Duration::from_secs(2)).await.unwrap();
             let w = l.take("c", [0, 0, 0], [1.0, 0.0, 0.0]).await.unwrap();
             assert!((1900..=2000).contains(&w), "{w}");
+        });
+    }
+
+    #[test]
+    fn adaptive_concurrency_halves_on_429_and_creeps_up_on_success() {
+        let a = Aimd::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..8 {
+                a.acquire().await;
+            }
+            // The ninth waits until one is released.
+            let blocked = tokio::time::timeout(Duration::from_millis(50), a.acquire()).await;
+            assert!(blocked.is_err(), "the limit of 8 holds");
+            a.release(true);
+            assert_eq!(a.limit(), 4.0);
+            for _ in 0..7 {
+                a.release(false);
+            }
+            assert!(a.limit() > 4.0 && a.limit() < 6.0, "{}", a.limit());
         });
     }
 }

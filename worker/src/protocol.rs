@@ -185,6 +185,7 @@ mod tests {
                         },
                         stop_reason: None,
                         cached: false,
+                        limits: [0; 3],
                     }),
                     Err(e) => Err(BackendError::Failed { message: e.into() }),
                 }

@@ -130,6 +130,7 @@ impl Backend for Sim {
                 usage,
                 stop_reason: Some("end_turn".into()),
                 cached: false,
+                limits: [0; 3],
             })
         })
     }

@@ -23,6 +23,9 @@ for i = 2, #ARGV, 10 do
     end
     if ARGV[i + 9] ~= '0' then
       redis.call('HINCRBY', meta, 'spent', tonumber(ARGV[i + 9]))
+      if tonumber(ARGV[i + 9]) > tonumber(redis.call('HGET', meta, 'cost_max') or '0') then
+        redis.call('HSET', meta, 'cost_max', ARGV[i + 9])
+      end
       redis.call('HINCRBY', k(id, 'tally'), ARGV[i + 4] .. ':cost', tonumber(ARGV[i + 9]))
     end
     if ARGV[i + 5] == '1' then

@@ -21,13 +21,12 @@ while slots > 0 and tried < n do
   else
     local share = math.ceil(slots / (n - tried + 1))
     -- A budget: stop starting jobs once spent plus the in-flight estimate
-    -- (at the average cost so far) reaches it.
+    -- (each job at the dearest job's cost so far) reaches it.
     local budget = tonumber(redis.call('HGET', meta, 'budget') or '0')
     if budget > 0 then
       local spent = tonumber(redis.call('HGET', meta, 'spent') or '0')
       local done = tonumber(redis.call('HGET', meta, 'done') or '0')
-      local avg = 0
-      if done > 0 then avg = spent / done end
+      local avg = tonumber(redis.call('HGET', meta, 'cost_max') or '0')
       local flight = redis.call('ZCARD', k(id, 'leases'))
       if done == 0 then
         -- No cost known yet: one job at a time until one has finished.
@@ -37,7 +36,9 @@ while slots > 0 and tried < n do
         redis.call('HSET', meta, 'state', 'budget_exhausted', 'finished_ms', now)
         redis.call('LREM', 'candor:active', 0, id)
       else
-        share = math.min(share, math.max(1, math.floor((budget - spent) / math.max(avg, 1)) - flight))
+        -- Lease at most half of what the rest of the budget buys at the
+        -- average cost so far, so an early low average cannot overshoot much.
+        share = math.min(share, math.max(1, math.floor((budget - spent) / math.max(avg, 1) / 2) - flight))
       end
     end
     local got = 0
