@@ -3,53 +3,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
 
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(sb: &Sandbox, args: &[&str]) -> Server {
-    let port = free_port();
-    let log = Stdio::from(std::fs::File::create(sb.join("sim-server.log")).unwrap());
-    let child = sb
-        .cmd(&["sim-server", "--port", &port.to_string()])
-        .args(args)
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "the sim-server to listen", || {
-        std::fs::read_to_string(sb.join("sim-server.log")).is_ok_and(|l| l.contains("listening on"))
-    });
-    Server(child, port)
-}
-
-/// A raw HTTP/1.0 request: (status code, headers and body as text).
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let code = text.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, text)
-}
-
-fn stats(port: u16) -> serde_json::Value {
-    let (_, text) = http(port, "GET", "/stats", "");
-    serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+fn start(sb: &Sandbox, args: &[&str]) -> SimServer {
+    SimServer::start(sb, args, &[])
 }
 
 #[test]
@@ -69,7 +28,7 @@ fn a_sweep_through_both_apis_survives_injected_failures() {
         ],
     );
     sb.file("data.csv", &dataset(15));
-    let base = format!("http://127.0.0.1:{}", server.1);
+    let base = format!("http://127.0.0.1:{}", server.port);
     let spec = sim_spec(0, 2);
     let start = spec.find("models:").unwrap();
     let end = spec.find("dataset:").unwrap();
@@ -89,7 +48,7 @@ fn a_sweep_through_both_apis_survives_injected_failures() {
         assert_ne!(r["status"], "failed", "retries absorb the injected failures: {r}");
         assert!(r["usage"]["output_tokens"].as_u64().unwrap() > 0);
     }
-    let st = stats(server.1);
+    let st = server.stats();
     assert!(st["injected"].as_u64().unwrap() >= 10, "{st}");
     assert_eq!(
         st["requests"].as_u64(),
@@ -107,18 +66,18 @@ fn a_rate_limit_answers_429_with_the_providers_headers() {
     let sb = Sandbox::new();
     let server = start(&sb, &["--rpm", "2"]);
     let body = r#"{"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}"#;
-    assert_eq!(http(server.1, "POST", "/v1/messages", body).0, 200);
-    let (code, text) = http(server.1, "POST", "/v1/messages", body);
+    assert_eq!(http(server.port, "POST", "/v1/messages", body).0, 200);
+    let (code, text) = http(server.port, "POST", "/v1/messages", body);
     assert_eq!(code, 200);
     assert!(text.contains("anthropic-ratelimit-requests-remaining: 0"), "{text}");
-    let (code, text) = http(server.1, "POST", "/v1/messages", body);
+    let (code, text) = http(server.port, "POST", "/v1/messages", body);
     assert_eq!(code, 429, "{text}");
     assert!(text.contains("retry-after: "), "{text}");
     assert!(text.contains("rate_limit_error"), "{text}");
-    let (code, text) = http(server.1, "POST", "/v1/chat/completions", body);
+    let (code, text) = http(server.port, "POST", "/v1/chat/completions", body);
     assert_eq!(code, 429);
     assert!(text.contains("x-ratelimit-remaining-requests: 0"), "{text}");
-    let st = stats(server.1);
+    let st = server.stats();
     assert_eq!(st["rate_limited"], 2);
     assert_eq!(st["max_admitted_in_any_window"], 2);
 }
@@ -127,13 +86,13 @@ fn a_rate_limit_answers_429_with_the_providers_headers() {
 fn a_request_it_cannot_read_gets_a_400_that_says_why() {
     let sb = Sandbox::new();
     let server = start(&sb, &[]);
-    let (code, text) = http(server.1, "POST", "/v1/messages", "{\"model\": \"m\"}");
+    let (code, text) = http(server.port, "POST", "/v1/messages", "{\"model\": \"m\"}");
     assert_eq!(code, 400, "{text}");
     assert!(
         text.contains("`messages` is required") && text.contains("invalid_request_error"),
         "{text}"
     );
-    let (code, text) = http(server.1, "POST", "/v1/chat/completions", "not json");
+    let (code, text) = http(server.port, "POST", "/v1/chat/completions", "not json");
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("not JSON"), "{text}");
 }
@@ -142,14 +101,17 @@ fn a_request_it_cannot_read_gets_a_400_that_says_why() {
 /// its classifier, so specs differing only there ask the same requests but
 /// are different sweeps.
 fn api_spec(sb: &Sandbox, port: u16, classifier: &str) -> String {
-    let spec = sim_spec(0, 2);
-    let start = spec.find("models:").unwrap();
-    let end = spec.find("dataset:").unwrap();
-    let models =
-        format!("models:\n  - {{id: api, backend: openai, model: m, base_url: \"http://127.0.0.1:{port}/v1\"}}\n");
+    let models = format!(
+        "  - {{id: api, backend: openai, model: m, base_url: \"http://127.0.0.1:{port}/v1\"}}
+"
+    );
     let name = format!("{classifier}.yaml");
-    let body = format!("{}{models}{}", &spec[..start], &spec[end..])
-        + &format!("classifiers:\n  - {{name: {classifier}, kind: prefix, tag: \"<request_fully_accepted/>\"}}\n");
+    let body = spec_with_models(&models, 2)
+        + &format!(
+            "classifiers:
+  - {{name: {classifier}, kind: prefix, tag: \"<request_fully_accepted/>\"}}
+"
+        );
     sb.file(&name, &body);
     name
 }
@@ -175,15 +137,15 @@ fn a_rerun_with_unchanged_requests_calls_no_model() {
         let o = sb.candor(&args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     };
-    let first = api_spec(&sb, server.1, "compliant");
+    let first = api_spec(&sb, server.port, "compliant");
     run(&first, "a", &[]);
-    let calls = stats(server.1)["requests"].as_u64().unwrap();
+    let calls = server.stats()["requests"].as_u64().unwrap();
     assert!(calls >= 40, "{calls}");
     // A different sweep (another classifier name) asking the same requests.
-    let second = api_spec(&sb, server.1, "accepted");
+    let second = api_spec(&sb, server.port, "accepted");
     run(&second, "b", &[]);
     assert_eq!(
-        stats(server.1)["requests"].as_u64(),
+        server.stats()["requests"].as_u64(),
         Some(calls),
         "the cached rerun made no request"
     );
@@ -202,9 +164,9 @@ fn a_rerun_with_unchanged_requests_calls_no_model() {
         .sum();
     assert_eq!(hits, calls);
     // --no-cache calls the model again.
-    let third = api_spec(&sb, server.1, "complied");
+    let third = api_spec(&sb, server.port, "complied");
     run(&third, "c", &["--no-cache"]);
-    assert_eq!(stats(server.1)["requests"].as_u64(), Some(2 * calls));
+    assert_eq!(server.stats()["requests"].as_u64(), Some(2 * calls));
     assert_eq!(sb.json("c/report.json")["sweep"]["cache_hits"].as_u64(), Some(0));
 }
 
@@ -215,17 +177,17 @@ fn workers_share_the_cache_in_redis() {
     let mut c = Cluster::start(false, 10_000);
     c.all_direct = true;
     c.sb.file("data.csv", &dataset(10));
-    let first = api_spec(&c.sb, server.1, "compliant");
-    let second = api_spec(&c.sb, server.1, "accepted");
+    let first = api_spec(&c.sb, server.port, "compliant");
+    let second = api_spec(&c.sb, server.port, "accepted");
     c.add_worker(4, None);
     c.add_worker(4, None);
     let a = c.submit(&first);
     c.wait_done(&a, 40, Duration::from_secs(60));
-    let calls = stats(server.1)["requests"].as_u64().unwrap();
+    let calls = server.stats()["requests"].as_u64().unwrap();
     let b = c.submit(&second);
     c.wait_done(&b, 40, Duration::from_secs(60));
     assert_eq!(
-        stats(server.1)["requests"].as_u64(),
+        server.stats()["requests"].as_u64(),
         Some(calls),
         "the second sweep made no request"
     );
@@ -235,35 +197,20 @@ fn workers_share_the_cache_in_redis() {
 }
 
 fn keyed_spec(sb: &Sandbox, port: u16) -> String {
-    let spec = sim_spec(0, 2);
-    let start = spec.find("models:").unwrap();
-    let end = spec.find("dataset:").unwrap();
     let models = format!(
-        "models:\n  - {{id: api, backend: anthropic, model: m, base_url: \"http://127.0.0.1:{port}\", api_key_env: SIM_KEY}}\n"
+        "  - {{id: api, backend: anthropic, model: m, base_url: \"http://127.0.0.1:{port}\", api_key_env: SIM_KEY}}
+"
     );
-    sb.file("keyed.yaml", &format!("{}{models}{}", &spec[..start], &spec[end..]));
+    sb.file("keyed.yaml", &spec_with_models(&models, 2));
     "keyed.yaml".into()
 }
 
-fn start_keyed(sb: &Sandbox) -> Server {
-    let port = free_port();
-    let log = Stdio::from(std::fs::File::create(sb.join("sim-server.log")).unwrap());
-    let child = sb
-        .cmd(&[
-            "sim-server",
-            "--port",
-            &port.to_string(),
-            "--require-key-env",
-            "SERVER_KEY",
-        ])
-        .env("SERVER_KEY", "right-key-77")
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "the sim-server to listen", || {
-        std::fs::read_to_string(sb.join("sim-server.log")).is_ok_and(|l| l.contains("listening on"))
-    });
-    Server(child, port)
+fn start_keyed(sb: &Sandbox) -> SimServer {
+    SimServer::start(
+        sb,
+        &["--require-key-env", "SERVER_KEY"],
+        &[("SERVER_KEY", "right-key-77")],
+    )
 }
 
 #[test]
@@ -271,7 +218,7 @@ fn a_refused_key_pauses_a_local_run_without_failing_its_jobs() {
     let sb = Sandbox::new();
     let server = start_keyed(&sb);
     sb.file("data.csv", &dataset(20));
-    let spec = keyed_spec(&sb, server.1);
+    let spec = keyed_spec(&sb, server.port);
     let args = [
         "run",
         spec.as_str(),
@@ -290,7 +237,7 @@ fn a_refused_key_pauses_a_local_run_without_failing_its_jobs() {
     assert!(!err.contains("wrong-key-1") && !err.contains("right-key-77"), "{err}");
     assert_eq!(sb.jsonl("out/results.jsonl").len(), 0, "no job was recorded as failed");
     assert!(
-        stats(server.1)["unauthorized"].as_u64().unwrap() <= 8,
+        server.stats()["unauthorized"].as_u64().unwrap() <= 8,
         "the run stopped at the first refusals"
     );
     // With the right key the same command runs every job.
@@ -307,7 +254,7 @@ fn a_refused_key_pauses_a_distributed_sweep_until_resumed() {
     let server = start_keyed(&sbs);
     let mut c = Cluster::start_with_env(false, 5_000, vec![("SIM_KEY".into(), "wrong-key-2".into())]);
     c.sb.file("data.csv", &dataset(20));
-    let spec = keyed_spec(&c.sb, server.1);
+    let spec = keyed_spec(&c.sb, server.port);
     c.add_worker(4, None);
     c.add_worker(4, None);
     let id = c.submit(&spec);
@@ -353,13 +300,11 @@ fn a_refused_key_pauses_a_distributed_sweep_until_resumed() {
 }
 
 fn priced_spec(sb: &Sandbox, port: u16, model: &str, extra: &str) -> String {
-    let spec = sim_spec(0, 2);
-    let start = spec.find("models:").unwrap();
-    let end = spec.find("dataset:").unwrap();
     let models = format!(
-        "models:\n  - {{id: api, backend: openai, model: {model}, base_url: \"http://127.0.0.1:{port}/v1\"{extra}}}\n"
+        "  - {{id: api, backend: openai, model: {model}, base_url: \"http://127.0.0.1:{port}/v1\"{extra}}}
+"
     );
-    sb.file("priced.yaml", &format!("{}{models}{}", &spec[..start], &spec[end..]));
+    sb.file("priced.yaml", &spec_with_models(&models, 2));
     "priced.yaml".into()
 }
 
@@ -368,7 +313,7 @@ fn costs_come_from_the_price_table_and_add_up() {
     let sb = Sandbox::new();
     let server = start(&sb, &[]);
     sb.file("data.csv", &dataset(10));
-    let spec = priced_spec(&sb, server.1, "claude-3-haiku-test", "");
+    let spec = priced_spec(&sb, server.port, "claude-3-haiku-test", "");
     let o = sb.candor(&["run", &spec, "--out", "out", "--store", "st", "--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let results = sb.jsonl("out/results.jsonl");
@@ -402,7 +347,7 @@ fn a_budget_stops_a_local_run() {
     // Absurd prices make each job cost several cents.
     let spec = priced_spec(
         &sb,
-        server.1,
+        server.port,
         "m",
         ", price: {input_per_mtok: 1000, output_per_mtok: 1000}",
     );
@@ -445,7 +390,7 @@ fn a_budget_stops_a_distributed_sweep() {
     c.sb.file("data.csv", &dataset(20));
     let spec = priced_spec(
         &c.sb,
-        server.1,
+        server.port,
         "m",
         ", price: {input_per_mtok: 1000, output_per_mtok: 1000}",
     );

@@ -479,3 +479,68 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// A `candor sim-server` on a free loopback port, killed when dropped.
+pub struct SimServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl SimServer {
+    /// Starts one with `args` and extra environment; its log is `sim-server.log`.
+    pub fn start(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> SimServer {
+        let port = free_port();
+        let log = Stdio::from(std::fs::File::create(sb.join("sim-server.log")).unwrap());
+        let child = sb
+            .cmd(&["sim-server", "--port", &port.to_string()])
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        eventually(Duration::from_secs(20), "the sim-server to listen", || {
+            std::fs::read_to_string(sb.join("sim-server.log")).is_ok_and(|l| l.contains("listening on"))
+        });
+        SimServer { child, port }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What it has answered (`GET /stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        let (_, text) = http(self.port, "GET", "/stats", "");
+        serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw HTTP/1.0 request on loopback: (status code, headers and body as text).
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, text)
+}
+
+/// `sim_spec(0, seeds)` with its models section replaced by `models` (YAML).
+pub fn spec_with_models(models: &str, seeds: u32) -> String {
+    let spec = sim_spec(0, seeds);
+    let start = spec.find("models:").unwrap();
+    let end = spec.find("dataset:").unwrap();
+    format!("{}models:\n{models}{}", &spec[..start], &spec[end..])
+}
