@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use candor_core::{Role, Usage};
 
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
-use crate::http::{Secret, body, learnt_limits, malformed, status_error, transport};
+use crate::http::{Secret, exchange, key_or_refuse, malformed};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
@@ -102,29 +102,13 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
 impl Backend for Anthropic {
     fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
         Box::pin(async move {
-            let key = self
-                .key
-                .as_ref()
-                .map_err(|why| BackendError::Unauthorized { message: why.clone() })?;
-            let resp = self
+            let key = key_or_refuse(&self.key)?;
+            let r = self
                 .client
                 .post(&self.url)
                 .header("x-api-key", &key.0)
-                .header("anthropic-version", VERSION)
-                .header("content-type", "application/json")
-                .body(request_body(&req).to_string())
-                .send()
-                .await
-                .map_err(transport)?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let bytes = body(resp).await?;
-            if !(200..300).contains(&status) {
-                return Err(status_error(&req.model.id, status, &headers, &bytes));
-            }
-            let mut reply = parse_reply(&bytes)?;
-            reply.limits = learnt_limits(&headers);
-            Ok(reply)
+                .header("anthropic-version", VERSION);
+            exchange(&req.model.id, r, request_body(&req).to_string(), parse_reply).await
         })
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, ChatReply};
 
 /// The largest response body read from a provider.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -137,6 +137,38 @@ pub fn learnt_limits(h: &reqwest::header::HeaderMap) -> [u64; 3] {
         get(&["anthropic-ratelimit-input-tokens-limit", "x-ratelimit-limit-tokens"]),
         get(&["anthropic-ratelimit-output-tokens-limit"]),
     ]
+}
+
+/// Sends a JSON request and reads the reply with `parse`: the part every
+/// HTTP backend shares (transport errors, body limits, statuses, limits
+/// announced in the headers).
+pub async fn exchange(
+    model_id: &str,
+    request: reqwest::RequestBuilder,
+    json: String,
+    parse: impl FnOnce(&[u8]) -> Result<ChatReply, BackendError>,
+) -> Result<ChatReply, BackendError> {
+    let resp = request
+        .header("content-type", "application/json")
+        .body(json)
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = body(resp).await?;
+    if !(200..300).contains(&status) {
+        return Err(status_error(model_id, status, &headers, &bytes));
+    }
+    let mut reply = parse(&bytes)?;
+    reply.limits = learnt_limits(&headers);
+    Ok(reply)
+}
+
+/// The key, or the error to give when there is none.
+pub fn key_or_refuse(key: &Result<Secret, String>) -> Result<&Secret, BackendError> {
+    key.as_ref()
+        .map_err(|why| BackendError::Unauthorized { message: why.clone() })
 }
 
 /// A response that is not what the API documents: worth another try.

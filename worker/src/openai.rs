@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use candor_core::{Role, Usage};
 
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
-use crate::http::{Secret, body, learnt_limits, malformed, status_error, transport};
+use crate::http::{Secret, exchange, key_or_refuse, malformed};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -91,23 +91,11 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
 impl Backend for OpenAi {
     fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
         Box::pin(async move {
-            let mut r = self.client.post(&self.url).header("content-type", "application/json");
+            let mut r = self.client.post(&self.url);
             if let Some(key) = &self.key {
-                let key = key
-                    .as_ref()
-                    .map_err(|why| BackendError::Unauthorized { message: why.clone() })?;
-                r = r.bearer_auth(&key.0);
+                r = r.bearer_auth(&key_or_refuse(key)?.0);
             }
-            let resp = r.body(request_body(&req).to_string()).send().await.map_err(transport)?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let bytes = body(resp).await?;
-            if !(200..300).contains(&status) {
-                return Err(status_error(&req.model.id, status, &headers, &bytes));
-            }
-            let mut reply = parse_reply(&bytes)?;
-            reply.limits = learnt_limits(&headers);
-            Ok(reply)
+            exchange(&req.model.id, r, request_body(&req).to_string(), parse_reply).await
         })
     }
 }
