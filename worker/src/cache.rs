@@ -134,7 +134,7 @@ impl FileCache {
             }
             let mut k = [0u8; 16];
             k.copy_from_slice(&body[..16]);
-            index.insert(k, (pos + 8 + 16, (n - 16) as u32));
+            index.insert(k, (pos, (n - 16) as u32));
             pos += 8 + n as u64;
         }
         if pos < len {
@@ -151,17 +151,22 @@ impl FileCache {
 impl Cache for FileCache {
     fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
         let found = self.index.lock().expect("lock").get(&key).copied();
+        // The whole frame is read and checked: another process appending to
+        // the same file can only make a lookup miss, never answer wrongly.
         let r = found
             .map(|(off, n)| {
-                let mut buf = vec![0u8; n as usize];
+                let mut frame = vec![0u8; 24 + n as usize];
                 self.file
                     .lock()
                     .expect("lock")
-                    .read_exact_at(&mut buf, off)
-                    .map(|()| buf)
-                    .map_err(|e| e.to_string())
+                    .read_exact_at(&mut frame, off)
+                    .map_err(|e| e.to_string())?;
+                let crc = u32::from_le_bytes(frame[4..8].try_into().expect("4"));
+                let ok = frame[8..24] == key && crc32fast::hash(&frame[8..]) == crc;
+                Ok(ok.then(|| frame.split_off(24)))
             })
-            .transpose();
+            .transpose()
+            .map(Option::flatten);
         Box::pin(async move { r })
     }
 
@@ -180,10 +185,7 @@ impl Cache for FileCache {
             let mut f = self.file.lock().expect("lock");
             let at = f.metadata()?.len();
             f.write_all(&frame)?;
-            self.index
-                .lock()
-                .expect("lock")
-                .insert(key, (at + 24, value.len() as u32));
+            self.index.lock().expect("lock").insert(key, (at, value.len() as u32));
             Ok::<(), std::io::Error>(())
         })()
         .map_err(|e| e.to_string());
@@ -212,5 +214,60 @@ impl Cache for RedisCache {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block<T>(f: BoxFuture<'_, T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn the_file_cache_survives_reopening_and_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("responses.log");
+        {
+            let c = FileCache::open(&path).unwrap();
+            block(c.put([1; 16], b"one".to_vec())).unwrap();
+            block(c.put([2; 16], b"two".to_vec())).unwrap();
+            assert_eq!(block(c.get([1; 16])).unwrap(), Some(b"one".to_vec()));
+            assert_eq!(block(c.get([3; 16])).unwrap(), None);
+        }
+        // A crash in the middle of the last write.
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 2)
+            .unwrap();
+        let c = FileCache::open(&path).unwrap();
+        assert_eq!(block(c.get([1; 16])).unwrap(), Some(b"one".to_vec()));
+        assert_eq!(block(c.get([2; 16])).unwrap(), None, "the torn entry is gone");
+        block(c.put([2; 16], b"again".to_vec())).unwrap();
+        assert_eq!(block(c.get([2; 16])).unwrap(), Some(b"again".to_vec()));
+    }
+
+    #[test]
+    fn another_writer_in_between_makes_a_miss_not_a_wrong_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("responses.log");
+        let a = FileCache::open(&path).unwrap();
+        let b = FileCache::open(&path).unwrap();
+        block(a.put([1; 16], b"from a".to_vec())).unwrap();
+        block(b.put([2; 16], b"from b".to_vec())).unwrap();
+        assert_eq!(block(a.get([1; 16])).unwrap(), Some(b"from a".to_vec()));
+        assert_eq!(block(b.get([2; 16])).unwrap(), Some(b"from b".to_vec()));
+        assert_eq!(block(a.get([2; 16])).unwrap(), None, "a has not indexed b's entry");
+        // An index entry that points at someone else's frame (as a race
+        // between two appending processes could leave) is a miss.
+        b.index.lock().unwrap().insert([9; 16], (0, 6));
+        assert_eq!(block(b.get([9; 16])).unwrap(), None);
     }
 }
