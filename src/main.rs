@@ -34,6 +34,8 @@ enum Command {
     },
     /// Measure local throughput and peak memory on a generated sim sweep.
     Bench(commands::bench::BenchArgs),
+    /// What changed between two reports: per cell and gap, with intervals; flags real changes.
+    Compare(commands::compare::CompareArgs),
     /// Serve the gRPC coordinator: sweeps and their state in Redis.
     Coordinator(commands::serve::CoordinatorArgs),
     /// Run jobs leased from a coordinator.
@@ -62,6 +64,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => {
             let _guard = telemetry::init("candor", "warn");
             commands::bench::bench(args)
+        }
+        Command::Compare(args) => {
+            let _guard = telemetry::init("candor", "warn");
+            commands::compare::compare(args)
         }
         Command::Validate { spec } => {
             let _guard = telemetry::init("candor", "warn");
@@ -95,7 +101,9 @@ fn main() -> ExitCode {
                     Command::Resume(args) => commands::remote::resume(args).await,
                     Command::List(args) => commands::remote::list(args).await,
                     Command::SimServer(args) => commands::serve::sim_server(args).await,
-                    Command::Bench(_) | Command::Validate { .. } => unreachable!("handled above"),
+                    Command::Bench(_) | Command::Validate { .. } | Command::Compare(_) => {
+                        unreachable!("handled above")
+                    }
                 }
             })
         }
