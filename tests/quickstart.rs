@@ -62,6 +62,15 @@ fn the_example_sweep_reports_a_visible_gap_with_honest_intervals() {
             "the example's gap should be visible: {g}"
         );
         assert!(g["lo"].as_f64() <= g["diff"].as_f64() && g["diff"].as_f64() <= g["hi"].as_f64());
+        let p = &g["paired"];
+        assert!(
+            p["lo"].as_f64() <= g["diff"].as_f64() && g["diff"].as_f64() <= p["hi"].as_f64(),
+            "{g}"
+        );
+        assert!(
+            p["lo"].as_f64().unwrap() > 0.0,
+            "the paired interval sees the gap too: {g}"
+        );
     }
 
     // results.jsonl: one line per job with the whole story of each job.

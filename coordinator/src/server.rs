@@ -133,7 +133,11 @@ impl Coordinator {
         let st = self.state(id).await?;
         let ex = self.executor(id).await?;
         let sweep = ex.sweep();
-        let mut report = Report::build(sweep, &Self::tally(sweep, &st));
+        let mut tally = Self::tally(sweep, &st);
+        if !tally.pairs.is_empty() {
+            self.pair_outcomes(id, sweep, &mut tally).await?;
+        }
+        let mut report = Report::build(sweep, &tally);
         report.sweep.jobs_dead_lettered = st.dead;
         if st.dead > 0 {
             report.notes.insert(
@@ -153,6 +157,36 @@ impl Coordinator {
                 .insert(0, "CANCELLED: the sweep was cancelled before it finished.".into());
         }
         Ok(report)
+    }
+
+    /// Reads every result of a sweep for the paired bootstrap: which query,
+    /// which condition, and the primary classifier's verdict.
+    async fn pair_outcomes(&self, id: &str, sweep: &Sweep, tally: &mut Tally) -> Result<(), Status> {
+        #[derive(serde::Deserialize)]
+        struct Outcome {
+            status: candor_core::Status,
+            #[serde(default)]
+            classifications: std::collections::BTreeMap<String, bool>,
+        }
+        let primary = sweep.spec.classifiers[0].name();
+        let mut seen = DoneSet::new(sweep.total_jobs());
+        let mut cursor = 0;
+        loop {
+            let (next, page) = self.queue.results_page(id, cursor, 1000).await.map_err(internal)?;
+            for (idx, payload) in page {
+                if idx >= sweep.total_jobs() || !seen.insert(idx) {
+                    continue;
+                }
+                if let Ok(o) = serde_json::from_slice::<Outcome>(&payload) {
+                    let yes = o.classifications.get(primary).copied().unwrap_or(false);
+                    tally.add_pair(sweep, idx, o.status, yes);
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
     }
 
     /// Dead-letters jobs whose leases kept expiring (their workers died on

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::result::Status;
 use crate::spec::{BackendKind, SimConfig, Sweep};
-use crate::stats::{Interval, Z95, newcombe_diff, wilson};
+use crate::stats::{BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, Interval, Z95, newcombe_diff, paired_bootstrap, wilson};
 use crate::store::RecordMeta;
 
 /// Counts for one model × variant × condition.
@@ -30,6 +30,9 @@ pub struct Tally {
     pub cache_hits: u64,
     /// Cost per model, in millionths of a US dollar.
     pub cost_micro_usd: Vec<u64>,
+    /// For the paired bootstrap of the compared conditions, per model ×
+    /// variant × query: [compliant in a, n in a, compliant in b, n in b].
+    pub pairs: Vec<[u32; 4]>,
 }
 
 impl Tally {
@@ -45,6 +48,11 @@ impl Tally {
             ],
             cache_hits: 0,
             cost_micro_usd: vec![0; sweep.spec.models.len()],
+            pairs: if sweep.compare.is_some() && sweep.space.queries <= MAX_BOOTSTRAP_QUERIES {
+                vec![[0; 4]; (sweep.space.models * sweep.space.variants * sweep.space.queries) as usize]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -52,6 +60,7 @@ impl Tally {
         let t = sweep.space.decode(meta.index);
         self.cache_hits += u64::from(meta.cache_hits);
         self.cost_micro_usd[t.model] += meta.cost_micro_usd;
+        self.add_pair(sweep, meta.index, meta.status, meta.class_bits & 1 == 1);
         let c = &mut self.cells[sweep.space.cell_of(&t)];
         match meta.status {
             Status::Ok => {
@@ -62,6 +71,27 @@ impl Tally {
             }
             Status::Incomplete => c.incomplete += 1,
             Status::Failed => c.failed += 1,
+        }
+    }
+
+    /// Counts one result towards the paired bootstrap of the compared
+    /// conditions (`yes`: the primary classifier's verdict).
+    pub fn add_pair(&mut self, sweep: &Sweep, index: u64, status: Status, yes: bool) {
+        let t = sweep.space.decode(index);
+        if let (Some((a, b)), Status::Ok, false) = (sweep.compare, status, self.pairs.is_empty()) {
+            let side = if t.condition == a {
+                0
+            } else if t.condition == b {
+                2
+            } else {
+                usize::MAX
+            };
+            if side != usize::MAX {
+                let q = ((t.model as u64 * sweep.space.variants + t.variant as u64) * sweep.space.queries
+                    + t.query as u64) as usize;
+                self.pairs[q][side] += u32::from(yes);
+                self.pairs[q][side + 1] += 1;
+            }
         }
     }
 }
@@ -153,7 +183,16 @@ pub struct Gap {
     pub hi: f64,
     pub n_a: u64,
     pub n_b: u64,
+    /// The same difference's 95% interval by a paired bootstrap over queries
+    /// (each query runs in both conditions): 2000 resamples, fixed seed.
+    /// Absent above 100,000 queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<Interval>,
 }
+
+/// Above this many queries the paired bootstrap is skipped (its cost grows
+/// with queries × resamples).
+pub const MAX_BOOTSTRAP_QUERIES: u64 = 100_000;
 
 impl Report {
     pub fn build(sweep: &Sweep, tally: &Tally) -> Report {
@@ -219,6 +258,14 @@ impl Report {
                         hi: d.hi,
                         n_a: ca.ok,
                         n_b: cb.ok,
+                        paired: {
+                            let q = sweep.space.queries as usize;
+                            let start = (m * spec.prompts.len() + v) * q;
+                            tally
+                                .pairs
+                                .get(start..start + q)
+                                .and_then(|p| paired_bootstrap(p, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED))
+                        },
                     });
                 }
             }
@@ -242,7 +289,8 @@ impl Report {
         }
         notes.push(
             "Rates are over jobs that gave a final output (n); incomplete and failed jobs are counted apart. \
-             Intervals are 95%: Wilson for rates, Newcombe's hybrid score for differences."
+             Intervals are 95%: Wilson for rates; for gaps, Newcombe's hybrid score (unpaired) and a paired \
+             bootstrap over queries (2000 resamples, fixed seed)."
                 .to_string(),
         );
         Report {
@@ -294,7 +342,7 @@ impl Report {
         );
     }
 
-    fn rows(&self) -> (Vec<[String; 8]>, Vec<[String; 5]>) {
+    fn rows(&self) -> (Vec<[String; 8]>, Vec<[String; 6]>) {
         let pct = |x: f64| format!("{:.1}%", x * 100.0);
         let cells = self
             .cells
@@ -328,6 +376,8 @@ impl Report {
                     format!("{} − {}", g.a, g.b),
                     format!("{} pts", pts(g.diff)),
                     format!("[{}, {}]", pts(g.lo), pts(g.hi)),
+                    g.paired
+                        .map_or_else(|| "—".to_string(), |p| format!("[{}, {}]", pts(p.lo), pts(p.hi))),
                 ]
             })
             .collect();
@@ -361,8 +411,11 @@ impl Report {
         }
         if !gaps.is_empty() {
             let _ = writeln!(s, "\n## Compliance gap\n");
-            let _ = writeln!(s, "| model | variant | gap | difference | 95% CI |");
-            let _ = writeln!(s, "|---|---|---|---:|---|");
+            let _ = writeln!(
+                s,
+                "| model | variant | gap | difference | 95% CI (Newcombe) | 95% CI (paired bootstrap) |"
+            );
+            let _ = writeln!(s, "|---|---|---|---:|---|---|");
             for r in gaps {
                 let _ = writeln!(s, "| {} |", r.join(" | "));
             }
@@ -390,7 +443,11 @@ impl Report {
         );
         if !gaps.is_empty() {
             s.push('\n');
-            table(&mut s, &["model", "variant", "gap", "difference", "95% CI"], &gaps);
+            table(
+                &mut s,
+                &["model", "variant", "gap", "difference", "95% CI", "paired 95% CI"],
+                &gaps,
+            );
         }
         for n in &self.notes {
             let _ = writeln!(s, "{n}");
