@@ -88,7 +88,10 @@ fn kill_9_the_coordinator_and_start_it_again() {
     eventually(LIMIT, "100 results", || c.done(&id) >= 100);
     c.kill_coordinator();
     let at_kill = c.done(&id);
-    std::thread::sleep(Duration::from_millis(500));
+    // The workers notice it is gone before it comes back.
+    eventually(LIMIT, "a worker to lose the coordinator", || {
+        (0..2).any(|n| c.log_text(&format!("worker{n}.log")).contains("leasing failed"))
+    });
     c.start_coordinator();
     c.wait_done(&id, 400, LIMIT);
     assert!(at_kill < 400, "the kill came before the end");
@@ -180,7 +183,9 @@ fn a_stopped_worker_loses_its_leases_and_its_late_results_do_not_count() {
             + metric(http, "candor_worker_leases_lost_total").unwrap_or(0)
             > 0
     });
-    std::thread::sleep(Duration::from_millis(300));
+    eventually(LIMIT, "the stopped worker to finish its late jobs", || {
+        metric(http, "candor_worker_jobs_in_flight") == Some(0)
+    });
     c.check(&id, 400);
 }
 
@@ -271,7 +276,9 @@ fn a_wrong_or_missing_token_is_refused() {
     assert_eq!(w.status.code(), Some(3), "{}", stderr(&w));
     c.add_worker(1, None);
     // And the token is in no log.
-    std::thread::sleep(Duration::from_millis(300));
+    eventually(LIMIT, "the worker to start", || {
+        c.log_text("worker0.log").contains("worker w0")
+    });
     for log in ["coordinator.log", "worker0.log"] {
         assert!(!c.log_text(log).contains(TOKEN), "{log} shows the token");
     }
