@@ -376,9 +376,19 @@ fn a_budget_stops_a_local_run() {
         sweep["cost_usd"].as_f64().unwrap(),
     );
     assert!(done > 0 && done < 80, "{sweep}");
-    assert!(cost <= 1.1, "spent {cost} of a $1 budget");
+    // Jobs already running finish: the total may pass the budget by at most
+    // what the 8 in flight cost.
+    let results = sb.jsonl("out/results.jsonl");
+    let dearest = results
+        .iter()
+        .map(|r| r["cost_usd"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(
+        cost <= 1.0 + 8.0 * dearest,
+        "spent {cost} of a $1 budget (dearest job {dearest})"
+    );
     assert!(report["notes"].to_string().contains("BUDGET EXHAUSTED"));
-    assert_eq!(sb.jsonl("out/results.jsonl").len() as u64, done);
+    assert_eq!(results.len() as u64, done);
 }
 
 #[test]
@@ -415,7 +425,16 @@ fn a_budget_stops_a_distributed_sweep() {
     let report = c.sb.json("rep/report.json");
     assert_eq!(report["sweep"]["budget_exhausted"], true);
     let cost = report["sweep"]["cost_usd"].as_f64().unwrap();
-    assert!(cost > 0.0 && cost <= 1.1, "spent {cost} of a $1 budget");
+    // At most the 16 slots of the two workers can be in flight past the budget.
+    let dearest =
+        c.sb.jsonl("rep/results.jsonl")
+            .iter()
+            .map(|r| r["cost_usd"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+    assert!(
+        cost > 0.0 && cost <= 1.0 + 16.0 * dearest,
+        "spent {cost} of a $1 budget (dearest job {dearest})"
+    );
     let sum: f64 =
         c.sb.jsonl("rep/results.jsonl")
             .iter()

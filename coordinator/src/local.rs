@@ -104,13 +104,16 @@ impl Budget {
         Admit::Yes
     }
 
+    /// Counts a finished job. Under the same gate as `admit`, so a job is
+    /// never seen neither in flight nor spent.
     fn finished(&self, cost_micro_usd: u64) {
-        if self.limit_micro_usd.is_some() {
-            self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        }
+        let _gate = self.gate.lock().expect("lock");
         self.spent.fetch_add(cost_micro_usd, Ordering::Relaxed);
         self.max_cost.fetch_max(cost_micro_usd, Ordering::Relaxed);
         self.jobs.fetch_add(1, Ordering::Relaxed);
+        if self.limit_micro_usd.is_some() {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
