@@ -101,17 +101,10 @@ fn a_request_it_cannot_read_gets_a_400_that_says_why() {
 /// its classifier, so specs differing only there ask the same requests but
 /// are different sweeps.
 fn api_spec(sb: &Sandbox, port: u16, classifier: &str) -> String {
-    let models = format!(
-        "  - {{id: api, backend: openai, model: m, base_url: \"http://127.0.0.1:{port}/v1\"}}
-"
-    );
+    let models = format!("  - {{id: api, backend: openai, model: m, base_url: \"http://127.0.0.1:{port}/v1\"}}\n");
     let name = format!("{classifier}.yaml");
     let body = spec_with_models(&models, 2)
-        + &format!(
-            "classifiers:
-  - {{name: {classifier}, kind: prefix, tag: \"<request_fully_accepted/>\"}}
-"
-        );
+        + &format!("classifiers:\n  - {{name: {classifier}, kind: prefix, tag: \"<request_fully_accepted/>\"}}\n");
     sb.file(&name, &body);
     name
 }
@@ -198,8 +191,7 @@ fn workers_share_the_cache_in_redis() {
 
 fn keyed_spec(sb: &Sandbox, port: u16) -> String {
     let models = format!(
-        "  - {{id: api, backend: anthropic, model: m, base_url: \"http://127.0.0.1:{port}\", api_key_env: SIM_KEY}}
-"
+        "  - {{id: api, backend: anthropic, model: m, base_url: \"http://127.0.0.1:{port}\", api_key_env: SIM_KEY}}\n"
     );
     sb.file("keyed.yaml", &spec_with_models(&models, 2));
     "keyed.yaml".into()
@@ -300,10 +292,8 @@ fn a_refused_key_pauses_a_distributed_sweep_until_resumed() {
 }
 
 fn priced_spec(sb: &Sandbox, port: u16, model: &str, extra: &str) -> String {
-    let models = format!(
-        "  - {{id: api, backend: openai, model: {model}, base_url: \"http://127.0.0.1:{port}/v1\"{extra}}}
-"
-    );
+    let models =
+        format!("  - {{id: api, backend: openai, model: {model}, base_url: \"http://127.0.0.1:{port}/v1\"{extra}}}\n");
     sb.file("priced.yaml", &spec_with_models(&models, 2));
     "priced.yaml".into()
 }
