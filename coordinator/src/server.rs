@@ -294,6 +294,26 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 #[derive(Clone)]
 pub struct SweepsApi(pub Arc<Coordinator>);
 
+impl SweepsApi {
+    /// Cancels, or resumes, the sweep named by `req`; answers its status after.
+    async fn change_state(
+        &self,
+        req: Request<pb::SweepRef>,
+        resume: bool,
+    ) -> Result<Response<pb::SweepStatus>, Status> {
+        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        let id = req.into_inner().sweep_id;
+        let id = check_id(&id)?;
+        let q = &self.0.queue;
+        let after = if resume { q.resume(id).await } else { q.cancel(id).await };
+        after
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
+        tracing::info!(sweep.id = %id, resume, "sweep state changed");
+        Ok(Response::new(self.0.status(id).await?))
+    }
+}
+
 #[tonic::async_trait]
 impl pb::sweeps_server::Sweeps for SweepsApi {
     async fn submit(&self, req: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
@@ -391,31 +411,11 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
     }
 
     async fn cancel(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
-        let id = req.into_inner().sweep_id;
-        let id = check_id(&id)?;
-        self.0
-            .queue
-            .cancel(id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
-        tracing::info!(sweep.id = %id, "sweep cancelled");
-        Ok(Response::new(self.0.status(id).await?))
+        self.change_state(req, false).await
     }
 
     async fn resume(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
-        let id = req.into_inner().sweep_id;
-        let id = check_id(&id)?;
-        self.0
-            .queue
-            .resume(id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
-        tracing::info!(sweep.id = %id, "sweep resumed");
-        Ok(Response::new(self.0.status(id).await?))
+        self.change_state(req, true).await
     }
 
     async fn report(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::ReportResponse>, Status> {

@@ -2,10 +2,10 @@
 
 use serde_json::{Value, json};
 
-use candor_core::{Role, Usage};
+use candor_core::Role;
 
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
-use crate::http::{Secret, exchange, key_or_refuse, malformed};
+use crate::http::{Secret, exchange, key_or_refuse, malformed, usage};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
@@ -80,19 +80,9 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
         .filter(|c| c.get("type").and_then(Value::as_str) == Some("text"))
         .filter_map(|c| c.get("text").and_then(Value::as_str))
         .collect();
-    let usage = v.get("usage").ok_or_else(|| malformed("no `usage`"))?;
-    let n = |k: &str| {
-        usage
-            .get(k)
-            .and_then(Value::as_u64)
-            .ok_or_else(|| malformed(&format!("no `usage.{k}`")))
-    };
     Ok(ChatReply {
         text,
-        usage: Usage {
-            input_tokens: n("input_tokens")?,
-            output_tokens: n("output_tokens")?,
-        },
+        usage: usage(&v, "input_tokens", "output_tokens")?,
         stop_reason: v.get("stop_reason").and_then(Value::as_str).map(String::from),
         cached: false,
         limits: [0; 3],

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use candor_core::Usage;
+
 use crate::backend::{BackendError, ChatReply};
 
 /// The largest response body read from a provider.
@@ -169,6 +171,20 @@ pub async fn exchange(
 pub fn key_or_refuse(key: &Result<Secret, String>) -> Result<&Secret, BackendError> {
     key.as_ref()
         .map_err(|why| BackendError::Unauthorized { message: why.clone() })
+}
+
+/// The token counts of a reply's `usage` object, under the API's names.
+pub fn usage(v: &serde_json::Value, input: &str, output: &str) -> Result<Usage, BackendError> {
+    let u = v.get("usage").ok_or_else(|| malformed("no `usage`"))?;
+    let n = |k: &str| {
+        u.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| malformed(&format!("no `usage.{k}`")))
+    };
+    Ok(Usage {
+        input_tokens: n(input)?,
+        output_tokens: n(output)?,
+    })
 }
 
 /// A response that is not what the API documents: worth another try.

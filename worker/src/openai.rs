@@ -2,10 +2,10 @@
 
 use serde_json::{Value, json};
 
-use candor_core::{Role, Usage};
+use candor_core::Role;
 
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
-use crate::http::{Secret, exchange, key_or_refuse, malformed};
+use crate::http::{Secret, exchange, key_or_refuse, malformed, usage};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -69,19 +69,9 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
         Some(Value::Null) => String::new(),
         _ => return Err(malformed("no `choices[0].message.content`")),
     };
-    let usage = v.get("usage").ok_or_else(|| malformed("no `usage`"))?;
-    let n = |k: &str| {
-        usage
-            .get(k)
-            .and_then(Value::as_u64)
-            .ok_or_else(|| malformed(&format!("no `usage.{k}`")))
-    };
     Ok(ChatReply {
         text,
-        usage: Usage {
-            input_tokens: n("prompt_tokens")?,
-            output_tokens: n("completion_tokens")?,
-        },
+        usage: usage(&v, "prompt_tokens", "completion_tokens")?,
         stop_reason: choice.get("finish_reason").and_then(Value::as_str).map(String::from),
         cached: false,
         limits: [0; 3],
