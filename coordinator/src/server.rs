@@ -111,6 +111,7 @@ impl Coordinator {
                 incomplete: get("incomplete"),
                 failed: get("failed"),
                 yes: (0..c.yes.len()).map(|k| get(&format!("y{k}"))).collect(),
+                both: vec![0; c.yes.len()],
             };
         }
         t.cache_hits = st.cache_hits;
@@ -159,8 +160,8 @@ impl Coordinator {
         Ok(report)
     }
 
-    /// Reads every result of a sweep for the paired bootstrap: which query,
-    /// which condition, and the primary classifier's verdict.
+    /// Reads every result of a sweep for what the counters in Redis do not
+    /// hold: the paired bootstrap, joint verdicts and the per-seed spread.
     async fn pair_outcomes(&self, id: &str, sweep: &Sweep, tally: &mut Tally) -> Result<(), Status> {
         #[derive(serde::Deserialize)]
         struct Outcome {
@@ -168,7 +169,6 @@ impl Coordinator {
             #[serde(default)]
             classifications: std::collections::BTreeMap<String, bool>,
         }
-        let primary = sweep.spec.classifiers[0].name();
         let mut seen = DoneSet::new(sweep.total_jobs());
         let mut cursor = 0;
         loop {
@@ -178,8 +178,10 @@ impl Coordinator {
                     continue;
                 }
                 if let Ok(o) = serde_json::from_slice::<Outcome>(&payload) {
-                    let yes = o.classifications.get(primary).copied().unwrap_or(false);
-                    tally.add_pair(sweep, idx, o.status, yes);
+                    let bits = sweep.spec.classifiers.iter().enumerate().fold(0u32, |b, (i, c)| {
+                        b | u32::from(o.classifications.get(c.name()).copied().unwrap_or(false)) << i
+                    });
+                    tally.add_detail(sweep, idx, o.status, bits);
                 }
             }
             if next == 0 {

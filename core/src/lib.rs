@@ -3,10 +3,13 @@
 //! and the store's own files; no async, no network.
 
 pub mod compare;
+pub mod csv;
 pub mod dataset;
 pub mod error;
 pub mod hash;
+pub mod html;
 pub mod jobs;
+pub mod judge;
 pub mod locate;
 pub mod report;
 pub mod result;

@@ -167,9 +167,10 @@ impl Executor {
                 let c = converse(&*self.backends[t.model], &sweep.spec.protocol, turn, system, user).await;
                 if let (Status::Ok, Some(out)) = (c.status, &c.output) {
                     for (i, cl) in sweep.spec.classifiers.iter().enumerate() {
-                        let yes = classify(cl, out);
-                        class_bits |= u32::from(yes) << i;
-                        result.classifications.insert(cl.name().to_string(), yes);
+                        if let Some(yes) = classify(cl, out) {
+                            class_bits |= u32::from(yes) << i;
+                            result.classifications.insert(cl.name().to_string(), yes);
+                        }
                     }
                 }
                 retryable = c.retryable;

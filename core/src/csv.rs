@@ -1,0 +1,1 @@
+//! results.csv: one row per job, for spreadsheets and data frames.

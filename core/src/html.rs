@@ -1,0 +1,1 @@
+//! report.html: one self-contained page with charts, tables and a transcript browser.
