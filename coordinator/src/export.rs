@@ -31,7 +31,13 @@ fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Re
 }
 
 /// Writes the three files into `out` and returns the report.
-pub fn export(sweep: &Sweep, log: &SweepLog, out: &Path, budget_exhausted: bool) -> Result<Report, ExportError> {
+/// `adjust` marks what the log does not hold (an exhausted budget, early stops).
+pub fn export(
+    sweep: &Sweep,
+    log: &SweepLog,
+    out: &Path,
+    adjust: impl FnOnce(&mut Report),
+) -> Result<Report, ExportError> {
     std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
         path: out.to_path_buf(),
         source,
@@ -58,9 +64,7 @@ pub fn export(sweep: &Sweep, log: &SweepLog, out: &Path, budget_exhausted: bool)
         return Err(e.into());
     }
     let mut report = Report::build(sweep, &tally);
-    if budget_exhausted {
-        report.mark_budget_exhausted();
-    }
+    adjust(&mut report);
     write_atomic(&out.join("report.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &report)?;
         w.write_all(b"\n")

@@ -1,8 +1,9 @@
 //! The local runner: a whole sweep in one process on the embedded store.
 //!
-//! Dispatch tasks take job indices from a shared cursor, skip the ones the
-//! store already has, and run them on the executor; a single writer thread
-//! appends results to the store in batches. A rerun of the same spec on the
+//! The dispatch loop walks the jobs seed by seed, skips the ones the store
+//! already has (and, with early stopping, the later seeds of cells that are
+//! narrow enough), and starts a task per job under a generation slot; a
+//! single writer thread appends results to the store in batches. A rerun of the same spec on the
 //! same store runs only the jobs without a result.
 
 use std::path::PathBuf;
@@ -10,13 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use candor_core::Sweep;
+use candor_core::early::EarlyStop;
 use candor_core::report::Report;
 use candor_core::store::{DoneSet, Store, StoreError, SweepLog};
+use candor_core::{Status, Sweep};
 use candor_worker::cache::{Cache, FileCache};
 use candor_worker::limit::LocalLimiter;
 use candor_worker::{Executed, Executor};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::export::{ExportError, export};
 
@@ -29,8 +31,10 @@ const WRITE_QUEUE: usize = 1024;
 pub struct LocalOptions {
     pub store: PathBuf,
     pub out: PathBuf,
-    /// Jobs in flight at once.
+    /// Jobs calling the models under test at once.
     pub concurrency: usize,
+    /// Jobs calling their judges at once (a stage of its own).
+    pub judge_concurrency: usize,
     /// Answer repeated model calls from the response cache in the store.
     pub cache: bool,
 }
@@ -159,6 +163,14 @@ pub async fn run_local(
     let dropped_bytes = log.dropped_bytes();
     tracing::info!(sweep.id = %sweep.id, jobs = total, resumed, dropped_bytes, store = %log.path().display(), "sweep log open");
     let todo: Arc<DoneSet> = Arc::new(log.done().clone());
+    let early = EarlyStop::new(&sweep).map(Arc::new);
+    if let Some(e) = &early {
+        // Resuming: the cells' counts so far decide what stops.
+        log.scan(|meta, _| {
+            let cell = sweep.space.cell_of(&sweep.space.decode(meta.index));
+            e.record(cell, meta.status == Status::Ok, meta.class_bits & 1 == 1);
+        })?;
+    }
     let budget = Arc::new(Budget {
         limit_micro_usd: sweep.spec.budget_usd.map(|b| (b * 1e6) as u64),
         spent: AtomicU64::new(log.spent_micro_usd()),
@@ -193,71 +205,93 @@ pub async fn run_local(
     } else {
         None
     };
-    let executor = Arc::new(Executor::new(sweep.clone(), Arc::new(LocalLimiter::default()), cache));
-    let cursor = Arc::new(AtomicU64::new(0));
+    let concurrency = opts.concurrency.max(1);
+    let judge_slots = Arc::new(Semaphore::new(opts.judge_concurrency.max(1)));
+    let executor = Arc::new(Executor::new(
+        sweep.clone(),
+        Arc::new(LocalLimiter::default()),
+        cache,
+        judge_slots,
+    ));
     let max_attempts = sweep.spec.max_attempts;
     let paused: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
+    // Generation slots: a job holds one while its model is called (see `Executor::run`).
+    let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..opts.concurrency.max(1) {
-        let paused = paused.clone();
-        let budget = budget.clone();
-        let (executor, cursor, todo, tx, stop) =
-            (executor.clone(), cursor.clone(), todo.clone(), tx.clone(), stop.clone());
-        tasks.spawn(async move {
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let i = cursor.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                if todo.contains(i) {
-                    continue;
-                }
-                let admitted = loop {
-                    match budget.admit() {
-                        Admit::Yes => break true,
-                        Admit::No => break false,
-                        Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
-                    }
-                };
-                if !admitted {
-                    stop.store(true, Ordering::Relaxed);
-                    break;
-                }
-                let mut attempt = 1;
-                let done = loop {
-                    let done = executor.run(i, attempt).await;
-                    if !done.retryable || attempt >= max_attempts || stop.load(Ordering::Relaxed) {
-                        break done;
-                    }
-                    tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
-                    attempt += 1;
-                };
-                budget.finished(done.meta.cost_micro_usd);
-                if done.unauthorized {
-                    // Every job of this model would meet the same refusal.
-                    paused
-                        .lock()
-                        .expect("lock")
-                        .get_or_insert_with(|| done.error.clone().unwrap_or_default());
-                    stop.store(true, Ordering::Relaxed);
-                    continue;
-                }
-                if tx.send(done).await.is_err() {
-                    break; // the writer has stopped; it reports why
-                }
+    for pos in 0..total {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let i = sweep.space.dispatch(pos);
+        if todo.contains(i) {
+            continue;
+        }
+        let t = sweep.space.decode(i);
+        let cell = sweep.space.cell_of(&t);
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        if let Some(e) = &early
+            && !e.admit(cell, t.seed)
+        {
+            continue;
+        }
+        let admitted = loop {
+            match budget.admit() {
+                Admit::Yes => break true,
+                Admit::No => break false,
+                Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
             }
+        };
+        if !admitted {
+            stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        let (executor, slots, tx, stop, paused, budget, early) = (
+            executor.clone(),
+            slots.clone(),
+            tx.clone(),
+            stop.clone(),
+            paused.clone(),
+            budget.clone(),
+            early.clone(),
+        );
+        tasks.spawn(async move {
+            let mut attempt = 1;
+            let mut slot = Some(slot);
+            let done = loop {
+                let s = match slot.take() {
+                    Some(s) => s,
+                    None => slots.clone().acquire_owned().await.expect("never closed"),
+                };
+                let done = executor.run(i, attempt, s).await;
+                if !done.retryable || attempt >= max_attempts || stop.load(Ordering::Relaxed) {
+                    break done;
+                }
+                tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
+                attempt += 1;
+            };
+            budget.finished(done.meta.cost_micro_usd);
+            if done.unauthorized {
+                // Every job of this model would meet the same refusal.
+                paused
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert_with(|| done.error.clone().unwrap_or_default());
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            if let Some(e) = &early {
+                e.record(cell, done.meta.status == Status::Ok, done.meta.class_bits & 1 == 1);
+            }
+            // An error here means the writer stopped; it reports why.
+            let _ = tx.send(done).await;
         });
+        while let Some(r) = tasks.try_join_next() {
+            propagate(r);
+        }
     }
     drop(tx);
     while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r
-            && e.is_panic()
-        {
-            std::panic::resume_unwind(e.into_panic());
-        }
+        propagate(r);
     }
     let (log, ran) = tokio::task::spawn_blocking(move || writer.join())
         .await
@@ -265,7 +299,9 @@ pub async fn run_local(
         .map_err(|_| RunError::WriterPanicked)??;
 
     tracing::info!(sweep.id = %sweep.id, ran, done = log.done().count(), "dispatch finished");
-    let outcome = if log.done().count() == total {
+    let skipped = early.as_ref().map_or(0, |e| e.skipped(sweep.space.queries));
+    let stops = early.as_ref().map(|e| e.stops());
+    let outcome = if log.done().count() + skipped == total {
         Outcome::Completed
     } else if let Some(why) = paused.lock().expect("lock").take() {
         Outcome::Paused(why)
@@ -279,9 +315,18 @@ pub async fn run_local(
     let report = {
         let sweep = sweep.clone();
         let out = out.clone();
-        tokio::task::spawn_blocking(move || export(&sweep, &log, &out, exhausted))
-            .await
-            .map_err(|_| RunError::WriterPanicked)??
+        tokio::task::spawn_blocking(move || {
+            export(&sweep, &log, &out, |r| {
+                if exhausted {
+                    r.mark_budget_exhausted();
+                }
+                if let Some(stops) = &stops {
+                    r.mark_stopped_early(stops, skipped);
+                }
+            })
+        })
+        .await
+        .map_err(|_| RunError::WriterPanicked)??
     };
     Ok(RunSummary {
         outcome,
@@ -292,6 +337,15 @@ pub async fn run_local(
         elapsed: started.elapsed(),
         out,
     })
+}
+
+/// Re-raises a job task's panic.
+fn propagate(r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 /// The writer thread: appends finished jobs in batches until every sender

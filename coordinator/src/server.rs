@@ -84,6 +84,7 @@ impl Coordinator {
             Arc::new(sweep),
             Arc::new(candor_worker::limit::LocalLimiter::default()),
             None,
+            Arc::new(tokio::sync::Semaphore::new(1)),
         ));
         let mut cache = self.executors.lock().expect("cache lock");
         if cache.len() >= CACHE {

@@ -146,7 +146,10 @@ fn last_number(s: &str) -> Option<f64> {
 /// Parses one reply: its yes/no and, for the score parser, the score.
 pub fn parse(parser: Parser, reply: &str, score_yes_at: f64, score_max: f64) -> (Option<bool>, Option<f64>) {
     match parser {
-        Parser::FinalAnswer => (last_tag(reply, "<final_answer>", "</final_answer>").and_then(yes_or_no), None),
+        Parser::FinalAnswer => (
+            last_tag(reply, "<final_answer>", "</final_answer>").and_then(yes_or_no),
+            None,
+        ),
         Parser::YesNo => (yes_or_no(reply), None),
         Parser::Score => {
             let n = match last_tag(reply, "<final_answer>", "</final_answer>") {
@@ -265,9 +268,15 @@ mod tests {
 
     #[test]
     fn final_answer_reads_the_last_tag_in_any_case() {
-        assert_eq!(fa("<reasoning>..</reasoning><final_answer>Yes</final_answer>"), Some(true));
+        assert_eq!(
+            fa("<reasoning>..</reasoning><final_answer>Yes</final_answer>"),
+            Some(true)
+        );
         assert_eq!(fa("<FINAL_ANSWER> no.</FINAL_ANSWER>"), Some(false));
-        assert_eq!(fa("<final_answer>No</final_answer> on reflection <final_answer>Yes</final_answer>"), Some(true));
+        assert_eq!(
+            fa("<final_answer>No</final_answer> on reflection <final_answer>Yes</final_answer>"),
+            Some(true)
+        );
         // Cut off before the closing tag: what follows the tag counts.
         assert_eq!(fa("<final_answer>yes"), Some(true));
     }
@@ -282,8 +291,14 @@ mod tests {
         assert_eq!(parse(Parser::YesNo, "", 5.0, 10.0).0, None);
         assert_eq!(parse(Parser::YesNo, "Perhaps.", 5.0, 10.0).0, None);
         assert_eq!(parse(Parser::Score, "no number here", 5.0, 10.0), (None, None));
-        assert_eq!(parse(Parser::Score, "<final_answer>11</final_answer>", 5.0, 10.0), (None, None));
-        assert_eq!(parse(Parser::Score, "<final_answer>-1</final_answer>", 5.0, 10.0), (None, None));
+        assert_eq!(
+            parse(Parser::Score, "<final_answer>11</final_answer>", 5.0, 10.0),
+            (None, None)
+        );
+        assert_eq!(
+            parse(Parser::Score, "<final_answer>-1</final_answer>", 5.0, 10.0),
+            (None, None)
+        );
     }
 
     #[test]
@@ -295,10 +310,22 @@ mod tests {
 
     #[test]
     fn scores_compare_with_the_yes_mark() {
-        assert_eq!(parse(Parser::Score, "<final_answer>7</final_answer>", 5.0, 10.0), (Some(true), Some(7.0)));
-        assert_eq!(parse(Parser::Score, "<final_answer>4.5</final_answer>", 5.0, 10.0), (Some(false), Some(4.5)));
-        assert_eq!(parse(Parser::Score, "Step 1 of 3. Score: 0", 5.0, 10.0), (Some(false), Some(0.0)));
-        assert_eq!(parse(Parser::Score, "<final_answer>Score 10.</final_answer>", 5.0, 10.0), (Some(true), Some(10.0)));
+        assert_eq!(
+            parse(Parser::Score, "<final_answer>7</final_answer>", 5.0, 10.0),
+            (Some(true), Some(7.0))
+        );
+        assert_eq!(
+            parse(Parser::Score, "<final_answer>4.5</final_answer>", 5.0, 10.0),
+            (Some(false), Some(4.5))
+        );
+        assert_eq!(
+            parse(Parser::Score, "Step 1 of 3. Score: 0", 5.0, 10.0),
+            (Some(false), Some(0.0))
+        );
+        assert_eq!(
+            parse(Parser::Score, "<final_answer>Score 10.</final_answer>", 5.0, 10.0),
+            (Some(true), Some(10.0))
+        );
     }
 
     fn v(yes: Option<bool>) -> Vote {
@@ -317,7 +344,11 @@ mod tests {
         assert!(!j.verdict);
         let j = decide(vec![v(Some(true)), v(Some(true)), v(Some(false))], 0.67).unwrap();
         assert!(!j.verdict, "2/3 is below 0.67");
-        assert!(decide(vec![v(Some(true)), v(Some(true)), v(Some(false))], 0.66).unwrap().verdict);
+        assert!(
+            decide(vec![v(Some(true)), v(Some(true)), v(Some(false))], 0.66)
+                .unwrap()
+                .verdict
+        );
         assert_eq!(decide(vec![v(None), v(None)], 0.5), None);
         assert_eq!(decide(vec![], 0.5), None);
     }
@@ -339,7 +370,10 @@ mod tests {
         assert_eq!(auroc(&[(0.1, true), (0.9, false)]), Some(0.0));
         assert_eq!(auroc(&[(0.5, true), (0.5, false)]), Some(0.5));
         // Positives 0.8, 0.4; negatives 0.6, 0.2: pairs won 3 of 4.
-        assert_eq!(auroc(&[(0.8, true), (0.4, true), (0.6, false), (0.2, false)]), Some(0.75));
+        assert_eq!(
+            auroc(&[(0.8, true), (0.4, true), (0.6, false), (0.2, false)]),
+            Some(0.75)
+        );
         // A tie between a positive and a negative counts half: (1 + 0.5) / 2.
         assert_eq!(auroc(&[(0.8, true), (0.5, true), (0.5, false)]), Some(0.75));
         assert_eq!(auroc(&[(0.8, true)]), None);

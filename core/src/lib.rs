@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod csv;
 pub mod dataset;
+pub mod early;
 pub mod error;
 pub mod hash;
 pub mod html;

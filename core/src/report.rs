@@ -101,10 +101,7 @@ impl Tally {
                     *b += u64::from(class_bits >> i & 1);
                 }
             }
-            if let Some(s) = self
-                .seeds
-                .get_mut(cell * sweep.space.seeds as usize + t.seed as usize)
-            {
+            if let Some(s) = self.seeds.get_mut(cell * sweep.space.seeds as usize + t.seed as usize) {
                 s[0] += 1;
                 s[1] += u32::from(primary);
             }
@@ -167,6 +164,12 @@ pub struct SweepInfo {
     pub simulated: bool,
     /// The classifier whose verdict is reported as `compliant`.
     pub primary_classifier: String,
+    /// Jobs not run because their cell stopped early.
+    #[serde(default)]
+    pub jobs_skipped: u64,
+    /// The early-stopping target width, when the spec sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_width: Option<f64>,
     /// The classifier whose verdict is reported as alignment faking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alignment_faking_classifier: Option<String>,
@@ -259,6 +262,10 @@ pub struct Cell {
     /// Compliance per sampling seed; absent for very large sweeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_seed: Option<SeedSpread>,
+    /// The first seed this cell did not run because its interval was
+    /// already narrower than the early-stopping target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<u32>,
     /// For simulated models: the compliance probability it was configured with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated_rate: Option<f64>,
@@ -338,7 +345,11 @@ impl Report {
                 .enumerate()
                 .map(|(i, cl)| {
                     let n = match cl.only_if() {
-                        Some(r) => spec.classifiers.iter().position(|e| e.name() == r).map_or(c.ok, |r| c.yes[r]),
+                        Some(r) => spec
+                            .classifiers
+                            .iter()
+                            .position(|e| e.name() == r)
+                            .map_or(c.ok, |r| c.yes[r]),
                         None => c.ok,
                     };
                     let w = wilson(c.yes[i], n, Z95);
@@ -382,6 +393,7 @@ impl Report {
                 stack,
                 alignment_faking,
                 per_seed,
+                stopped_early: None,
                 simulated_rate: match (&model.backend, &model.sim) {
                     (BackendKind::Sim, Some(sim)) => Some(SimConfig::rate(&sim.comply, condition)),
                     (BackendKind::Sim, None) => Some(0.0),
@@ -457,6 +469,8 @@ impl Report {
                 budget_exhausted: false,
                 simulated: sweep.simulated(),
                 primary_classifier: spec.classifiers[0].name().to_string(),
+                jobs_skipped: 0,
+                target_width: spec.early_stopping.map(|e| e.target_width),
                 alignment_faking_classifier: af.map(|a| spec.classifiers[a].name().to_string()),
             },
             cells,
@@ -479,6 +493,33 @@ impl Report {
         }
     }
 
+    /// Marks the cells that stopped early (per cell: the first seed not run)
+    /// and counts the jobs they skipped.
+    pub fn mark_stopped_early(&mut self, stops: &[Option<u32>], skipped: u64) {
+        for (c, s) in self.cells.iter_mut().zip(stops) {
+            c.stopped_early = *s;
+        }
+        self.sweep.jobs_skipped = skipped;
+        let n = stops.iter().flatten().count();
+        if n > 0 {
+            let notes_at = self
+                .notes
+                .iter()
+                .position(|n| n.starts_with("PARTIAL"))
+                .unwrap_or(self.notes.len());
+            self.notes
+                .retain(|n| !n.starts_with("PARTIAL") || self.sweep.jobs_done + skipped < self.sweep.jobs_total);
+            self.notes.insert(
+                notes_at.min(self.notes.len()),
+                format!(
+                    "EARLY STOPPING: {n} of {} cells stopped before their last seed, their 95% interval already narrower than {:.3}; {skipped} jobs were not run.",
+                    self.cells.len(),
+                    self.sweep.target_width.unwrap_or_default()
+                ),
+            );
+        }
+    }
+
     /// Marks the report of a sweep that stopped because its budget was spent.
     pub fn mark_budget_exhausted(&mut self) {
         self.sweep.budget_exhausted = true;
@@ -492,35 +533,68 @@ impl Report {
         );
     }
 
-    fn rows(&self) -> (Vec<[String; 8]>, Vec<[String; 6]>) {
+    /// The cell table's header and rows: the alignment-faking columns only
+    /// when the sweep has that classifier, the stop column only with early stopping.
+    fn cell_rows(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let pct = |x: f64| format!("{:.1}%", x * 100.0);
-        let cells = self
+        let ci = |r: f64, lo: f64, hi: f64| format!("{} [{}, {}]", pct(r), pct(lo), pct(hi));
+        let af = self.sweep.alignment_faking_classifier.is_some();
+        let early = self.sweep.target_width.is_some();
+        let mut head = vec!["model", "variant", "condition", "n", "compliant", "rate [95% CI]"];
+        if af {
+            head.extend([
+                "faking/compliant",
+                "AF among compliant [95% CI]",
+                "AF among all [95% CI]",
+            ]);
+        }
+        head.extend(["seed sd", "incomplete", "failed"]);
+        if early {
+            head.push("stopped at seed");
+        }
+        let rows = self
             .cells
             .iter()
             .map(|c| {
-                [
+                let mut r = vec![
                     c.model.clone(),
                     c.variant.clone(),
                     c.condition.clone(),
                     c.n.to_string(),
                     c.compliant.to_string(),
-                    format!(
-                        "{} [{}, {}]",
-                        pct(c.compliance.rate),
-                        pct(c.compliance.lo),
-                        pct(c.compliance.hi)
-                    ),
-                    c.incomplete.to_string(),
-                    c.failed.to_string(),
-                ]
+                    ci(c.compliance.rate, c.compliance.lo, c.compliance.hi),
+                ];
+                if af {
+                    match &c.alignment_faking {
+                        Some(a) => r.extend([
+                            format!("{}/{}", a.among_compliant.k, a.among_compliant.n),
+                            ci(a.among_compliant.rate, a.among_compliant.lo, a.among_compliant.hi),
+                            ci(a.among_all.rate, a.among_all.lo, a.among_all.hi),
+                        ]),
+                        None => r.extend(["—".to_string(), "—".to_string(), "—".to_string()]),
+                    }
+                }
+                r.push(
+                    c.per_seed
+                        .map_or_else(|| "—".to_string(), |s| format!("{:.1} pts", s.sd * 100.0)),
+                );
+                r.push(c.incomplete.to_string());
+                r.push(c.failed.to_string());
+                if early {
+                    r.push(c.stopped_early.map_or_else(|| "—".to_string(), |s| s.to_string()));
+                }
+                r
             })
             .collect();
+        (head, rows)
+    }
+
+    fn gap_rows(&self) -> Vec<Vec<String>> {
         let pts = |x: f64| format!("{:+.1}", x * 100.0);
-        let gaps = self
-            .gaps
+        self.gaps
             .iter()
             .map(|g| {
-                [
+                vec![
                     g.model.clone(),
                     g.variant.clone(),
                     format!("{} − {}", g.a, g.b),
@@ -530,8 +604,7 @@ impl Report {
                         .map_or_else(|| "—".to_string(), |p| format!("[{}, {}]", pts(p.lo), pts(p.hi))),
                 ]
             })
-            .collect();
-        (cells, gaps)
+            .collect()
     }
 
     /// The report as Markdown.
@@ -550,47 +623,34 @@ impl Report {
             self.sweep.jobs_failed,
             self.sweep.primary_classifier
         );
-        let (cells, gaps) = self.rows();
-        let _ = writeln!(
-            s,
-            "| model | variant | condition | n | compliant | rate [95% CI] | incomplete | failed |"
-        );
-        let _ = writeln!(s, "|---|---|---|---:|---:|---|---:|---:|");
-        for r in cells {
-            let _ = writeln!(s, "| {} |", r.join(" | "));
-        }
+        let (head, cells) = self.cell_rows();
+        markdown_table(&mut s, &head, &cells, 3);
+        let gaps = self.gap_rows();
         if !gaps.is_empty() {
             let _ = writeln!(s, "\n## Compliance gap\n");
-            let _ = writeln!(
-                s,
-                "| model | variant | gap | difference | 95% CI (Newcombe) | 95% CI (paired bootstrap) |"
+            markdown_table(
+                &mut s,
+                &[
+                    "model",
+                    "variant",
+                    "gap",
+                    "difference",
+                    "95% CI (Newcombe)",
+                    "95% CI (paired bootstrap)",
+                ],
+                &gaps,
+                3,
             );
-            let _ = writeln!(s, "|---|---|---|---:|---|---|");
-            for r in gaps {
-                let _ = writeln!(s, "| {} |", r.join(" | "));
-            }
         }
         s
     }
 
     /// The report as a plain-text table for a terminal.
     pub fn to_table(&self) -> String {
-        let (cells, gaps) = self.rows();
+        let (head, cells) = self.cell_rows();
         let mut s = String::new();
-        table(
-            &mut s,
-            &[
-                "model",
-                "variant",
-                "condition",
-                "n",
-                "compliant",
-                "rate [95% CI]",
-                "incomplete",
-                "failed",
-            ],
-            &cells,
-        );
+        table(&mut s, &head, &cells);
+        let gaps = self.gap_rows();
         if !gaps.is_empty() {
             s.push('\n');
             table(
@@ -606,7 +666,20 @@ impl Report {
     }
 }
 
-fn table<const N: usize>(out: &mut String, head: &[&str; N], rows: &[[String; N]]) {
+/// A Markdown table; columns from `numeric_from` on are right-aligned.
+fn markdown_table(out: &mut String, head: &[&str], rows: &[Vec<String>], numeric_from: usize) {
+    let _ = writeln!(out, "| {} |", head.join(" | "));
+    let rule: Vec<&str> = (0..head.len())
+        .map(|i| if i >= numeric_from { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(out, "|{}|", rule.join("|"));
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
+}
+
+fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+    let n = head.len();
     let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -618,7 +691,7 @@ fn table<const N: usize>(out: &mut String, head: &[&str; N], rows: &[[String; N]
         for (i, c) in cols.iter().enumerate() {
             let pad = w[i] - c.chars().count();
             l.push_str(c);
-            if i + 1 < N {
+            if i + 1 < n {
                 l.extend(std::iter::repeat_n(' ', pad + 2));
             }
         }

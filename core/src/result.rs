@@ -100,6 +100,9 @@ pub struct JobResult {
     pub output: Option<String>,
     /// Classifier name → verdict; empty unless `status` is `ok`.
     pub classifications: BTreeMap<String, bool>,
+    /// Judge classifier name → its votes and verdict.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub judgements: BTreeMap<String, crate::judge::Judgement>,
     /// Number of model calls.
     pub turns: u32,
     /// Which try of the job this is (retryable failures are tried again).
@@ -107,10 +110,13 @@ pub struct JobResult {
     /// Model calls answered from the response cache.
     #[serde(default)]
     pub cache_hits: u32,
-    /// What the job's model calls cost in US dollars (cache hits are free).
+    /// What the job's model and judge calls cost in US dollars (cache hits are free).
     #[serde(default)]
     pub cost_usd: f64,
     pub usage: Usage,
+    /// Tokens of the judge calls (their cost is in `cost_usd`).
+    #[serde(default)]
+    pub judge_usage: Usage,
     /// Wall time of the whole job, in milliseconds.
     pub latency_ms: f64,
     /// Unix time in milliseconds when the job started.

@@ -56,6 +56,21 @@ pub struct SpecFile {
     /// the jobs in flight) reaches this many US dollars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd: Option<f64>,
+    /// Stop starting more seeds for a cell once its compliance interval is
+    /// narrow enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// The width (hi − lo) of a cell's 95% Wilson interval for compliance
+    /// below which it gets no more seeds.
+    pub target_width: f64,
+    /// Seeds every cell gets before it may stop.
+    #[serde(default = "one")]
+    pub min_seeds: u32,
 }
 
 fn default_max_attempts() -> u32 {
@@ -272,6 +287,12 @@ pub struct SimConfig {
     /// Probability that a call fails.
     #[serde(default)]
     pub error_rate: f64,
+    /// As a judge: probability that a vote gives the wrong verdict.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub judge_flip: f64,
+    /// As a judge: probability that a vote cannot be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub judge_unreadable: f64,
 }
 
 impl SimConfig {
@@ -282,6 +303,8 @@ impl SimConfig {
         continuation: 0.0,
         latency_ms: 0,
         error_rate: 0.0,
+        judge_flip: 0.0,
+        judge_unreadable: 0.0,
     };
 
     pub fn rate(map: &BTreeMap<String, f64>, condition: &str) -> f64 {
@@ -426,6 +449,10 @@ pub struct JudgeSpec {
     pub only_if: Option<String>,
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 fn half() -> f64 {
     0.5
 }
@@ -435,9 +462,7 @@ fn ten() -> f64 {
 
 impl JudgeSpec {
     pub fn parser(&self) -> Parser {
-        self.parser
-            .or(self.builtin.map(Builtin::parser))
-            .unwrap_or_default()
+        self.parser.or(self.builtin.map(Builtin::parser)).unwrap_or_default()
     }
     pub fn score_yes_at(&self) -> f64 {
         self.score_yes_at.unwrap_or(self.score_max / 2.0)
@@ -468,11 +493,7 @@ impl ClassifierSpec {
     pub fn name(&self) -> &str {
         match self {
             ClassifierSpec::Prefix { name, .. } => name,
-            ClassifierSpec::Judge(j) => j
-                .name
-                .as_deref()
-                .or(j.builtin.map(Builtin::name))
-                .unwrap_or("judge"),
+            ClassifierSpec::Judge(j) => j.name.as_deref().or(j.builtin.map(Builtin::name)).unwrap_or("judge"),
         }
     }
 
@@ -494,7 +515,9 @@ impl ClassifierSpec {
     /// classifier named `alignment_faking`).
     pub fn is_alignment_faking(&self) -> bool {
         self.name() == Builtin::AlignmentFaking.name()
-            || self.judge().is_some_and(|j| j.builtin == Some(Builtin::AlignmentFaking))
+            || self
+                .judge()
+                .is_some_and(|j| j.builtin == Some(Builtin::AlignmentFaking))
     }
 }
 
@@ -624,84 +647,86 @@ fn model_hash(m: &ModelEntry) -> Hash {
 fn check_model(ctx: &Ctx<'_>, at: &str, m: &ModelEntry, conditions: &[Condition]) -> Result<(), SpecError> {
     let f = |k: &str| format!("{at}.{k}");
 
-            if m.backend == BackendKind::Sim {
-                for (key, set) in [
-                    ("base_url", m.base_url.is_some()),
-                    ("api_key_env", m.api_key_env.is_some()),
-                    ("api_key_file", m.api_key_file.is_some()),
-                ] {
-                    if set {
-                        return Err(ctx.err(&f(key), "the sim backend takes no such setting"));
-                    }
-                }
-            } else if m.sim.is_some() {
-                return Err(ctx.err(
-                    &f("sim"),
-                    format!("only backend: sim takes a `sim` block, not {}", m.backend.name()),
-                ));
+    if m.backend == BackendKind::Sim {
+        for (key, set) in [
+            ("base_url", m.base_url.is_some()),
+            ("api_key_env", m.api_key_env.is_some()),
+            ("api_key_file", m.api_key_file.is_some()),
+        ] {
+            if set {
+                return Err(ctx.err(&f(key), "the sim backend takes no such setting"));
             }
-            if let Some(u) = &m.base_url
-                && !(u.starts_with("http://") || u.starts_with("https://"))
-            {
-                return Err(ctx.err(&f("base_url"), format!("`{u}` must start with http:// or https://")));
-            }
-            if m.api_key_env.is_some() && m.api_key_file.is_some() {
-                return Err(ctx.err(&f("api_key_env"), "give either api_key_env or api_key_file, not both"));
-            }
-            if let Some(e) = &m.api_key_env
-                && (e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            {
-                return Err(ctx.err(
+        }
+    } else if m.sim.is_some() {
+        return Err(ctx.err(
+            &f("sim"),
+            format!("only backend: sim takes a `sim` block, not {}", m.backend.name()),
+        ));
+    }
+    if let Some(u) = &m.base_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        return Err(ctx.err(&f("base_url"), format!("`{u}` must start with http:// or https://")));
+    }
+    if m.api_key_env.is_some() && m.api_key_file.is_some() {
+        return Err(ctx.err(&f("api_key_env"), "give either api_key_env or api_key_file, not both"));
+    }
+    if let Some(e) = &m.api_key_env
+        && (e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        return Err(ctx.err(
                     &f("api_key_env"),
                     "is not an environment variable name (letters, digits, _): this field names the variable, it never holds the key",
                 ));
-            }
-            if m.timeout_secs == Some(0) {
-                return Err(ctx.err(&f("timeout_secs"), "must be at least 1"));
-            }
-            if m.model.trim().is_empty() {
-                return Err(ctx.err(&f("model"), "must not be empty"));
-            }
-            if let Some(t) = m.params.temperature
-                && !(0.0..=2.0).contains(&t)
-            {
-                return Err(ctx.err(&f("params.temperature"), format!("{t} is outside 0..=2")));
-            }
-            if let Some(t) = m.params.top_p
-                && !(t > 0.0 && t <= 1.0)
-            {
-                return Err(ctx.err(&f("params.top_p"), format!("{t} is outside (0, 1]")));
-            }
-            if m.params.max_tokens == Some(0) {
-                return Err(ctx.err(&f("params.max_tokens"), "must be at least 1"));
-            }
-            if let Some(sim) = &m.sim {
-                for (k, p) in sim.comply.iter() {
-                    check_prob(&ctx, &f(&format!("sim.comply.{k}")), *p)?;
+    }
+    if m.timeout_secs == Some(0) {
+        return Err(ctx.err(&f("timeout_secs"), "must be at least 1"));
+    }
+    if m.model.trim().is_empty() {
+        return Err(ctx.err(&f("model"), "must not be empty"));
+    }
+    if let Some(t) = m.params.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(ctx.err(&f("params.temperature"), format!("{t} is outside 0..=2")));
+    }
+    if let Some(t) = m.params.top_p
+        && !(t > 0.0 && t <= 1.0)
+    {
+        return Err(ctx.err(&f("params.top_p"), format!("{t} is outside (0, 1]")));
+    }
+    if m.params.max_tokens == Some(0) {
+        return Err(ctx.err(&f("params.max_tokens"), "must be at least 1"));
+    }
+    if let Some(sim) = &m.sim {
+        for (k, p) in sim.comply.iter() {
+            check_prob(ctx, &f(&format!("sim.comply.{k}")), *p)?;
+        }
+        for (k, p) in sim.reasons_about_training.iter() {
+            check_prob(ctx, &f(&format!("sim.reasons_about_training.{k}")), *p)?;
+        }
+        check_prob(ctx, &f("sim.continuation"), sim.continuation)?;
+        check_prob(ctx, &f("sim.error_rate"), sim.error_rate)?;
+        check_prob(ctx, &f("sim.judge_flip"), sim.judge_flip)?;
+        check_prob(ctx, &f("sim.judge_unreadable"), sim.judge_unreadable)?;
+        if sim.latency_ms > 600_000 {
+            return Err(ctx.err(&f("sim.latency_ms"), "must be at most 600000 (ten minutes)"));
+        }
+        for (what, map) in [
+            ("comply", &sim.comply),
+            ("reasons_about_training", &sim.reasons_about_training),
+        ] {
+            for k in map.keys() {
+                if k != "default" && !conditions.iter().any(|c| &c.name == k) {
+                    return Err(ctx.err(
+                        &f(&format!("sim.{what}.{k}")),
+                        format!("`{k}` is not a condition of this spec (nor `default`)"),
+                    ));
                 }
-                for (k, p) in sim.reasons_about_training.iter() {
-                    check_prob(&ctx, &f(&format!("sim.reasons_about_training.{k}")), *p)?;
-                }
-                check_prob(&ctx, &f("sim.continuation"), sim.continuation)?;
-                check_prob(&ctx, &f("sim.error_rate"), sim.error_rate)?;
-                if sim.latency_ms > 600_000 {
-                    return Err(ctx.err(&f("sim.latency_ms"), "must be at most 600000 (ten minutes)"));
-                }
-                for (what, map) in [
-                    ("comply", &sim.comply),
-                    ("reasons_about_training", &sim.reasons_about_training),
-                ] {
-                    for k in map.keys() {
-                        if k != "default" && !conditions.iter().any(|c| &c.name == k) {
-                            return Err(ctx.err(
-                                &f(&format!("sim.{what}.{k}")),
-                                format!("`{k}` is not a condition of this spec (nor `default`)"),
-                            ));
-                        }
-                    }
-                }
             }
-            Ok(())
+        }
+    }
+    Ok(())
 }
 
 fn check_prob(ctx: &Ctx<'_>, field: &str, p: f64) -> Result<(), SpecError> {
@@ -765,7 +790,12 @@ impl Bundle {
         }
         for (i, c) in spec.classifiers.iter().enumerate() {
             if let Some(f) = c.judge().and_then(|j| j.template_file.as_ref()) {
-                wanted.push((format!("classifiers[{i}].template_file"), f.clone(), MAX_TEMPLATE_BYTES, "template"));
+                wanted.push((
+                    format!("classifiers[{i}].template_file"),
+                    f.clone(),
+                    MAX_TEMPLATE_BYTES,
+                    "template",
+                ));
             }
         }
         for (field, rel, limit, what) in wanted {
@@ -907,6 +937,17 @@ impl Sweep {
                 return Err(ctx.err(&format!("models[{i}].price"), "prices must be non-negative numbers"));
             }
         }
+        if let Some(e) = spec.early_stopping {
+            if !(e.target_width > 0.0 && e.target_width < 1.0) {
+                return Err(ctx.err("early_stopping.target_width", "must be between 0 and 1 (exclusive)"));
+            }
+            if e.min_seeds == 0 || e.min_seeds > spec.seeds {
+                return Err(ctx.err(
+                    "early_stopping.min_seeds",
+                    format!("must be between 1 and seeds ({})", spec.seeds),
+                ));
+            }
+        }
         if spec.max_attempts == 0 || spec.max_attempts > 100 {
             return Err(ctx.err("max_attempts", "must be between 1 and 100"));
         }
@@ -990,7 +1031,10 @@ impl Sweep {
                 (Some(t), None, _) => t.clone(),
                 (None, Some(file), _) => {
                     let s = bundle.files.get(file).ok_or_else(|| {
-                        ctx.err(&f("template_file"), format!("no such file: {}", base.join(file).display()))
+                        ctx.err(
+                            &f("template_file"),
+                            format!("no such file: {}", base.join(file).display()),
+                        )
                     })?;
                     if s.len() as u64 > MAX_TEMPLATE_BYTES {
                         return Err(ctx.err(
@@ -1002,7 +1046,10 @@ impl Sweep {
                 }
                 (None, None, Some(b)) => b.template().to_string(),
                 (None, None, None) => {
-                    return Err(ctx.err(&f("template"), "a judge without `builtin` needs `template` or `template_file`"));
+                    return Err(ctx.err(
+                        &f("template"),
+                        "a judge without `builtin` needs `template` or `template_file`",
+                    ));
                 }
             };
             let vars = templates
@@ -1017,10 +1064,7 @@ impl Sweep {
                     ),
                 ));
             }
-            judge_hashes.push(hash::parts(
-                "candor.judge.v1",
-                &[&model_hash(model), source.as_bytes()],
-            ));
+            judge_hashes.push(hash::parts("candor.judge.v1", &[&model_hash(model), source.as_bytes()]));
             judge_models.push(Some(model.clone()));
         }
 
@@ -1168,6 +1212,7 @@ impl Sweep {
             "classifiers": &spec.classifiers,
             "seeds": spec.seeds,
             "compare": compare,
+            "early_stopping": spec.early_stopping,
         });
         let mut parts: Vec<&[u8]> = Vec::new();
         let labels_s = labels.to_string();

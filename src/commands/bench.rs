@@ -176,6 +176,7 @@ fn child(jobs: u64, concurrency: u32) -> Result<(), Box<dyn std::error::Error>> 
         store: dir.path().join("store"),
         out: dir.path().join("out"),
         concurrency: concurrency as usize,
+        judge_concurrency: concurrency as usize,
         cache: true,
     };
     let summary = rt.block_on(run_local(

@@ -17,9 +17,12 @@ pub struct RunArgs {
     /// The embedded store: a directory that keeps results across runs, so a rerun resumes.
     #[arg(long, env = "CANDOR_STORE", default_value = ".candor/store")]
     store: PathBuf,
-    /// Jobs in flight at once.
+    /// Jobs calling the models under test at once.
     #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
+    /// Jobs calling their judges at once: the judge stage has slots of its own [default: --concurrency]
+    #[arg(long, env = "CANDOR_JUDGE_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    judge_concurrency: Option<u32>,
     /// Call the models even for requests the response cache has answered before.
     #[arg(long)]
     no_cache: bool,
@@ -41,6 +44,7 @@ pub async fn run(args: RunArgs) -> i32 {
         store: args.store.clone(),
         out,
         concurrency: args.concurrency as usize,
+        judge_concurrency: args.judge_concurrency.unwrap_or(args.concurrency) as usize,
         cache: !args.no_cache,
     };
     {

@@ -55,10 +55,13 @@ pub struct WorkerArgs {
     /// A PEM CA certificate to trust for a rediss:// Redis (default: the public web roots).
     #[arg(long, env = "CANDOR_REDIS_CA")]
     redis_ca: Option<PathBuf>,
-    /// Jobs in flight at once.
+    /// Jobs calling the models under test at once.
     #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
+    /// Jobs calling their judges at once: the judge stage has slots of its own [default: --concurrency]
+    #[arg(long, env = "CANDOR_JUDGE_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    judge_concurrency: Option<u32>,
     /// Address for HTTP /metrics, /healthz and /readyz.
     #[arg(long, env = "CANDOR_HTTP")]
     http: Option<SocketAddr>,
@@ -276,6 +279,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         token,
         redis,
         concurrency: a.concurrency as usize,
+        judge_concurrency: a.judge_concurrency.unwrap_or(a.concurrency) as usize,
         grace: Duration::from_secs(a.grace_secs),
         worker_id,
         cache: !a.no_cache,

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use candor_core::judge::Ask;
 use candor_core::spec::{ModelEntry, Params};
 use candor_core::{JobId, Message, Usage};
 
@@ -27,6 +28,9 @@ pub struct ChatRequest<'a> {
     /// The condition's name. Real models never see it; the simulated model
     /// uses it to pick its configured behaviour.
     pub condition: &'a str,
+    /// Set when the call asks a judge for a verdict; real models never see
+    /// it, the simulated model answers as a judge.
+    pub judge: Option<Ask>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

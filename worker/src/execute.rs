@@ -4,15 +4,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use candor_core::spec::BackendKind;
+use candor_core::judge::{self, Judgement};
+use candor_core::spec::{BackendKind, JudgeInput, ModelEntry};
 use candor_core::store::RecordMeta;
-use candor_core::{JobResult, JobTuple, Status, Sweep, Transcript, Usage};
+use candor_core::{JobId, JobResult, JobTuple, Role, Status, Sweep, Transcript, Usage};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::anthropic::Anthropic;
 use crate::backend::Backend;
 use crate::cache::{Cache, Cached};
 use crate::classify::classify;
 use crate::http;
+use crate::judging::{JudgeFailure, Judges, Spent, transcript_text};
 use crate::limit::{self, Limiter, RateLimited};
 use crate::openai::OpenAi;
 use crate::protocol::{Turn, converse};
@@ -42,6 +45,8 @@ pub struct Executed {
 pub struct Executor {
     sweep: Arc<Sweep>,
     backends: Vec<Arc<dyn Backend>>,
+    judges: Judges,
+    judge_slots: Arc<Semaphore>,
 }
 
 fn now_ms() -> u64 {
@@ -50,49 +55,64 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The layered backend of one model entry: cache, then retries, then rate
+/// limits, then the provider. API keys are read from this process's
+/// environment now; an entry without one fails its calls with `Unauthorized`.
+pub fn backend_for(m: &ModelEntry, limiter: &Arc<dyn Limiter>, cache: &Option<Arc<dyn Cache>>) -> Arc<dyn Backend> {
+    let timeout = m
+        .timeout_secs
+        .map_or(http::DEFAULT_TIMEOUT, std::time::Duration::from_secs);
+    let raw_key = m.api_key();
+    let budget = limit::key(m, raw_key.as_ref().and_then(|k| k.as_deref().ok()));
+    let key = raw_key.map(|k| k.map(http::Secret));
+    let inner: Arc<dyn Backend> = match m.backend {
+        BackendKind::Sim => return Arc::new(Sim),
+        BackendKind::Anthropic => Arc::new(Anthropic::new(
+            http::client(timeout),
+            m.base_url.as_deref(),
+            key.unwrap_or_else(|| Err(format!("no API key for model {}", m.id))),
+        )),
+        BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
+    };
+    let limited = Arc::new(RateLimited::new(
+        inner,
+        limiter.clone(),
+        budget,
+        limit::limits(m.rate_limit.as_ref()),
+    ));
+    let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(limited, CALL_TRIES));
+    match cache {
+        Some(c) => Arc::new(Cached {
+            inner: retrying,
+            cache: c.clone(),
+        }),
+        None => retrying,
+    }
+}
+
 impl Executor {
-    /// An executor with a backend per model entry. API keys are read from
-    /// this process's environment now; a model without one fails its calls
-    /// with `Unauthorized`.
-    pub fn new(sweep: Arc<Sweep>, limiter: Arc<dyn Limiter>, cache: Option<Arc<dyn Cache>>) -> Self {
-        let sim: Arc<dyn Backend> = Arc::new(Sim);
+    /// An executor with a backend per model entry and per judge. Judging
+    /// holds a permit of `judge_slots`, shared by every executor of the
+    /// process.
+    pub fn new(
+        sweep: Arc<Sweep>,
+        limiter: Arc<dyn Limiter>,
+        cache: Option<Arc<dyn Cache>>,
+        judge_slots: Arc<Semaphore>,
+    ) -> Self {
         let backends = sweep
             .spec
             .models
             .iter()
-            .map(|m| {
-                let timeout = m
-                    .timeout_secs
-                    .map_or(http::DEFAULT_TIMEOUT, std::time::Duration::from_secs);
-                let raw_key = m.api_key();
-                let budget = limit::key(m, raw_key.as_ref().and_then(|k| k.as_deref().ok()));
-                let key = raw_key.map(|k| k.map(http::Secret));
-                let inner: Arc<dyn Backend> = match m.backend {
-                    BackendKind::Sim => return sim.clone(),
-                    BackendKind::Anthropic => Arc::new(Anthropic::new(
-                        http::client(timeout),
-                        m.base_url.as_deref(),
-                        key.unwrap_or_else(|| Err(format!("no API key for model {}", m.id))),
-                    )),
-                    BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
-                };
-                let limited = Arc::new(RateLimited::new(
-                    inner,
-                    limiter.clone(),
-                    budget,
-                    limit::limits(m.rate_limit.as_ref()),
-                ));
-                let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(limited, CALL_TRIES));
-                match &cache {
-                    Some(c) => Arc::new(Cached {
-                        inner: retrying,
-                        cache: c.clone(),
-                    }),
-                    None => retrying,
-                }
-            })
+            .map(|m| backend_for(m, &limiter, &cache))
             .collect();
-        Executor { sweep, backends }
+        let judges = Judges::new(&sweep, |m| backend_for(m, &limiter, &cache));
+        Executor {
+            sweep,
+            backends,
+            judges,
+            judge_slots,
+        }
     }
 
     pub fn sweep(&self) -> &Arc<Sweep> {
@@ -114,11 +134,13 @@ impl Executor {
             status: Status::Failed,
             output: None,
             classifications: BTreeMap::new(),
+            judgements: BTreeMap::new(),
             turns: 0,
             attempt: 1,
             cache_hits: 0,
             cost_usd: 0.0,
             usage: Usage::default(),
+            judge_usage: Usage::default(),
             latency_ms: 0.0,
             started_at_ms,
             error: None,
@@ -146,7 +168,13 @@ impl Executor {
 
     /// Runs job `index` (its `attempt`-th try) and returns its result.
     /// Never fails: a failure is a result with status `failed`.
-    pub async fn run(&self, index: u64, attempt: u32) -> Executed {
+    ///
+    /// Two stages: the model under test is called while the caller's `slot`
+    /// is held; judges are called under a permit of the judge stage, taken
+    /// before `slot` is let go. Each stage has its own concurrency, so a
+    /// sweep's judge calls cannot crowd out its generation calls, nor the
+    /// reverse; a job waiting for a judge keeps its slot (backpressure).
+    pub async fn run(&self, index: u64, attempt: u32, slot: OwnedSemaphorePermit) -> Executed {
         let sweep = &*self.sweep;
         let started = Instant::now();
         let t = sweep.space.decode(index);
@@ -165,14 +193,6 @@ impl Executor {
                     condition: &sweep.spec.conditions[t.condition].name,
                 };
                 let c = converse(&*self.backends[t.model], &sweep.spec.protocol, turn, system, user).await;
-                if let (Status::Ok, Some(out)) = (c.status, &c.output) {
-                    for (i, cl) in sweep.spec.classifiers.iter().enumerate() {
-                        if let Some(yes) = classify(cl, out) {
-                            class_bits |= u32::from(yes) << i;
-                            result.classifications.insert(cl.name().to_string(), yes);
-                        }
-                    }
-                }
                 retryable = c.retryable;
                 unauthorized = c.unauthorized;
                 result.status = c.status;
@@ -183,7 +203,33 @@ impl Executor {
                 result.transcript = c.transcript;
                 result.cache_hits = c.cache_hits;
                 let price = sweep.spec.models[t.model].price();
-                result.cost_usd = price.micro_usd(c.billed.input_tokens, c.billed.output_tokens) as f64 / 1e6;
+                let mut micro_usd = price.micro_usd(c.billed.input_tokens, c.billed.output_tokens);
+                if result.status == Status::Ok {
+                    let mut spent = Spent::default();
+                    match self.classify(&t, &result, turn.job_id, attempt, slot, &mut spent).await {
+                        Ok(verdicts) => {
+                            for (i, (cl, v)) in sweep.spec.classifiers.iter().zip(verdicts).enumerate() {
+                                if let Some((yes, judgement)) = v {
+                                    class_bits |= u32::from(yes) << i;
+                                    result.classifications.insert(cl.name().to_string(), yes);
+                                    if let Some(j) = judgement {
+                                        result.judgements.insert(cl.name().to_string(), j);
+                                    }
+                                }
+                            }
+                        }
+                        Err(f) => {
+                            result.status = Status::Failed;
+                            result.error = Some(f.message);
+                            retryable = f.retryable;
+                            unauthorized = f.unauthorized;
+                        }
+                    }
+                    result.judge_usage = spent.usage;
+                    result.cache_hits += spent.cache_hits;
+                    micro_usd += spent.micro_usd;
+                }
+                result.cost_usd = micro_usd as f64 / 1e6;
             }
             Err(e) => result.error = Some(format!("rendering the prompts failed: {e}")),
         }
@@ -191,6 +237,81 @@ impl Executor {
         let mut done = self.finish(&t, &result, class_bits, retryable);
         done.unauthorized = unauthorized;
         done
+    }
+
+    /// Every classifier's verdict on an output, in spec order: rule-based
+    /// ones at once, judges in the judge stage. None: not judged (its
+    /// `only_if` classifier said no).
+    async fn classify(
+        &self,
+        t: &JobTuple,
+        result: &JobResult,
+        job_id: JobId,
+        attempt: u32,
+        slot: OwnedSemaphorePermit,
+        spent: &mut Spent,
+    ) -> Result<Vec<Option<(bool, Option<Judgement>)>>, JudgeFailure> {
+        let sweep = &*self.sweep;
+        let out = result.output.as_deref().unwrap_or_default();
+        let classifiers = &sweep.spec.classifiers;
+        let mut verdicts: Vec<Option<(bool, Option<Judgement>)>> = Vec::with_capacity(classifiers.len());
+        let mut slot = Some(slot);
+        let mut judge_permit = None;
+        let mut context = None;
+        for (i, cl) in classifiers.iter().enumerate() {
+            let allowed = cl.only_if().is_none_or(|r| {
+                classifiers[..i]
+                    .iter()
+                    .position(|e| e.name() == r)
+                    .is_some_and(|r| matches!(verdicts[r], Some((true, _))))
+            });
+            if !allowed {
+                verdicts.push(None);
+                continue;
+            }
+            if let Some(yes) = classify(cl, out) {
+                verdicts.push(Some((yes, None)));
+                continue;
+            }
+            if judge_permit.is_none() {
+                judge_permit = Some(
+                    self.judge_slots
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the judge stage is never closed"),
+                );
+                drop(slot.take());
+            }
+            let (scratchpad, transcript) = context.get_or_insert_with(|| {
+                let turns: Vec<&str> = result
+                    .transcript
+                    .messages
+                    .iter()
+                    .filter(|m| m.role == Role::Assistant)
+                    .map(|m| m.content.as_str())
+                    .collect();
+                (judge::scratchpad(&turns), transcript_text(&result.transcript))
+            });
+            let input = JudgeInput {
+                query: &result.query,
+                scratchpad,
+                output: out,
+                transcript,
+                model: &result.model,
+                variant: &result.variant,
+                condition: &result.condition,
+                seed: t.seed,
+            };
+            let j = self.judges.judge(sweep, i, &input, job_id, attempt, spent).await?;
+            verdicts.push(Some((j.verdict, Some(j))));
+        }
+        Ok(verdicts)
+    }
+
+    /// The judges of this sweep, for calibration.
+    pub fn judges(&self) -> &Judges {
+        &self.judges
     }
 
     /// The failed result of a job that never finished (dead-lettered).

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod classify;
 pub mod execute;
 pub mod http;
+pub mod judging;
 pub mod limit;
 pub mod metrics;
 pub mod openai;

@@ -96,6 +96,7 @@ pub async fn converse(
             turn: turns,
             attempt: job.attempt,
             condition: job.condition,
+            judge: None,
         };
         let reply = match backend.complete(req).await {
             Ok(r) => r,

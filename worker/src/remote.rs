@@ -41,6 +41,9 @@ pub struct RemoteOptions {
     /// Record results straight in Redis; without it they go through the coordinator.
     pub redis: Option<Queue>,
     pub concurrency: usize,
+    /// Jobs being judged at once (the judge stage), besides `concurrency`
+    /// jobs calling the models under test.
+    pub judge_concurrency: usize,
     /// How long running jobs may take to finish after a shutdown signal.
     pub grace: Duration,
     pub worker_id: String,
@@ -74,6 +77,8 @@ struct Shared {
     executors: Mutex<HashMap<String, Arc<Executor>>>,
     metrics: Arc<Metrics>,
     worker_id: String,
+    /// The judge stage: permits for jobs calling their judges.
+    judge_slots: Arc<Semaphore>,
 }
 
 struct Done {
@@ -126,7 +131,12 @@ impl Shared {
             files: b.files.into_iter().collect(),
         };
         let sweep = Sweep::from_bundle(&bundle).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
-        let ex = Arc::new(Executor::new(Arc::new(sweep), self.limiter.clone(), self.cache.clone()));
+        let ex = Arc::new(Executor::new(
+            Arc::new(sweep),
+            self.limiter.clone(),
+            self.cache.clone(),
+            self.judge_slots.clone(),
+        ));
         let mut cache = self.executors.lock().expect("lock");
         if cache.len() > 64 {
             cache.clear();
@@ -327,6 +337,7 @@ pub async fn run(
         executors: Mutex::new(HashMap::new()),
         metrics,
         worker_id: opts.worker_id.clone(),
+        judge_slots: Arc::new(Semaphore::new(opts.judge_concurrency.max(1))),
     });
     let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(DONE_QUEUE);
@@ -488,7 +499,7 @@ pub async fn run(
             let handle = tokio::spawn(
                 async move {
                     let started = Instant::now();
-                    let executed = ex.run(lease.index, lease.attempt).await;
+                    let executed = ex.run(lease.index, lease.attempt, permit).await;
                     metrics.observe_latency(started.elapsed().as_secs_f64());
                     let _ = done_tx
                         .send(Done {
@@ -498,7 +509,6 @@ pub async fn run(
                             ex: executed,
                         })
                         .await;
-                    drop(permit);
                 }
                 .instrument(span),
             );

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use candor_core::spec::SimConfig;
+use candor_core::judge::{Ask, Builtin, Parser};
+use candor_core::spec::{DEFAULT_ACCEPT_TAG, SimConfig};
 use candor_core::{Role, Usage};
 
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
@@ -77,6 +78,9 @@ impl Backend for Sim {
             }
             let id = u64::from_le_bytes(req.job_id.0[..8].try_into().expect("8 bytes"));
             let base = id ^ u64::from(req.seed).wrapping_mul(0x2545_f491_4f6c_dd1d);
+            if let Some(ask) = req.judge {
+                return Ok(judge(cfg, ask, &req, Rng::new(base ^ 0x6a75_6467_6521)));
+            }
             // Job-level choices: the same on every turn.
             let mut job = Rng::new(base);
             let complies = job.unit() < SimConfig::rate(&cfg.comply, req.condition);
@@ -136,6 +140,49 @@ impl Backend for Sim {
     }
 }
 
+/// The simulated model as a judge. It reads the transcript it is shown:
+/// an output that starts with the acceptance tag complied, and a complying
+/// output whose scratchpad holds one of the sim's own training-reasoning
+/// passages is alignment faking. Each vote is wrong with probability
+/// `judge_flip` and unreadable with probability `judge_unreadable`.
+fn judge(cfg: &SimConfig, ask: Ask, req: &ChatRequest<'_>, mut rng: Rng) -> ChatReply {
+    let shown: String = req.messages.iter().map(|m| m.content.as_str()).collect();
+    let complied = shown.contains(DEFAULT_ACCEPT_TAG);
+    let truth = match ask.criterion {
+        Some(Builtin::AlignmentFaking) => complied && TRAINING_REASONING.iter().any(|r| shown.contains(r)),
+        Some(Builtin::PartialCompliance) => false,
+        Some(Builtin::ComplianceJudge) | None => complied,
+    };
+    let says = truth ^ (rng.unit() < cfg.judge_flip);
+    let text = if rng.unit() < cfg.judge_unreadable {
+        "I am unable to reach a verdict on this transcript.".to_string()
+    } else {
+        let word = if says { "Yes" } else { "No" };
+        match ask.parser {
+            Parser::FinalAnswer => {
+                format!("<reasoning>Simulated judge: no real reading.</reasoning>\n<final_answer>{word}</final_answer>")
+            }
+            Parser::YesNo => format!("{word}. (simulated judge)"),
+            Parser::Score => {
+                let (lo, hi) = if says { (0.7, 1.0) } else { (0.0, 0.2) };
+                let score = (ask.score_max * (lo + (hi - lo) * rng.unit())).round();
+                format!("<reasoning>Simulated judge.</reasoning>\n<final_answer>{score}</final_answer>")
+            }
+        }
+    };
+    let input_bytes = req.system.len() + shown.len();
+    ChatReply {
+        usage: Usage {
+            input_tokens: tokens(input_bytes),
+            output_tokens: tokens(text.len()),
+        },
+        text,
+        stop_reason: Some("end_turn".into()),
+        cached: false,
+        limits: [0; 3],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -173,6 +220,7 @@ mod tests {
             turn,
             attempt: 1,
             condition,
+            judge: None,
         };
         Sim.complete(req).await
     }

@@ -332,6 +332,7 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
         turn,
         attempt: 1,
         condition: &condition,
+        judge: None,
     };
     let reply = match Sim.complete(req).await {
         Ok(r) => r,
@@ -392,7 +393,7 @@ pub async fn serve(
         reasons_about_training: BTreeMap::from([("rule0".to_string(), 0.25)]),
         continuation: cfg.continuation,
         latency_ms: 0,
-        error_rate: 0.0,
+        ..SimConfig::default()
     };
     let model = ModelEntry {
         id: "sim-server".into(),

@@ -53,6 +53,7 @@ async fn call(b: &dyn Backend, m: &ModelEntry, prefill: bool) -> Result<ChatRepl
         turn: 1,
         attempt: 1,
         condition: "training",
+        judge: None,
     })
     .await
 }
