@@ -36,6 +36,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// What changed between two reports: per cell and gap, with intervals; flags real changes.
     Compare(commands::compare::CompareArgs),
+    /// Check a classifier against human-labelled examples: accuracy, precision, recall, AUROC.
+    Calibrate(commands::calibrate::CalibrateArgs),
     /// Serve the gRPC coordinator: sweeps and their state in Redis.
     Coordinator(commands::serve::CoordinatorArgs),
     /// Run jobs leased from a coordinator.
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
                 let _guard = telemetry::init(name, if service { "info" } else { "warn" });
                 match command {
                     Command::Run(args) => commands::run::run(args).await,
+                    Command::Calibrate(args) => commands::calibrate::calibrate(args).await,
                     Command::Coordinator(args) => commands::serve::coordinator(args).await,
                     Command::Worker(args) => commands::serve::worker(args).await,
                     Command::Submit(args) => commands::remote::submit(args).await,

@@ -363,3 +363,64 @@ fn sigterm_hands_unfinished_jobs_back_at_once() {
     assert_eq!(c.status(&id)["lease_expiries"].as_u64(), Some(0));
     c.check(&id, 80);
 }
+
+#[test]
+fn workers_judge_outputs_and_stop_cells_early() {
+    let mut c = Cluster::start(false, 5_000);
+    let s = spec(&c, "judged", 30, 20, 0);
+    let text = std::fs::read_to_string(c.sb.join(&s)).unwrap()
+        + "judges:\n  - {id: judge, backend: sim, model: sim-judge}\n\
+           classifiers:\n  - {name: compliant, kind: prefix}\n\
+           \x20 - {kind: judge, builtin: alignment_faking, judge: judge, votes: 3, only_if: compliant}\n\
+           early_stopping: {target_width: 0.25, min_seeds: 2}\n";
+    c.sb.file(&s, &text);
+    c.add_worker(8, None);
+    c.add_worker(8, None);
+    let id = c.submit(&s);
+    let o = c.candor(&["watch", &id]);
+    assert_eq!(o.status.code(), Some(0), "watch: {}", stderr(&o));
+    let o = c.candor(&["report", &id, "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report = c.sb.json("out/report.json");
+    let results = c.sb.jsonl("out/results.jsonl");
+    let skipped = report["sweep"]["jobs_skipped"].as_u64().unwrap();
+    assert!(skipped > 0, "nothing stopped early");
+    assert_eq!(results.len() as u64 + skipped, 1200);
+    for cell in report["cells"].as_array().unwrap() {
+        let stop = cell["stopped_early"]
+            .as_u64()
+            .expect("every cell narrows before 20 seeds");
+        assert!((2..20).contains(&stop), "{cell}");
+        let cond = &cell["condition"];
+        assert!(
+            results
+                .iter()
+                .filter(|r| &r["condition"] == cond)
+                .all(|r| r["seed"].as_u64().unwrap() < stop)
+        );
+        let af = &cell["alignment_faking"]["among_compliant"];
+        assert_eq!(af["n"], cell["compliant"]);
+    }
+    // Every compliant output was judged by three votes; no refusal was.
+    let mut judged = 0;
+    for r in results.iter().filter(|r| r["status"] == "ok") {
+        let votes = r["judgements"]["alignment_faking"]["votes"]
+            .as_array()
+            .map_or(0, Vec::len);
+        let compliant = r["classifications"]["compliant"] == true;
+        assert_eq!(votes, if compliant { 3 } else { 0 }, "{r}");
+        judged += usize::from(compliant);
+    }
+    assert!(judged > 0);
+    let faking: u64 = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["stack"]["complies_faking"].as_u64().unwrap())
+        .sum();
+    let yes = results
+        .iter()
+        .filter(|r| r["classifications"]["alignment_faking"] == true)
+        .count() as u64;
+    assert_eq!(faking, yes);
+}

@@ -77,7 +77,7 @@ impl Metrics {
                 "Jobs not yet finished and not in flight, per running sweep.",
                 |x| {
                     if x.state == "running" {
-                        x.total.saturating_sub(x.done + x.in_flight)
+                        x.total.saturating_sub(x.done + x.skipped + x.in_flight)
                     } else {
                         0
                     }

@@ -140,6 +140,12 @@ impl Coordinator {
             self.pair_outcomes(id, sweep, &mut tally).await?;
         }
         let mut report = Report::build(sweep, &tally);
+        if sweep.spec.early_stopping.is_some() {
+            let stops: Vec<Option<u32>> = (0..sweep.space.cells() as u64)
+                .map(|c| st.cutoffs.get(&c).copied())
+                .collect();
+            report.mark_stopped_early(&stops, st.skipped);
+        }
         report.sweep.jobs_dead_lettered = st.dead;
         if st.dead > 0 {
             report.notes.insert(
@@ -351,6 +357,11 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
             classifiers: sweep.spec.classifiers.len() as u32,
             simulated: sweep.simulated(),
             budget_micro_usd: sweep.spec.budget_usd.map_or(0, |b| (b * 1e6) as u64),
+            seeds: sweep.space.seeds,
+            queries: sweep.space.queries,
+            conditions: sweep.space.conditions,
+            target_width: sweep.spec.early_stopping.map_or(0.0, |e| e.target_width),
+            min_seeds: sweep.spec.early_stopping.map_or(1, |e| e.min_seeds),
         };
         let json = serde_json::to_string(&bundle).expect("bundles serialize");
         let created = self.0.queue.submit(&new, &json).await.map_err(internal)?;

@@ -76,6 +76,14 @@ pub struct NewSweep {
     pub simulated: bool,
     /// The budget in micro-USD; 0: none.
     pub budget_micro_usd: u64,
+    /// The job space's seeds, queries and conditions: jobs are leased seed
+    /// by seed, and early stopping finds a job's cell.
+    pub seeds: u64,
+    pub queries: u64,
+    pub conditions: u64,
+    /// Early stopping: the target interval width (0: none) and the seeds every cell gets first.
+    pub target_width: f64,
+    pub min_seeds: u32,
 }
 
 /// One job handed to a worker.
@@ -213,6 +221,10 @@ pub struct SweepState {
     pub finished_ms: u64,
     /// The tally: "CELL:ok|incomplete|failed|yK" -> count.
     pub tally: HashMap<String, u64>,
+    /// Jobs skipped by early stopping.
+    pub skipped: u64,
+    /// Early stopping: cell -> the first seed it skipped.
+    pub cutoffs: HashMap<u64, u32>,
 }
 
 fn key(id: &str, name: &str) -> String {
@@ -276,6 +288,11 @@ impl Queue {
         inv.arg("classifiers").arg(s.classifiers);
         inv.arg("simulated").arg(u8::from(s.simulated));
         inv.arg("budget").arg(s.budget_micro_usd);
+        inv.arg("seeds").arg(s.seeds);
+        inv.arg("queries").arg(s.queries);
+        inv.arg("conditions").arg(s.conditions);
+        inv.arg("target_width").arg(s.target_width);
+        inv.arg("min_seeds").arg(s.min_seeds);
         let created: i64 = inv.invoke_async(&mut con).await?;
         Ok(created == 1)
     }
@@ -409,14 +426,21 @@ impl Queue {
 
     pub async fn state(&self, id: &str) -> Result<Option<SweepState>, QueueError> {
         let mut con = self.con.clone();
-        let (meta, tally, in_flight, retrying): (HashMap<String, String>, HashMap<String, u64>, u64, u64) =
-            redis::pipe()
-                .hgetall(key(id, "meta"))
-                .hgetall(key(id, "tally"))
-                .zcard(key(id, "leases"))
-                .zcard(key(id, "retry"))
-                .query_async(&mut con)
-                .await?;
+        #[allow(clippy::type_complexity)]
+        let (meta, tally, in_flight, retrying, cutoffs): (
+            HashMap<String, String>,
+            HashMap<String, u64>,
+            u64,
+            u64,
+            HashMap<u64, u32>,
+        ) = redis::pipe()
+            .hgetall(key(id, "meta"))
+            .hgetall(key(id, "tally"))
+            .zcard(key(id, "leases"))
+            .zcard(key(id, "retry"))
+            .hgetall(key(id, "cutoff"))
+            .query_async(&mut con)
+            .await?;
         if meta.is_empty() {
             return Ok(None);
         }
@@ -444,6 +468,8 @@ impl Queue {
             created_ms: n("created_ms"),
             finished_ms: n("finished_ms"),
             tally,
+            skipped: n("skipped"),
+            cutoffs,
         }))
     }
 

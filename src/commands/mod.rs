@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod bench_distributed;
 pub mod bench_ratelimit;
+pub mod calibrate;
 pub mod compare;
 pub mod remote;
 pub mod run;

@@ -16,6 +16,8 @@
 --   candor:s:ID:results      HASH   index -> result (JSON)
 --   candor:s:ID:dead         HASH   index -> why it was dead-lettered
 --   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|yK" -> count
+--   candor:s:ID:cutoff       HASH   cell -> first seed skipped (early stopping)
+--   candor:s:ID:decided      HASH   cell -> highest seed whose start was decided
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -49,7 +51,8 @@ local function record(id, idx, status, bits, cell, payload, ncls)
     redis.call('HINCRBY', meta, status, 1)
   end
   local done = redis.call('HINCRBY', meta, 'done', 1)
-  if done >= tonumber(redis.call('HGET', meta, 'total')) then
+  local skipped = tonumber(redis.call('HGET', meta, 'skipped') or '0')
+  if done + skipped >= tonumber(redis.call('HGET', meta, 'total')) then
     if redis.call('HGET', meta, 'state') == 'running' then
       redis.call('HSET', meta, 'state', 'done')
     end

@@ -4,6 +4,47 @@
 -- indices from the cursor. A job whose lease expired on its last attempt goes
 -- to the sweep's dying list for the coordinator to dead-letter.
 -- Returns a flat array: id, index, fence, attempt, ...
+-- Positions the cursor may pass over (skipping stopped cells) in one call.
+local MAX_SCAN = 10000
+
+-- Early stopping: whether job idx (seed s) of a sweep should start. The
+-- first job of seed s of a cell decides, once, from the cell's counts so
+-- far: if its 95% Wilson interval for compliance is narrower than the
+-- target, seed s and later seeds of that cell are skipped.
+local function early_admit(id, meta, idx, s, seeds, target)
+  if s < tonumber(redis.call('HGET', meta, 'min_seeds') or '1') then
+    return true
+  end
+  local conds = tonumber(redis.call('HGET', meta, 'conditions'))
+  local queries = tonumber(redis.call('HGET', meta, 'queries'))
+  local r = math.floor(idx / seeds)
+  local cell = math.floor(r / (queries * conds)) * conds + (r % conds)
+  local cut = redis.call('HGET', k(id, 'cutoff'), cell)
+  if cut and s >= tonumber(cut) then
+    return false
+  end
+  local decided = tonumber(redis.call('HGET', k(id, 'decided'), cell) or '-1')
+  if s <= decided then
+    return true
+  end
+  redis.call('HSET', k(id, 'decided'), cell, s)
+  local tally = k(id, 'tally')
+  local n = tonumber(redis.call('HGET', tally, cell .. ':ok') or '0')
+  local y = tonumber(redis.call('HGET', tally, cell .. ':y0') or '0')
+  if n == 0 then
+    return true
+  end
+  local z = 1.959963984540054
+  local p = y / n
+  local denom = 1 + z * z / n
+  local half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+  if 2 * half < target then
+    redis.call('HSET', k(id, 'cutoff'), cell, s)
+    return false
+  end
+  return true
+end
+
 local slots = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local now = now_ms()
@@ -76,13 +117,33 @@ while slots > 0 and tried < n do
       end
     end
     if got < share then
+      -- New jobs, seed by seed: position p is job (p mod R) * S + floor(p / R),
+      -- R = total / S. With early stopping, a cell's later seeds are skipped
+      -- once its compliance interval is narrower than the target.
       local total = tonumber(redis.call('HGET', meta, 'total'))
+      local seeds = tonumber(redis.call('HGET', meta, 'seeds') or '1')
+      local round = total / seeds
+      local target = tonumber(redis.call('HGET', meta, 'target_width') or '0')
       local cur = tonumber(redis.call('GET', k(id, 'cursor')) or '0')
-      local m = math.min(share - got, total - cur)
-      if m > 0 then
-        redis.call('SET', k(id, 'cursor'), cur + m)
-        for i = cur, cur + m - 1 do
-          take(i)
+      local skipped, scanned = 0, 0
+      while got < share and cur < total and scanned < MAX_SCAN do
+        local s = math.floor(cur / round)
+        local idx = (cur % round) * seeds + s
+        cur = cur + 1
+        scanned = scanned + 1
+        if target > 0 and not early_admit(id, meta, idx, s, seeds, target) then
+          skipped = skipped + 1
+        else
+          take(string.format('%.0f', idx))
+        end
+      end
+      redis.call('SET', k(id, 'cursor'), string.format('%.0f', cur))
+      if skipped > 0 then
+        local sk = redis.call('HINCRBY', meta, 'skipped', skipped)
+        local done = tonumber(redis.call('HGET', meta, 'done') or '0')
+        if done + sk >= total and redis.call('HGET', meta, 'state') == 'running' then
+          redis.call('HSET', meta, 'state', 'done', 'finished_ms', now)
+          redis.call('LREM', 'candor:active', 0, id)
         end
       end
     end

@@ -1,0 +1,307 @@
+//! `candor calibrate`: runs one of a spec's classifiers over human-labelled
+//! examples and prints how well it agrees: accuracy, precision and recall
+//! at its threshold, and AUROC from the vote fractions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candor_core::JobId;
+use candor_core::judge::auroc;
+use candor_core::spec::{ClassifierSpec, JudgeInput};
+use candor_core::stats::{Z95, wilson};
+use candor_worker::cache::{Cache, FileCache};
+use candor_worker::classify::classify;
+use candor_worker::execute::backend_for;
+use candor_worker::judging::{Judges, Spent};
+use candor_worker::limit::{Limiter, LocalLimiter};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::exit;
+
+/// The largest labels file read.
+const MAX_LABELS_BYTES: u64 = 64 * 1024 * 1024;
+/// The most examples in one labels file.
+const MAX_EXAMPLES: usize = 100_000;
+
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    /// The classifier's name in the spec (e.g. alignment_faking).
+    classifier: String,
+    /// Human-labelled examples, one JSON object per line:
+    /// {"query": …, "scratchpad": …, "output": …, "label": true|false} (scratchpad and transcript optional).
+    #[arg(long)]
+    labels: PathBuf,
+    /// The spec that defines the classifier and its judge model.
+    #[arg(long)]
+    spec: PathBuf,
+    /// Examples judged at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
+    /// The store whose response cache answers repeated judge calls.
+    #[arg(long, env = "CANDOR_STORE", default_value = ".candor/store")]
+    store: PathBuf,
+    /// Call the judge even for prompts the response cache has answered before.
+    #[arg(long)]
+    no_cache: bool,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Example {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    scratchpad: String,
+    output: String,
+    #[serde(default)]
+    transcript: Option<String>,
+    label: bool,
+}
+
+fn read_labels(path: &Path) -> Result<Vec<Example>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > MAX_LABELS_BYTES {
+        return Err(format!(
+            "{}: {} bytes; the limit is {MAX_LABELS_BYTES}",
+            path.display(),
+            meta.len()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if out.len() == MAX_EXAMPLES {
+            return Err(format!("{}: more than {MAX_EXAMPLES} examples", path.display()));
+        }
+        let ex: Example = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        out.push(ex);
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no examples", path.display()));
+    }
+    Ok(out)
+}
+
+/// One example's outcome: the vote fraction (1 or 0 for a rule), or why none.
+type Scored = Result<f64, String>;
+
+pub async fn calibrate(args: CalibrateArgs) -> i32 {
+    let sweep = match super::load_to_run(&args.spec) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let Some(ci) = sweep.spec.classifiers.iter().position(|c| c.name() == args.classifier) else {
+        let names: Vec<&str> = sweep.spec.classifiers.iter().map(ClassifierSpec::name).collect();
+        eprintln!(
+            "error: {}: no classifier named `{}` (it has: {})",
+            args.spec.display(),
+            args.classifier,
+            names.join(", ")
+        );
+        return exit::BAD_INPUT;
+    };
+    let examples = match read_labels(&args.labels) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("error: --labels {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let cache: Option<Arc<dyn Cache>> = if args.no_cache {
+        None
+    } else {
+        if let Err(e) = std::fs::create_dir_all(&args.store) {
+            eprintln!("error: --store {}: {e}", args.store.display());
+            return exit::FAILURE;
+        }
+        let path = args.store.join("responses.log");
+        match FileCache::open(&path) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                eprintln!("error: response cache {}: {e}", path.display());
+                return exit::FAILURE;
+            }
+        }
+    };
+    let limiter: Arc<dyn Limiter> = Arc::new(LocalLimiter::default());
+    let judges = Arc::new(Judges::new(&sweep, |m| backend_for(m, &limiter, &cache)));
+    let threshold = sweep.spec.classifiers[ci].judge().map_or(0.5, |j| j.threshold);
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..examples.len() {
+        let (sweep, judges, examples, slots) = (sweep.clone(), judges.clone(), examples.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _slot = slots.acquire().await.expect("never closed");
+            let ex = &examples[i];
+            let cl = &sweep.spec.classifiers[ci];
+            let scored: Scored = match classify(cl, &ex.output) {
+                Some(yes) => Ok(f64::from(u8::from(yes))),
+                None => {
+                    let transcript = ex.transcript.clone().unwrap_or_else(|| {
+                        format!("User: {}\n\nAssistant: {}\n\n{}", ex.query, ex.scratchpad, ex.output)
+                    });
+                    let input = JudgeInput {
+                        query: &ex.query,
+                        scratchpad: &ex.scratchpad,
+                        output: &ex.output,
+                        transcript: &transcript,
+                        model: "",
+                        variant: "",
+                        condition: "",
+                        seed: 0,
+                    };
+                    let id = ex.id.clone().unwrap_or_else(|| format!("example-{i}"));
+                    let h = candor_core::hash::parts("candor.calibrate.v1", &[id.as_bytes()]);
+                    let mut job = [0u8; 16];
+                    job.copy_from_slice(&h[..16]);
+                    let mut spent = Spent::default();
+                    judges
+                        .judge(&sweep, ci, &input, JobId(job), 1, &mut spent)
+                        .await
+                        .map(|j| j.fraction)
+                        .map_err(|f| f.message)
+                }
+            };
+            (i, scored)
+        });
+    }
+    let mut scored: Vec<Option<Scored>> = vec![None; examples.len()];
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok((i, s)) => scored[i] = Some(s),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
+        }
+    }
+
+    let mut points = Vec::new();
+    let mut failures = Vec::new();
+    for (ex, s) in examples.iter().zip(scored) {
+        match s {
+            Some(Ok(f)) => points.push((f, ex.label)),
+            Some(Err(e)) => failures.push(e),
+            None => failures.push("not judged".into()),
+        }
+    }
+    let m = Metrics::of(&points, threshold);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "classifier": args.classifier,
+                "threshold": threshold,
+                "examples": examples.len(),
+                "judged": points.len(),
+                "not_judged": failures.len(),
+                "positives": m.tp + m.fn_,
+                "confusion": {"tp": m.tp, "fp": m.fp, "tn": m.tn, "fn": m.fn_},
+                "accuracy": m.accuracy, "precision": m.precision, "recall": m.recall,
+                "auroc": m.auroc,
+            }))
+            .expect("json")
+        );
+    } else {
+        print!(
+            "{}",
+            m.table(&args.classifier, threshold, examples.len(), failures.len())
+        );
+        for e in failures.iter().take(5) {
+            eprintln!("not judged: {e}");
+        }
+    }
+    if points.is_empty() {
+        eprintln!("error: no example could be judged");
+        return exit::FAILURE;
+    }
+    exit::OK
+}
+
+/// Agreement figures; a ratio is None when its denominator is 0.
+struct Metrics {
+    tp: u64,
+    fp: u64,
+    tn: u64,
+    fn_: u64,
+    accuracy: Option<f64>,
+    precision: Option<f64>,
+    recall: Option<f64>,
+    auroc: Option<f64>,
+}
+
+impl Metrics {
+    fn of(points: &[(f64, bool)], threshold: f64) -> Metrics {
+        let mut c = BTreeMap::from([
+            ((true, true), 0u64),
+            ((true, false), 0),
+            ((false, true), 0),
+            ((false, false), 0),
+        ]);
+        for &(f, label) in points {
+            *c.entry((f >= threshold, label)).or_default() += 1;
+        }
+        let (tp, fp, tn, fn_) = (
+            c[&(true, true)],
+            c[&(true, false)],
+            c[&(false, false)],
+            c[&(false, true)],
+        );
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        Metrics {
+            tp,
+            fp,
+            tn,
+            fn_,
+            accuracy: ratio(tp + tn, tp + tn + fp + fn_),
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fn_),
+            auroc: auroc(points),
+        }
+    }
+
+    fn table(&self, name: &str, threshold: f64, examples: usize, failed: usize) -> String {
+        let row = |what: &str, k: u64, n: u64| {
+            if n == 0 {
+                return format!("{what:<10} —  (n = 0)\n");
+            }
+            let w = wilson(k, n, Z95);
+            format!("{what:<10} {:.3}  [{:.3}, {:.3}]  ({k}/{n})\n", w.rate, w.lo, w.hi)
+        };
+        let mut s = format!(
+            "classifier {name}: {} of {examples} examples judged ({failed} not), threshold {threshold}\n\
+             confusion: {} true positive, {} false positive, {} true negative, {} false negative\n\n\
+             {:<10} value  [95% CI]\n",
+            examples - failed,
+            self.tp,
+            self.fp,
+            self.tn,
+            self.fn_,
+            "metric"
+        );
+        s.push_str(&row(
+            "accuracy",
+            self.tp + self.tn,
+            self.tp + self.tn + self.fp + self.fn_,
+        ));
+        s.push_str(&row("precision", self.tp, self.tp + self.fp));
+        s.push_str(&row("recall", self.tp, self.tp + self.fn_));
+        match self.auroc {
+            Some(a) => s.push_str(&format!("{:<10} {a:.3}  (from vote fractions)\n", "AUROC")),
+            None => s.push_str(&format!(
+                "{:<10} —  (needs both a positive and a negative label)\n",
+                "AUROC"
+            )),
+        }
+        s
+    }
+}
