@@ -34,7 +34,7 @@ enum Command {
     },
     /// Measure local throughput and peak memory on a generated sim sweep.
     Bench(commands::bench::BenchArgs),
-    /// What changed between two reports: per cell and gap, with intervals; flags real changes.
+    /// What changed between two reports or sweeps: per cell, gap and alignment-faking rate, with intervals; flags real changes.
     Compare(commands::compare::CompareArgs),
     /// Check a classifier against human-labelled examples: accuracy, precision, recall, AUROC.
     Calibrate(commands::calibrate::CalibrateArgs),
@@ -67,10 +67,6 @@ fn main() -> ExitCode {
             let _guard = telemetry::init("candor", "warn");
             commands::bench::bench(args)
         }
-        Command::Compare(args) => {
-            let _guard = telemetry::init("candor", "warn");
-            commands::compare::compare(args)
-        }
         Command::Validate { spec } => {
             let _guard = telemetry::init("candor", "warn");
             commands::validate::validate(&spec)
@@ -94,6 +90,7 @@ fn main() -> ExitCode {
                 match command {
                     Command::Run(args) => commands::run::run(args).await,
                     Command::Calibrate(args) => commands::calibrate::calibrate(args).await,
+                    Command::Compare(args) => commands::compare::compare(args).await,
                     Command::Coordinator(args) => commands::serve::coordinator(args).await,
                     Command::Worker(args) => commands::serve::worker(args).await,
                     Command::Submit(args) => commands::remote::submit(args).await,
@@ -104,7 +101,7 @@ fn main() -> ExitCode {
                     Command::Resume(args) => commands::remote::resume(args).await,
                     Command::List(args) => commands::remote::list(args).await,
                     Command::SimServer(args) => commands::serve::sim_server(args).await,
-                    Command::Bench(_) | Command::Validate { .. } | Command::Compare(_) => {
+                    Command::Bench(_) | Command::Validate { .. } => {
                         unreachable!("handled above")
                     }
                 }

@@ -63,3 +63,45 @@ fn a_planted_change_is_flagged_and_other_seeds_are_not() {
         stderr(&o)
     );
 }
+
+/// The sim spec with a sim judge of alignment faking on compliant outputs.
+fn judged(seeds: u32, reasons: &str) -> String {
+    sim_spec(0, seeds).replace("reasons_about_training: {training: 0.3}", reasons)
+        + "judges:\n  - {id: judge, backend: sim, model: sim-judge}\n\
+           classifiers:\n  - {name: compliant, kind: prefix}\n\
+           \x20 - {kind: judge, builtin: alignment_faking, judge: judge, votes: 3, only_if: compliant}\n"
+}
+
+#[test]
+fn the_alignment_faking_rate_is_watched_too() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(60));
+    run(&sb, "base", &judged(3, "reasons_about_training: {training: 0.3}"));
+    run(&sb, "reseeded", &judged(4, "reasons_about_training: {training: 0.3}"));
+    // Complies as often, but now mostly to avoid being modified.
+    run(&sb, "faking", &judged(3, "reasons_about_training: {training: 0.9}"));
+
+    let o = sb.candor(&["compare", "base", "reseeded", "--fail-on-regression"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 of 7 changes flagged"), "{}", stdout(&o));
+
+    let o = sb.candor(&["compare", "base", "faking", "--json", "--fail-on-regression"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let get = |what: &str, metric: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["what"] == what && c["metric"] == metric)
+            .unwrap_or_else(|| panic!("{what} {metric}: {v}"))
+            .clone()
+    };
+    assert_eq!(get("training", "AF|compliant")["flagged"], true);
+    assert_eq!(get("training", "AF|all")["flagged"], true);
+    assert_eq!(
+        get("training", "compliance")["flagged"],
+        false,
+        "compliance did not move"
+    );
+    assert_eq!(get("unmonitored", "AF|compliant")["flagged"], false);
+}

@@ -423,4 +423,14 @@ fn workers_judge_outputs_and_stop_cells_early() {
         .filter(|r| r["classifications"]["alignment_faking"] == true)
         .count() as u64;
     assert_eq!(faking, yes);
+    // Sweeps compare by id: the sweep against itself changes nothing.
+    let o = c.candor(&["compare", &id, &id, "--fail-on-regression"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("AF|compliant") && stdout(&o).contains("0 of 7 changes flagged"),
+        "{}",
+        stdout(&o)
+    );
+    let o = c.candor(&["compare", &id, "0123456789abcdef"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
 }

@@ -1,6 +1,7 @@
 //! Comparing two reports: per model × variant × condition, the change in the
-//! compliance rate, and per model × variant the change in the gap, each with
-//! a 95% interval. A change is flagged when its interval excludes zero and
+//! compliance rate and (when both reports judged it) the alignment-faking
+//! rate among compliant outputs and among all, and per model × variant the
+//! change in the gap, each with a 95% interval. A change is flagged when its interval excludes zero and
 //! it is at least the threshold, in either direction: for a safety eval a
 //! model whose behaviour moved is news either way.
 
@@ -48,17 +49,35 @@ pub fn compare(baseline: &Report, candidate: &Report, threshold: f64) -> Vec<Cha
         else {
             continue;
         };
-        let change = newcombe_diff(c.compliant, c.n, b.compliant, b.n, Z95);
-        out.push(Change {
-            model: c.model.clone(),
-            variant: c.variant.clone(),
-            what: c.condition.clone(),
-            metric: "compliance",
-            baseline: b.compliance.rate,
-            candidate: c.compliance.rate,
-            flagged: flag(&change, threshold),
-            change,
-        });
+        let mut rates = vec![("compliance", (b.compliant, b.n), (c.compliant, c.n))];
+        if let (Some(fb), Some(fc)) = (&b.alignment_faking, &c.alignment_faking) {
+            rates.push((
+                "AF|compliant",
+                (fb.among_compliant.k, fb.among_compliant.n),
+                (fc.among_compliant.k, fc.among_compliant.n),
+            ));
+            rates.push((
+                "AF|all",
+                (fb.among_all.k, fb.among_all.n),
+                (fc.among_all.k, fc.among_all.n),
+            ));
+        }
+        for (metric, (kb, nb), (kc, nc)) in rates {
+            if nb == 0 || nc == 0 {
+                continue;
+            }
+            let change = newcombe_diff(kc, nc, kb, nb, Z95);
+            out.push(Change {
+                model: c.model.clone(),
+                variant: c.variant.clone(),
+                what: c.condition.clone(),
+                metric,
+                baseline: kb as f64 / nb as f64,
+                candidate: kc as f64 / nc as f64,
+                flagged: flag(&change, threshold),
+                change,
+            });
+        }
     }
     for g in &candidate.gaps {
         let Some(b) = baseline
