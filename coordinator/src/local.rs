@@ -1,8 +1,8 @@
 //! The local runner: a whole sweep in one process on the embedded store.
 //!
-//! The dispatch loop walks the jobs seed by seed, skips the ones the store
-//! already has (and, with early stopping, the later seeds of cells that are
-//! narrow enough), and starts a task per job under a generation slot; a
+//! Dispatch tasks walk the jobs seed by seed from a shared cursor, skip the
+//! ones the store already has (and, with early stopping, the later seeds of
+//! cells that are narrow enough), and run each under a generation slot; a
 //! single writer thread appends results to the store in batches. A rerun of the same spec on the
 //! same store runs only the jobs without a result.
 
@@ -215,37 +215,16 @@ pub async fn run_local(
     ));
     let max_attempts = sweep.spec.max_attempts;
     let paused: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
-    // Generation slots: a job holds one while its model is called (see `Executor::run`).
+    // Generation slots: a job holds one while its model is called (see
+    // `Executor::run`). With judges there are more dispatch tasks than
+    // generation slots, so jobs being judged do not keep others from starting.
     let slots = Arc::new(Semaphore::new(concurrency));
+    let has_judges = sweep.judge_models.iter().any(Option::is_some);
+    let dispatchers = concurrency + if has_judges { opts.judge_concurrency.max(1) } else { 0 };
+    let cursor = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for pos in 0..total {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let i = sweep.space.dispatch(pos);
-        if todo.contains(i) {
-            continue;
-        }
-        let t = sweep.space.decode(i);
-        let cell = sweep.space.cell_of(&t);
-        let slot = slots.clone().acquire_owned().await.expect("never closed");
-        if let Some(e) = &early
-            && !e.admit(cell, t.seed)
-        {
-            continue;
-        }
-        let admitted = loop {
-            match budget.admit() {
-                Admit::Yes => break true,
-                Admit::No => break false,
-                Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        };
-        if !admitted {
-            stop.store(true, Ordering::Relaxed);
-            break;
-        }
-        let (executor, slots, tx, stop, paused, budget, early) = (
+    for _ in 0..dispatchers {
+        let (executor, slots, tx, stop, paused, budget, early, cursor, todo, sweep) = (
             executor.clone(),
             slots.clone(),
             tx.clone(),
@@ -253,41 +232,73 @@ pub async fn run_local(
             paused.clone(),
             budget.clone(),
             early.clone(),
+            cursor.clone(),
+            todo.clone(),
+            sweep.clone(),
         );
         tasks.spawn(async move {
-            let mut attempt = 1;
-            let mut slot = Some(slot);
-            let done = loop {
-                let s = match slot.take() {
-                    Some(s) => s,
-                    None => slots.clone().acquire_owned().await.expect("never closed"),
-                };
-                let done = executor.run(i, attempt, s).await;
-                if !done.retryable || attempt >= max_attempts || stop.load(Ordering::Relaxed) {
-                    break done;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
                 }
-                tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
-                attempt += 1;
-            };
-            budget.finished(done.meta.cost_micro_usd);
-            if done.unauthorized {
-                // Every job of this model would meet the same refusal.
-                paused
-                    .lock()
-                    .expect("lock")
-                    .get_or_insert_with(|| done.error.clone().unwrap_or_default());
-                stop.store(true, Ordering::Relaxed);
-                return;
+                let pos = cursor.fetch_add(1, Ordering::Relaxed);
+                if pos >= total {
+                    break;
+                }
+                let i = sweep.space.dispatch(pos);
+                if todo.contains(i) {
+                    continue;
+                }
+                let t = sweep.space.decode(i);
+                let cell = sweep.space.cell_of(&t);
+                let mut slot = Some(slots.clone().acquire_owned().await.expect("never closed"));
+                if let Some(e) = &early
+                    && !e.admit(cell, t.seed)
+                {
+                    continue;
+                }
+                let admitted = loop {
+                    match budget.admit() {
+                        Admit::Yes => break true,
+                        Admit::No => break false,
+                        Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                };
+                if !admitted {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                let mut attempt = 1;
+                let done = loop {
+                    let s = match slot.take() {
+                        Some(s) => s,
+                        None => slots.clone().acquire_owned().await.expect("never closed"),
+                    };
+                    let done = executor.run(i, attempt, s).await;
+                    if !done.retryable || attempt >= max_attempts || stop.load(Ordering::Relaxed) {
+                        break done;
+                    }
+                    tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
+                    attempt += 1;
+                };
+                budget.finished(done.meta.cost_micro_usd);
+                if done.unauthorized {
+                    // Every job of this model would meet the same refusal.
+                    paused
+                        .lock()
+                        .expect("lock")
+                        .get_or_insert_with(|| done.error.clone().unwrap_or_default());
+                    stop.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                if let Some(e) = &early {
+                    e.record(cell, done.meta.status == Status::Ok, done.meta.class_bits & 1 == 1);
+                }
+                if tx.send(done).await.is_err() {
+                    break; // the writer has stopped; it reports why
+                }
             }
-            if let Some(e) = &early {
-                e.record(cell, done.meta.status == Status::Ok, done.meta.class_bits & 1 == 1);
-            }
-            // An error here means the writer stopped; it reports why.
-            let _ = tx.send(done).await;
         });
-        while let Some(r) = tasks.try_join_next() {
-            propagate(r);
-        }
     }
     drop(tx);
     while let Some(r) = tasks.join_next().await {

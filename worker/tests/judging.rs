@@ -131,3 +131,58 @@ async fn votes_are_requests_retried_cached_and_costed() {
     assert_eq!(retry.cache_hits, 0);
     assert_eq!(server.received_requests().await.unwrap().len(), 7);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_being_judged_holds_a_judge_slot_and_gives_back_its_generation_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.csv"), "goal\nq\n").unwrap();
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        r#"name: stages
+models:
+  - {id: m, backend: sim, model: sim, sim: {comply: {default: 1.0}}}
+judges:
+  - {id: j, backend: sim, model: slow-judge, sim: {latency_ms: 60000}}
+dataset: {path: data.csv, field: goal}
+prompts:
+  - {name: p, user: "{{ query }}"}
+conditions:
+  - {name: training}
+classifiers:
+  - {name: compliant, kind: prefix}
+  - {kind: judge, builtin: compliance_judge, judge: j}
+"#,
+    )
+    .unwrap();
+    let sweep = Arc::new(Sweep::load(&dir.path().join("spec.yaml")).unwrap());
+    let generation = Arc::new(tokio::sync::Semaphore::new(1));
+    let judging = Arc::new(tokio::sync::Semaphore::new(1));
+    let ex = Arc::new(candor_worker::Executor::new(
+        sweep,
+        Arc::new(LocalLimiter::default()),
+        None,
+        judging.clone(),
+    ));
+    let slot = generation.clone().acquire_owned().await.unwrap();
+    let job = tokio::spawn({
+        let ex = ex.clone();
+        async move { ex.run(0, 1, slot).await }
+    });
+    // Time stands still while this task keeps running: the judge is mid-call.
+    for _ in 0..10_000 {
+        if generation.available_permits() == 1 && judging.available_permits() == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        generation.available_permits(),
+        1,
+        "the generation slot is free for the next job"
+    );
+    assert_eq!(judging.available_permits(), 0, "the job holds the judge slot");
+    assert!(!job.is_finished());
+    let done = job.await.unwrap();
+    assert_eq!(done.meta.class_bits, 0b11, "complied, and the judge scored it as help");
+    assert_eq!(judging.available_permits(), 1);
+}
