@@ -48,7 +48,7 @@ enum Command {
     Status(commands::remote::StatusArgs),
     /// Follow a submitted sweep until it ends, with a bar per model × condition.
     Watch(commands::remote::IdArgs),
-    /// Write a submitted sweep's report.json, report.md and results.jsonl.
+    /// Write a submitted sweep's report.json, report.md, report.html, results.jsonl and results.csv.
     Report(commands::remote::ReportArgs),
     /// Stop a submitted sweep.
     Cancel(commands::remote::IdArgs),

@@ -1,9 +1,10 @@
 //! Writing a sweep's results and report from the store: `results.jsonl`,
-//! `report.json`, `report.md`. Each file is written to a temporary name and
-//! renamed, so a reader never sees half a file.
+//! `report.json`, `report.md`, `report.html`, `results.csv`. Each file is
+//! written to a temporary name and renamed, so a reader never sees half a
+//! file.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use candor_core::Sweep;
@@ -23,14 +24,16 @@ fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Re
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io)?);
     f(&mut w).map_err(io)?;
     w.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Writes the three files into `out` and returns the report.
+/// Writes the five files into `out` and returns the report.
 /// `adjust` marks what the log does not hold (an exhausted budget, early stops).
 pub fn export(
     sweep: &Sweep,
@@ -70,5 +73,43 @@ pub fn export(
         w.write_all(b"\n")
     })?;
     write_atomic(&out.join("report.md"), |w| w.write_all(report.to_markdown().as_bytes()))?;
+    write_views(&report, out)?;
     Ok(report)
+}
+
+/// Writes `report.html` and `results.csv` into `out` from `report` and the
+/// `results.jsonl` already there.
+pub fn write_views(report: &Report, out: &Path) -> Result<(), ExportError> {
+    let jsonl = out.join("results.jsonl");
+    let results = || {
+        File::open(&jsonl)
+            .map(|f| BufReader::with_capacity(1 << 20, f))
+            .map_err(|source| ExportError::Io {
+                path: jsonl.clone(),
+                source,
+            })
+    };
+    let input = results()?;
+    write_atomic(&out.join("report.html"), |w| {
+        let e = candor_core::html::write_html(report, input, w)?;
+        if e.unreadable > 0 {
+            tracing::warn!(
+                lines = e.unreadable,
+                "report.html: unreadable lines of results.jsonl left out"
+            );
+        }
+        Ok(())
+    })?;
+    let input = results()?;
+    let names = candor_core::csv::classifier_names(report);
+    write_atomic(&out.join("results.csv"), |w| {
+        let written = candor_core::csv::write_csv(&names, input, w)?;
+        if written.unreadable > 0 {
+            tracing::warn!(
+                lines = written.unreadable,
+                "results.csv: unreadable lines of results.jsonl left out"
+            );
+        }
+        Ok(())
+    })
 }

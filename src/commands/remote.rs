@@ -42,7 +42,7 @@ pub struct StatusArgs {
 pub struct ReportArgs {
     /// The sweep id printed by `candor submit`.
     id: String,
-    /// Where to write report.json, report.md and results.jsonl [default: runs/<sweep name>]
+    /// Where to write report.json, report.md, report.html, results.jsonl and results.csv [default: runs/<sweep name>]
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -318,9 +318,10 @@ pub async fn report(a: ReportArgs) -> i32 {
                 .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", path.display())))?;
             write_atomic(&out.join("report.json"), r.report_json.as_bytes())?;
             write_atomic(&out.join("report.md"), r.report_md.as_bytes())?;
+            candor_coordinator::export::write_views(&report, &out).map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
             println!("{}", report.to_table());
             println!(
-                "wrote {}/report.json, report.md, results.jsonl ({lines} results)",
+                "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({lines} results)",
                 out.display()
             );
             Ok(exit::OK)

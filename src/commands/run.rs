@@ -11,7 +11,7 @@ use crate::progress::Display;
 pub struct RunArgs {
     /// The sweep spec (YAML).
     spec: PathBuf,
-    /// Where to write results.jsonl, report.json and report.md [default: runs/<sweep name>]
+    /// Where to write results.jsonl, results.csv, report.json, report.md and report.html [default: runs/<sweep name>]
     #[arg(long, env = "CANDOR_OUT")]
     out: Option<PathBuf>,
     /// The embedded store: a directory that keeps results across runs, so a rerun resumes.
@@ -90,7 +90,7 @@ pub async fn run(args: RunArgs) -> i32 {
         }
         println!("{}", summary.report.to_table());
         println!(
-            "wrote {}/report.json, report.md, results.jsonl ({} jobs in {:.1}s)",
+            "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({} jobs in {:.1}s)",
             summary.out.display(),
             summary.ran,
             summary.elapsed.as_secs_f64()

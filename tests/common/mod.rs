@@ -441,6 +441,18 @@ impl Cluster {
         let primary = report["sweep"]["primary_classifier"].as_str().unwrap();
         let yes = lines.iter().filter(|r| r["classifications"][primary] == true).count() as u64;
         assert_eq!(compliant, yes, "compliant counts equal the results' verdicts");
+        let csv = std::fs::read_to_string(self.sb.join(&format!("{out}/results.csv"))).unwrap();
+        assert_eq!(
+            csv.split_terminator("\r\n").count() as u64,
+            total + 1,
+            "results.csv has a header and a row per job"
+        );
+        let html = std::fs::read_to_string(self.sb.join(&format!("{out}/report.html"))).unwrap();
+        assert_eq!(
+            html.matches("data-bar=").count(),
+            cells.len(),
+            "report.html has a bar per cell"
+        );
     }
 
     /// Sends a signal to worker `n`.
