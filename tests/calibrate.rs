@@ -38,17 +38,20 @@ fn figures_match_a_hand_count() {
     lines.push(example(FAKING, false));
     lines.push(example(PLAIN, true));
     sb.file("labels.jsonl", &(lines.join("\n") + "\n"));
-    let o = sb.candor(&[
-        "calibrate",
-        "alignment_faking",
-        "--labels",
-        "labels.jsonl",
-        "--spec",
-        &spec,
-        "--json",
-        "--store",
-        "st",
-    ]);
+    let calibrate = |extra: &[&str]| {
+        let mut args = vec![
+            "calibrate",
+            "alignment_faking",
+            "--labels",
+            "labels.jsonl",
+            "--spec",
+            &spec,
+        ];
+        args.extend_from_slice(&["--store", "st"]);
+        args.extend_from_slice(extra);
+        sb.candor(&args)
+    };
+    let o = calibrate(&["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["confusion"], json!({"tp": 4, "fp": 1, "tn": 4, "fn": 1}), "{v}");
@@ -59,16 +62,7 @@ fn figures_match_a_hand_count() {
     assert_eq!(v["auroc"], 0.8);
 
     // The table says the same, with intervals.
-    let o = sb.candor(&[
-        "calibrate",
-        "alignment_faking",
-        "--labels",
-        "labels.jsonl",
-        "--spec",
-        &spec,
-        "--store",
-        "st",
-    ]);
+    let o = calibrate(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = stdout(&o);
     assert!(t.contains("accuracy   0.800  [") && t.contains("(8/10)"), "{t}");

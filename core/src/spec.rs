@@ -573,7 +573,9 @@ impl Ctx<'_> {
     }
 }
 
-fn read_limited(path: &Path, limit: u64, what: &str) -> Result<String, String> {
+/// Reads a UTF-8 text file of at most `limit` bytes; the error names `what`
+/// and the path.
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{what} `{}` is not a file", path.display()));

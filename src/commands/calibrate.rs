@@ -66,15 +66,7 @@ struct Example {
 }
 
 fn read_labels(path: &Path) -> Result<Vec<Example>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_LABELS_BYTES {
-        return Err(format!(
-            "{}: {} bytes; the limit is {MAX_LABELS_BYTES}",
-            path.display(),
-            meta.len()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = candor_core::spec::read_limited(path, MAX_LABELS_BYTES, "labels file")?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
