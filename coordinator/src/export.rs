@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use candor_core::Sweep;
 use candor_core::report::{Report, Tally};
 use candor_core::store::{StoreError, SweepLog};
+use candor_core::{csv, html};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -19,7 +20,7 @@ pub enum ExportError {
     Store(#[from] StoreError),
 }
 
-fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), ExportError> {
+fn write_atomic<T>(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>) -> Result<T, ExportError> {
     let io = |source| ExportError::Io {
         path: path.to_path_buf(),
         source,
@@ -28,9 +29,10 @@ fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Re
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io)?);
-    f(&mut w).map_err(io)?;
+    let t = f(&mut w).map_err(io)?;
     w.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(t)
 }
 
 /// Writes the five files into `out` and returns the report.
@@ -78,38 +80,37 @@ pub fn export(
 }
 
 /// Writes `report.html` and `results.csv` into `out` from `report` and the
-/// `results.jsonl` already there.
+/// `results.jsonl` already there, reading it once.
 pub fn write_views(report: &Report, out: &Path) -> Result<(), ExportError> {
     let jsonl = out.join("results.jsonl");
-    let results = || {
-        File::open(&jsonl)
-            .map(|f| BufReader::with_capacity(1 << 20, f))
-            .map_err(|source| ExportError::Io {
-                path: jsonl.clone(),
-                source,
-            })
-    };
-    let input = results()?;
-    write_atomic(&out.join("report.html"), |w| {
-        let e = candor_core::html::write_html(report, input, w)?;
-        if e.unreadable > 0 {
-            tracing::warn!(
-                lines = e.unreadable,
-                "report.html: unreadable lines of results.jsonl left out"
-            );
-        }
-        Ok(())
+    let input = File::open(&jsonl).map_err(|source| ExportError::Io {
+        path: jsonl.clone(),
+        source,
     })?;
-    let input = results()?;
-    let names = candor_core::csv::classifier_names(report);
-    write_atomic(&out.join("results.csv"), |w| {
-        let written = candor_core::csv::write_csv(&names, input, w)?;
-        if written.unreadable > 0 {
-            tracing::warn!(
-                lines = written.unreadable,
-                "results.csv: unreadable lines of results.jsonl left out"
-            );
-        }
-        Ok(())
-    })
+    let mut sample = html::Sample::new(html::Limits::default());
+    let written = write_atomic(&out.join("results.csv"), |w| {
+        let mut csv = csv::CsvWriter::new(&csv::classifier_names(report), w)?;
+        let mut reading = true;
+        csv::for_each_line(BufReader::with_capacity(1 << 20, input), |line| {
+            reading = false;
+            csv.line_and_sample(line, &mut sample)?;
+            reading = true;
+            Ok(())
+        })
+        .map_err(|e| {
+            if reading {
+                std::io::Error::new(e.kind(), format!("reading {}: {e}", jsonl.display()))
+            } else {
+                e
+            }
+        })?;
+        Ok(csv.finish()?.0)
+    })?;
+    if written.unreadable > 0 {
+        tracing::warn!(
+            lines = written.unreadable,
+            "unreadable lines of results.jsonl left out of results.csv and report.html"
+        );
+    }
+    write_atomic(&out.join("report.html"), |w| sample.write(report, w).map(|_| ()))
 }

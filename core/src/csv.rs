@@ -2,7 +2,9 @@
 //! data frames. RFC 4180 (CRLF, quotes doubled, quoted only when needed);
 //! text that a spreadsheet would read as a formula is prefixed with `'`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
 use serde::Deserialize;
@@ -57,22 +59,29 @@ pub fn classifier_names(report: &Report) -> Vec<String> {
 /// and unknown fields are ignored, so older and newer results both read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Row {
-    job_id: String,
-    model: String,
-    variant: String,
-    condition: String,
+struct Row<'a> {
+    #[serde(borrow)]
+    job_id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    variant: Cow<'a, str>,
+    #[serde(borrow)]
+    condition: Cow<'a, str>,
     query_index: Option<u64>,
     seed: Option<u64>,
-    status: String,
-    classifications: BTreeMap<String, serde_json::Value>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    classifications: BTreeMap<Cow<'a, str>, serde_json::Value>,
     turns: Option<u64>,
     attempt: Option<u64>,
     cache_hits: Option<u64>,
     cost_usd: Option<f64>,
     usage: Option<Tokens>,
     latency_ms: Option<f64>,
-    error: Option<String>,
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
     started_at_ms: Option<u64>,
 }
 
@@ -85,77 +94,160 @@ struct Tokens {
 
 /// Text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
 /// leading tab or carriage return), made inert with a leading `'`.
-pub fn defuse(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn defuse(text: &str) -> Cow<'_, str> {
     match text.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}").into(),
         _ => text.into(),
     }
 }
 
-fn num<T: ToString>(x: Option<T>) -> String {
-    x.map_or_else(String::new, |x| x.to_string())
+/// Calls `f` with each line of `r` (without its line end), reusing one buffer.
+pub fn for_each_line(mut r: impl BufRead, mut f: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(1 << 12);
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let end = line.len() - line.ends_with(b"\n") as usize - line.ends_with(b"\r\n") as usize;
+        f(&line[..end])?;
+    }
 }
 
-/// Writes a header and one row per line of `results` (a `results.jsonl`):
-/// the job's coordinates, one column per classifier in `classifier_names`
-/// (1 yes, 0 no, empty when not judged), then turns, cost, tokens, latency
-/// and error. Blank lines are skipped; lines that are not a JSON object are
-/// left out and counted.
-pub fn write_csv(classifier_names: &[String], results: impl BufRead, out: &mut impl Write) -> std::io::Result<Written> {
-    let mut w = ::csv::WriterBuilder::new()
-        .terminator(::csv::Terminator::CRLF)
-        .from_writer(out);
-    let header = LEADING_COLUMNS
-        .iter()
-        .map(|c| std::borrow::Cow::Borrowed(*c))
-        .chain(classifier_names.iter().map(|c| defuse(c)))
-        .chain(TRAILING_COLUMNS.iter().map(|c| std::borrow::Cow::Borrowed(*c)));
-    w.write_record(header.map(|c| c.into_owned()))?;
-    let mut written = Written::default();
-    let mut record: Vec<String> = Vec::with_capacity(LEADING_COLUMNS.len() + classifier_names.len() + 9);
-    for line in results.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let object = line.trim_start().starts_with('{');
-        let Some(r) = object.then(|| serde_json::from_str::<Row>(&line).ok()).flatten() else {
-            written.unreadable += 1;
-            continue;
-        };
-        record.clear();
-        record.extend([
-            defuse(&r.job_id).into_owned(),
-            defuse(&r.model).into_owned(),
-            defuse(&r.variant).into_owned(),
-            defuse(&r.condition).into_owned(),
-            num(r.query_index),
-            num(r.seed),
-            defuse(&r.status).into_owned(),
-        ]);
-        record.extend(classifier_names.iter().map(|c| {
-            match r.classifications.get(c).and_then(serde_json::Value::as_bool) {
-                Some(true) => "1".to_string(),
-                Some(false) => "0".to_string(),
-                None => String::new(),
-            }
-        }));
-        let usage = r.usage.unwrap_or_default();
-        record.extend([
-            num(r.turns),
-            num(r.attempt),
-            num(r.cache_hits),
-            num(r.cost_usd),
-            num(usage.input_tokens),
-            num(usage.output_tokens),
-            num(r.latency_ms),
-            r.error.as_deref().map_or_else(String::new, |e| defuse(e).into_owned()),
-            num(r.started_at_ms),
-        ]);
-        w.write_record(&record)?;
-        written.rows += 1;
+/// The JSON object on a line of results.jsonl; None for a blank line.
+pub(crate) fn object<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Option<Result<T, ()>> {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
+    if line[start] != b'{' {
+        return Some(Err(()));
     }
-    w.flush()?;
+    Some(serde_json::from_slice(line).map_err(|_| ()))
+}
+
+/// Writes results.csv row by row: a header, then one row per result line.
+pub struct CsvWriter<W: Write> {
+    w: ::csv::Writer<W>,
+    names: Vec<String>,
+    field: String,
+    written: Written,
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// Writes the header: the job's coordinates, one column per classifier in
+    /// `classifier_names`, then turns, cost, tokens, latency and error.
+    pub fn new(classifier_names: &[String], out: W) -> std::io::Result<Self> {
+        let mut w = ::csv::WriterBuilder::new()
+            .terminator(::csv::Terminator::CRLF)
+            .from_writer(out);
+        for c in LEADING_COLUMNS {
+            w.write_field(c)?;
+        }
+        for c in classifier_names {
+            w.write_field(defuse(c).as_bytes())?;
+        }
+        for c in TRAILING_COLUMNS {
+            w.write_field(c)?;
+        }
+        w.write_record(None::<&[u8]>)?;
+        Ok(CsvWriter {
+            w,
+            names: classifier_names.to_vec(),
+            field: String::with_capacity(32),
+            written: Written::default(),
+        })
+    }
+
+    /// Writes the row of one line of results.jsonl (1 yes, 0 no, empty when
+    /// a classifier did not judge). A blank line is skipped; a line that is
+    /// not a JSON object is left out and counted.
+    pub fn line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        match object::<Row>(line) {
+            None => Ok(()),
+            Some(Ok(r)) => self.row(&r),
+            Some(Err(())) => {
+                self.written.unreadable += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// As [`CsvWriter::line`], and offers the line to `sample` (for
+    /// report.html), parsing it once for both.
+    pub fn line_and_sample(&mut self, line: &[u8], sample: &mut crate::html::Sample) -> std::io::Result<()> {
+        match object::<Row>(line) {
+            None => Ok(()),
+            Some(Ok(r)) => {
+                sample.offer_at(&r.model, &r.variant, &r.condition, line);
+                self.row(&r)
+            }
+            Some(Err(())) => {
+                self.written.unreadable += 1;
+                sample.unreadable_line();
+                Ok(())
+            }
+        }
+    }
+
+    fn row(&mut self, r: &Row) -> std::io::Result<()> {
+        for text in [&r.job_id, &r.model, &r.variant, &r.condition] {
+            self.w.write_field(defuse(text).as_bytes())?;
+        }
+        self.num(r.query_index)?;
+        self.num(r.seed)?;
+        self.w.write_field(defuse(&r.status).as_bytes())?;
+        for name in &self.names {
+            let v = match r
+                .classifications
+                .get(name.as_str())
+                .and_then(serde_json::Value::as_bool)
+            {
+                Some(true) => "1",
+                Some(false) => "0",
+                None => "",
+            };
+            self.w.write_field(v)?;
+        }
+        let usage = r
+            .usage
+            .as_ref()
+            .map_or((None, None), |u| (u.input_tokens, u.output_tokens));
+        self.num(r.turns)?;
+        self.num(r.attempt)?;
+        self.num(r.cache_hits)?;
+        self.num(r.cost_usd)?;
+        self.num(usage.0)?;
+        self.num(usage.1)?;
+        self.num(r.latency_ms)?;
+        self.w
+            .write_field(r.error.as_deref().map(defuse).unwrap_or_default().as_bytes())?;
+        self.num(r.started_at_ms)?;
+        self.w.write_record(None::<&[u8]>)?;
+        self.written.rows += 1;
+        Ok(())
+    }
+
+    fn num(&mut self, x: Option<impl std::fmt::Display>) -> std::io::Result<()> {
+        self.field.clear();
+        if let Some(x) = x {
+            let _ = write!(self.field, "{x}");
+        }
+        self.w.write_field(&self.field)?;
+        Ok(())
+    }
+
+    /// Flushes the rows; returns what was written and the output.
+    pub fn finish(self) -> std::io::Result<(Written, W)> {
+        let w = self.w.into_inner().map_err(|e| e.into_error())?;
+        Ok((self.written, w))
+    }
+}
+
+/// Writes a header and one row per line of `results` (a `results.jsonl`);
+/// see [`CsvWriter`].
+pub fn write_csv(classifier_names: &[String], results: impl BufRead, out: &mut impl Write) -> std::io::Result<Written> {
+    let mut w = CsvWriter::new(classifier_names, out)?;
+    for_each_line(results, |line| w.line(line))?;
+    let (written, out) = w.finish()?;
+    out.flush()?;
     Ok(written)
 }
 
@@ -228,6 +320,17 @@ mod tests {
         assert_eq!(&rows[2][14], "'@SUM(A1)");
         assert_eq!(&rows[2][1], "'+m");
         assert!(text.contains("\"m,1\",\"say \"\"hi\"\"\",\"multi\nline\""), "{text}");
+    }
+
+    #[test]
+    fn lines_end_at_lf_or_crlf_and_the_last_may_lack_one() {
+        let mut lines = Vec::new();
+        for_each_line(&b"a\r\nb\n\nc"[..], |l| {
+            lines.push(String::from_utf8(l.to_vec()).unwrap());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(lines, ["a", "b", "", "c"]);
     }
 
     #[test]

@@ -70,10 +70,22 @@ pub fn write_html_within(
     limits: Limits,
 ) -> std::io::Result<Embedded> {
     let mut sample = Sample::new(limits);
-    for line in results.lines() {
-        sample.offer(&line?);
+    crate::csv::for_each_line(results, |line| {
+        sample.offer(line);
+        Ok(())
+    })?;
+    sample.write(report, out)
+}
+
+impl Sample {
+    /// Writes the page for `report` with the results kept so far.
+    pub fn write(self, report: &Report, out: &mut impl Write) -> std::io::Result<Embedded> {
+        let data = self.finish(report);
+        write_page(report, data, out)
     }
-    let data = sample.finish(report);
+}
+
+fn write_page(report: &Report, data: Data, out: &mut impl Write) -> std::io::Result<Embedded> {
     let page = Page {
         report,
         embedded: data.embedded,
@@ -126,7 +138,17 @@ fn write_for_script(out: &mut impl Write, json: &str) -> std::io::Result<()> {
 /// The fields a result is placed by; all optional, others ignored.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct Place {
+struct Place<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    variant: Cow<'a, str>,
+    #[serde(borrow)]
+    condition: Cow<'a, str>,
+}
+
+/// Where a kept result belongs.
+struct CellKey {
     model: String,
     variant: String,
     condition: String,
@@ -143,11 +165,16 @@ struct Kept {
     json: String,
 }
 
-struct Sample {
+/// The results a page embeds, chosen as they are read: within the limits,
+/// the first results of every model × variant × condition, as evenly as the
+/// limits allow.
+pub struct Sample {
     limits: Limits,
     /// Per cell, in the order first seen: its place and its kept results.
-    cells: Vec<(Place, Vec<Kept>)>,
-    index: HashMap<(String, String, String), usize>,
+    cells: Vec<(CellKey, Vec<Kept>)>,
+    /// model, variant and condition, NUL-separated → cell.
+    index: HashMap<String, usize>,
+    key: String,
     /// (kept results, cell): the fullest cell is the last.
     fullness: BTreeSet<(usize, usize)>,
     jobs: usize,
@@ -166,11 +193,12 @@ struct Data {
 }
 
 impl Sample {
-    fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Sample {
             limits,
             cells: Vec::new(),
             index: HashMap::new(),
+            key: String::new(),
             fullness: BTreeSet::new(),
             jobs: 0,
             bytes: 0,
@@ -182,25 +210,32 @@ impl Sample {
     }
 
     /// Reads one line of results.jsonl: keeps the result if the limits allow,
-    /// making room by dropping the last kept result of the fullest cell.
-    fn offer(&mut self, line: &str) {
-        if line.trim().is_empty() {
-            return;
+    /// making room by dropping the last kept result of the fullest cell. A
+    /// blank line is skipped; a line that is not a JSON object is counted.
+    pub fn offer(&mut self, line: &[u8]) {
+        match crate::csv::object::<Place>(line) {
+            None => {}
+            Some(Ok(p)) => self.offer_at(&p.model, &p.variant, &p.condition, line),
+            Some(Err(())) => self.unreadable_line(),
         }
-        let object = line.trim_start().starts_with('{');
-        let Some(place) = object.then(|| serde_json::from_str::<Place>(line).ok()).flatten() else {
-            self.unreadable += 1;
-            return;
-        };
+    }
+
+    pub(crate) fn unreadable_line(&mut self) {
+        self.unreadable += 1;
+    }
+
+    /// As [`Sample::offer`], for a line already known to be a result of
+    /// `model`, `variant` and `condition`.
+    pub(crate) fn offer_at(&mut self, model: &str, variant: &str, condition: &str, line: &[u8]) {
         self.total += 1;
         let seq = self.total;
-        let cell = self.cell(place);
+        let cell = self.cell(model, variant, condition);
         // A result of one of the fullest cells would be the first to go.
         let full = self.jobs >= self.limits.jobs || self.bytes >= self.limits.bytes;
         if full && self.cells[cell].1.len() >= self.fullest() {
             return;
         }
-        let Ok(Value::Object(mut r)) = serde_json::from_str::<Value>(line) else {
+        let Ok(Value::Object(mut r)) = serde_json::from_slice::<Value>(line) else {
             return;
         };
         let num = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(u64::MAX);
@@ -251,20 +286,23 @@ impl Sample {
         }
     }
 
-    fn cell(&mut self, place: Place) -> usize {
-        let key = (place.model, place.variant, place.condition);
-        if let Some(&c) = self.index.get(&key) {
+    fn cell(&mut self, model: &str, variant: &str, condition: &str) -> usize {
+        self.key.clear();
+        for part in [model, variant, condition] {
+            self.key.push_str(part);
+            self.key.push('\0');
+        }
+        if let Some(&c) = self.index.get(self.key.as_str()) {
             return c;
         }
         let c = self.cells.len();
-        self.index.insert(key.clone(), c);
-        let (model, variant, condition) = key;
-        let place = Place {
-            model,
-            variant,
-            condition,
+        self.index.insert(self.key.clone(), c);
+        let key = CellKey {
+            model: model.to_string(),
+            variant: variant.to_string(),
+            condition: condition.to_string(),
         };
-        self.cells.push((place, Vec::new()));
+        self.cells.push((key, Vec::new()));
         self.fullness.insert((0, c));
         c
     }
@@ -357,7 +395,7 @@ struct Order {
 }
 
 impl Order {
-    fn of<'a>(report: &Report, seen: impl Iterator<Item = &'a Place>) -> Order {
+    fn of<'a>(report: &Report, seen: impl Iterator<Item = &'a CellKey>) -> Order {
         let mut o = Order {
             models: Vec::new(),
             variants: Vec::new(),

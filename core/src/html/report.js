@@ -305,6 +305,10 @@
   apply();
   const wanted = decodeURIComponent((location.hash.match(/^#job=(.*)$/) || [])[1] || "");
   const at = jobs.findIndex((j) => j.job_id === wanted);
-  if (at >= 0) select(at);
-  else if (jobs.length) select(0);
+  if (at >= 0) {
+    select(at);
+    rows[at].scrollIntoView({ block: "center" });
+  } else if (jobs.length) {
+    select(0);
+  }
 })();
