@@ -542,6 +542,8 @@ fn unknown_fields(v: &Value, known: &[&str]) -> Vec<(String, String)> {
 }
 
 const KNOWN_SWEEP_FIELDS: &[&str] = &[
+    "jobs_skipped",
+    "target_width",
     "name",
     "id",
     "jobs_total",
@@ -729,6 +731,17 @@ impl Page<'_> {
             thousands(s.cache_hits),
             "model calls answered from the cache".into(),
         );
+        if let Some(w) = s.target_width {
+            tile(
+                h,
+                "skipped",
+                thousands(s.jobs_skipped),
+                format!(
+                    "early stopping: a cell stops once its interval is under {:.1} pts",
+                    w * 100.0
+                ),
+            );
+        }
         h.push_str("</div>\n");
         let sweep = serde_json::to_value(s).unwrap_or(Value::Null);
         let extra = unknown_fields(&sweep, KNOWN_SWEEP_FIELDS);
