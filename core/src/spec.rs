@@ -1208,14 +1208,17 @@ impl Sweep {
             .map(|c| hash::json("candor.condition.v1", c))
             .collect();
         let protocol_hash = hash::json("candor.protocol.v1", &spec.protocol);
-        let labels = serde_json::json!({
+        let mut labels = serde_json::json!({
             "models": spec.models.iter().map(|m| &m.id).collect::<Vec<_>>(),
             "prompts": spec.prompts.iter().map(|p| &p.name).collect::<Vec<_>>(),
             "classifiers": &spec.classifiers,
             "seeds": spec.seeds,
             "compare": compare,
-            "early_stopping": spec.early_stopping,
         });
+        // Only when set, so that sweeps without it keep their ids.
+        if let Some(e) = spec.early_stopping {
+            labels["early_stopping"] = serde_json::json!(e);
+        }
         let mut parts: Vec<&[u8]> = Vec::new();
         let labels_s = labels.to_string();
         parts.push(labels_s.as_bytes());
