@@ -1,6 +1,6 @@
 //! Connecting to a coordinator: URL, TLS and the bearer token.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candor_proto::auth::{Attach, Token};
 use candor_proto::v1::sweeps_client::SweepsClient;
@@ -80,6 +80,60 @@ pub fn rpc_failure(what: &str, s: &tonic::Status) -> Fail {
     Fail(code, msg)
 }
 
+/// The Redis URL with the password from `file`, or else from the
+/// CANDOR_REDIS_PASSWORD environment variable, added to it (percent-encoded).
+/// With neither, the URL is used as given.
+pub fn redis_url(url: &str, file: Option<&Path>) -> Result<String, String> {
+    let password = match file {
+        Some(p) => {
+            let text = read_secret(p).map_err(|e| format!("--redis-password-file {}: {e}", p.display()))?;
+            Some(text)
+        }
+        None => std::env::var("CANDOR_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()),
+    };
+    let Some(password) = password else {
+        return Ok(url.to_string());
+    };
+    let shown = redact(url);
+    let Some(s) = url.find("://") else {
+        return Err(format!("--redis {shown}: not a redis:// or rediss:// URL"));
+    };
+    let rest = &url[s + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    if rest[..authority_end].contains('@') {
+        return Err(format!(
+            "--redis {shown}: the URL carries a password already; give it once (in the URL or in CANDOR_REDIS_PASSWORD / --redis-password-file)"
+        ));
+    }
+    let mut encoded = String::with_capacity(password.len());
+    for b in password.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(format!("{}://:{encoded}@{rest}", &url[..s]))
+}
+
+/// A secret from a file: at most 64 KiB, one trailing newline dropped.
+fn read_secret(p: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(64 * 1024 + 1).read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
+    if text.len() > 64 * 1024 {
+        return Err("larger than 64 KiB".into());
+    }
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err("empty".into());
+    }
+    Ok(text.to_string())
+}
+
 /// A Redis URL with any password hidden, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -98,5 +152,24 @@ mod tests {
         );
         assert_eq!(super::redact("rediss://u:p@h"), "rediss://***@h");
         assert_eq!(super::redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn a_password_file_is_added_to_the_url_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "p@ss:w/rd\n").unwrap();
+        assert_eq!(
+            super::redis_url("redis://10.0.0.1:6379/0", Some(&f)).unwrap(),
+            "redis://:p%40ss%3Aw%2Frd@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            super::redis_url("rediss://h:6380", Some(&f)).unwrap(),
+            "rediss://:p%40ss%3Aw%2Frd@h:6380"
+        );
+        let twice = super::redis_url("redis://:x@h:6379", Some(&f)).unwrap_err();
+        assert!(twice.contains("password already") && !twice.contains("p@ss"), "{twice}");
+        std::fs::write(&f, "").unwrap();
+        assert!(super::redis_url("redis://h", Some(&f)).unwrap_err().contains("empty"));
     }
 }

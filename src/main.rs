@@ -58,6 +58,8 @@ enum Command {
     List(commands::remote::ListArgs),
     /// Serve the Anthropic and OpenAI APIs from the simulated model, for dry runs and load tests.
     SimServer(commands::serve::SimServerArgs),
+    /// GET a service's health endpoint and exit 0 on a 2xx answer (a container health check).
+    Probe(commands::probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,11 @@ fn main() -> ExitCode {
             let _guard = telemetry::init("candor", "warn");
             commands::bench::bench(args)
         }
+        Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(commands::probe::probe(args)),
         Command::Validate { spec } => {
             let _guard = telemetry::init("candor", "warn");
             commands::validate::validate(&spec)
@@ -101,7 +108,7 @@ fn main() -> ExitCode {
                     Command::Resume(args) => commands::remote::resume(args).await,
                     Command::List(args) => commands::remote::list(args).await,
                     Command::SimServer(args) => commands::serve::sim_server(args).await,
-                    Command::Bench(_) | Command::Validate { .. } => {
+                    Command::Bench(_) | Command::Validate { .. } | Command::Probe(_) => {
                         unreachable!("handled above")
                     }
                 }

@@ -72,14 +72,16 @@ pub struct Endpoints {
     pub metrics: Probe,
     /// Ok when the service can do its work; the error says why not.
     pub ready: Probe,
+    /// The backlog as JSON at `/queue` (the coordinator's, for autoscalers).
+    pub queue: Option<Probe>,
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `listener`.
+/// Serves `/metrics`, `/healthz`, `/readyz` (and `/queue` when given) on `listener`.
 pub async fn serve_http(listener: tokio::net::TcpListener, e: Endpoints) {
     use axum::http::StatusCode;
     use axum::routing::get;
     let (metrics, ready) = (e.metrics, e.ready);
-    let app = axum::Router::new()
+    let mut app = axum::Router::new()
         .route(
             "/metrics",
             get(move || {
@@ -105,6 +107,20 @@ pub async fn serve_http(listener: tokio::net::TcpListener, e: Endpoints) {
                 }
             }),
         );
+    if let Some(queue) = e.queue {
+        app = app.route(
+            "/queue",
+            get(move || {
+                let queue = queue.clone();
+                async move {
+                    match queue().await {
+                        Ok(json) => (StatusCode::OK, [("content-type", "application/json")], json),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/plain")], e),
+                    }
+                }
+            }),
+        );
+    }
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "http endpoint stopped");
     }

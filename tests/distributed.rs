@@ -306,6 +306,7 @@ fn a_malformed_spec_over_grpc_is_invalid_argument_and_stores_nothing() {
             spec_path: "bad.yaml".into(),
             spec,
             files: [("data.csv".to_string(), dataset(3))].into_iter().collect(),
+            run: String::new(),
         };
         client
             .submit(pb::SubmitRequest { bundle: Some(bundle) })

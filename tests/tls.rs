@@ -115,7 +115,11 @@ fn a_sweep_over_tls_with_a_redis_password() {
         .spawn()
         .unwrap();
     procs.0.push(redis);
+    // The coordinator gets the password in the URL, the direct worker from a
+    // file, as a Kubernetes Secret would mount it.
     let redis_url = format!("rediss://:{PASSWORD}@127.0.0.1:{rport}");
+    let bare_url = format!("rediss://127.0.0.1:{rport}");
+    sb.file("redis-password", &format!("{PASSWORD}\n"));
     let log = |name: &str| Stdio::from(std::fs::File::create(sb.join(name)).unwrap());
 
     let port = free_port();
@@ -158,7 +162,9 @@ fn a_sweep_over_tls_with_a_redis_password() {
         .stdout(log(&format!("worker{i}.log")))
         .stderr(log(&format!("worker{i}.err")));
         if direct {
-            w.args(["--redis-ca", "ca.pem"]).env("CANDOR_REDIS_URL", &redis_url);
+            w.args(["--redis-ca", "ca.pem"])
+                .env("CANDOR_REDIS_URL", &bare_url)
+                .env("CANDOR_REDIS_PASSWORD_FILE", "redis-password");
         }
         procs.0.push(w.spawn().unwrap());
     }
@@ -256,4 +262,37 @@ fn a_wrong_redis_password_is_a_clear_error_without_the_password() {
     let err = stderr(&o);
     assert!(err.contains("--redis redis://***@127.0.0.1"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
+
+    // The same wrong password from CANDOR_REDIS_PASSWORD, beside a URL without one.
+    let o = sb
+        .cmd(&["coordinator", "--listen", "127.0.0.1:0"])
+        .env("CANDOR_REDIS_URL", format!("redis://127.0.0.1:{}", redis.port))
+        .env("CANDOR_REDIS_PASSWORD", PASSWORD)
+        .env("CANDOR_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("--redis redis://***@127.0.0.1"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+
+    // The right one from the environment: the coordinator starts and serves.
+    let mut coord = sb
+        .cmd(&["coordinator", "--listen", "127.0.0.1:0"])
+        .env("CANDOR_REDIS_URL", format!("redis://127.0.0.1:{}", redis.port))
+        .env("CANDOR_REDIS_PASSWORD", "right-pw-91")
+        .env("CANDOR_TOKEN", TOKEN)
+        .stderr(Stdio::from(std::fs::File::create(sb.join("c.err")).unwrap()))
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "the coordinator to listen", || {
+        std::fs::read_to_string(sb.join("c.err")).is_ok_and(|l| l.contains("listening on"))
+    });
+    let _ = coord.kill();
+    let _ = coord.wait();
+    assert!(
+        !std::fs::read_to_string(sb.join("c.err"))
+            .unwrap()
+            .contains("right-pw-91")
+    );
 }

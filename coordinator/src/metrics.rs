@@ -15,6 +15,8 @@ pub const JOBS_DEAD_LETTERED: &str = "candor_jobs_dead_lettered_total";
 pub const LEASE_EXPIRIES: &str = "candor_lease_expiries_total";
 pub const QUEUE_DEPTH: &str = "candor_queue_depth_jobs";
 pub const IN_FLIGHT: &str = "candor_jobs_in_flight";
+pub const SWEEP_JOBS: &str = "candor_sweep_jobs";
+pub const SWEEP_COST: &str = "candor_sweep_cost_usd";
 pub const RPCS: &str = "candor_coordinator_rpcs_total";
 pub const LEASE_RPC_JOBS: &str = "candor_coordinator_jobs_leased_total";
 
@@ -44,7 +46,7 @@ impl Metrics {
             "Jobs leased through this coordinator.",
         );
         let _ = writeln!(s, "{LEASE_RPC_JOBS} {}", self.leased_here.load(Ordering::Relaxed));
-        let series: [Series; 8] = [
+        let series: [Series; 9] = [
             (JOBS_LEASED, "counter", "Leases handed out, per sweep.", |x| x.leased),
             (JOBS_COMPLETED, "counter", "Jobs with a result, per sweep.", |x| x.done),
             (
@@ -84,6 +86,7 @@ impl Metrics {
                 },
             ),
             (IN_FLIGHT, "gauge", "Jobs under a lease, per sweep.", |x| x.in_flight),
+            (SWEEP_JOBS, "gauge", "Jobs in the sweep.", |x| x.total),
         ];
         for (name, kind, help, get) in series {
             family(&mut s, name, kind, help);
@@ -91,6 +94,30 @@ impl Metrics {
                 let _ = writeln!(s, "{name}{{sweep=\"{}\",name=\"{}\"}} {}", sw.id, sw.name, get(sw));
             }
         }
+        family(
+            &mut s,
+            SWEEP_COST,
+            "gauge",
+            "US dollars spent on the sweep's recorded results.",
+        );
+        for sw in sweeps {
+            let usd = sw.spent_micro_usd as f64 / 1e6;
+            let _ = writeln!(s, "{SWEEP_COST}{{sweep=\"{}\",name=\"{}\"}} {usd}", sw.id, sw.name);
+        }
         s
     }
+}
+
+/// The fleet's backlog as JSON, for autoscalers (KEDA's `metrics-api`
+/// trigger reads `queue_depth`): jobs waiting and under a lease across the
+/// running sweeps.
+pub fn queue_json(sweeps: &[SweepState]) -> String {
+    let running = sweeps.iter().filter(|x| x.state == "running");
+    let (mut depth, mut in_flight, mut n) = (0u64, 0u64, 0u64);
+    for x in running {
+        depth += x.total.saturating_sub(x.done + x.skipped + x.in_flight);
+        in_flight += x.in_flight;
+        n += 1;
+    }
+    format!("{{\"queue_depth\":{depth},\"in_flight\":{in_flight},\"running_sweeps\":{n}}}\n")
 }

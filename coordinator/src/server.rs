@@ -335,6 +335,7 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
             spec_path: b.spec_path,
             spec: b.spec,
             files: b.files.into_iter().collect(),
+            run: b.run,
         };
         if bundle.size() > MAX_BUNDLE_BYTES {
             return Err(Status::invalid_argument(format!(
@@ -653,6 +654,7 @@ impl pb::workers_server::Workers for WorkersApi {
             spec_path: b.spec_path,
             spec: b.spec,
             files: b.files.into_iter().collect(),
+            run: b.run,
         }))
     }
 }

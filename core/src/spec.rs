@@ -555,6 +555,9 @@ pub struct Sweep {
     row_hashes: Vec<Hash>,
     cond_hashes: Vec<Hash>,
     protocol_hash: Hash,
+    /// The run label (`--run`), empty when none, and its hash.
+    pub run: String,
+    run_hash: Option<Hash>,
     /// Per classifier: the judge model of a `kind: judge` classifier.
     pub judge_models: Vec<Option<ModelEntry>>,
     /// System prompts that depend on nothing per-row: [model][variant][condition].
@@ -767,6 +770,26 @@ pub struct Bundle {
     pub spec: String,
     /// The dataset and template files, keyed by the path written in the spec.
     pub files: BTreeMap<String, String>,
+    /// A run label (`--run`): the same spec under another label is another
+    /// sweep with fresh samples, as a nightly job wants. Empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run: String,
+}
+
+/// Checks a run label: what `--run` may be.
+pub fn check_run_label(run: &str) -> Result<(), String> {
+    let ok = run.len() <= 100
+        && !run.starts_with('.')
+        && run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{run}` must be at most 100 characters of letters, digits, `-`, `_` or `.`"
+        ))
+    }
 }
 
 impl Bundle {
@@ -815,6 +838,7 @@ impl Bundle {
             spec_path: path.display().to_string(),
             spec: text,
             files,
+            run: String::new(),
         })
     }
 
@@ -841,6 +865,7 @@ impl Sweep {
         let ctx = Ctx { path, text };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         check_label(&ctx, "name", &spec.name)?;
+        check_run_label(&bundle.run).map_err(|m| SpecError::new(path, "run", m))?;
 
         // Conditions.
         if spec.conditions.is_empty() {
@@ -1215,9 +1240,13 @@ impl Sweep {
             "seeds": spec.seeds,
             "compare": compare,
         });
-        // Only when set, so that sweeps without it keep their ids.
+        // Only when set, so that sweeps without them keep their ids.
         if let Some(e) = spec.early_stopping {
             labels["early_stopping"] = serde_json::json!(e);
+        }
+        let run_hash = (!bundle.run.is_empty()).then(|| hash::parts("candor.run.v1", &[bundle.run.as_bytes()]));
+        if !bundle.run.is_empty() {
+            labels["run"] = serde_json::json!(bundle.run);
         }
         let mut parts: Vec<&[u8]> = Vec::new();
         let labels_s = labels.to_string();
@@ -1280,6 +1309,8 @@ impl Sweep {
             row_hashes,
             cond_hashes,
             protocol_hash,
+            run: bundle.run.clone(),
+            run_hash,
             judge_models,
             static_system,
         };
@@ -1358,20 +1389,35 @@ impl Sweep {
     }
 
     pub fn job_id(&self, t: &JobTuple) -> JobId {
-        let h = hash::parts(
-            "candor.job.v1",
-            &[
-                &self.model_hashes[t.model],
-                &self.variant_hashes[t.variant],
-                &self.row_hashes[t.query],
-                &self.cond_hashes[t.condition],
-                &self.protocol_hash,
-                &t.seed.to_le_bytes(),
-            ],
-        );
+        let seed = t.seed.to_le_bytes();
+        let mut parts: Vec<&[u8]> = vec![
+            &self.model_hashes[t.model],
+            &self.variant_hashes[t.variant],
+            &self.row_hashes[t.query],
+            &self.cond_hashes[t.condition],
+            &self.protocol_hash,
+            &seed,
+        ];
+        if let Some(run) = &self.run_hash {
+            parts.push(run);
+        }
+        let h = hash::parts("candor.job.v1", &parts);
         let mut id = [0u8; 16];
         id.copy_from_slice(&h[..16]);
         JobId(id)
+    }
+
+    /// The seed a job's model calls carry (and the response cache keys on):
+    /// the job's seed, or under a run label a seed drawn from both, so that
+    /// each run samples afresh instead of reading the last run's answers.
+    pub fn sampling_seed(&self, t: &JobTuple) -> u32 {
+        match &self.run_hash {
+            None => t.seed,
+            Some(run) => {
+                let h = hash::parts("candor.seed.v1", &[run, &t.seed.to_le_bytes()]);
+                u32::from_le_bytes([h[0], h[1], h[2], h[3]])
+            }
+        }
     }
 
     /// The system prompt and the first user turn of a job.

@@ -86,6 +86,7 @@ fn one(jobs: u64, workers: u32, concurrency: u32) -> Result<(f64, u64, Vec<u64>,
                 spec_path: bundle.spec_path.clone(),
                 spec: bundle.spec.clone(),
                 files: bundle.files.clone().into_iter().collect(),
+                run: String::new(),
             }),
         };
         let id = loop {

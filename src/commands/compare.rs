@@ -12,9 +12,9 @@ use crate::exit;
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// The baseline: a report.json, the directory holding it, or a sweep id (needs --coordinator).
+    /// The baseline: a report.json, the directory holding it, or a sweep id or @FILE holding one (needs --coordinator).
     baseline: String,
-    /// The candidate: a report.json, the directory holding it, or a sweep id (needs --coordinator).
+    /// The candidate: a report.json, the directory holding it, or a sweep id or @FILE holding one (needs --coordinator).
     candidate: String,
     /// The coordinator to fetch reports of sweep ids from (http://HOST:PORT or https://).
     #[arg(long, env = "CANDOR_COORDINATOR", hide_env_values = true)]
@@ -42,6 +42,13 @@ fn is_sweep_id(s: &str) -> bool {
 
 /// A report from a path, or by sweep id from the coordinator.
 async fn load(a: &CompareArgs, arg: &str, which: &str) -> Result<Report, Fail> {
+    let id;
+    let arg = if arg.starts_with('@') {
+        id = super::remote::sweep_id(arg)?;
+        id.as_str()
+    } else {
+        arg
+    };
     let p = Path::new(arg);
     if p.exists() || !is_sweep_id(arg) {
         return read(p, which).map_err(|e| Fail(exit::BAD_INPUT, e));

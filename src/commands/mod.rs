@@ -3,6 +3,7 @@ pub mod bench_distributed;
 pub mod bench_ratelimit;
 pub mod calibrate;
 pub mod compare;
+pub mod probe;
 pub mod remote;
 pub mod run;
 pub mod serve;
@@ -10,19 +11,22 @@ pub mod validate;
 
 use std::path::Path;
 
-use candor_core::{SpecError, Sweep};
+use candor_core::Sweep;
+use candor_core::spec::Bundle;
 
-/// Loads a spec, printing the error the way every command does.
-pub fn load(spec: &Path) -> Result<Sweep, i32> {
-    Sweep::load(spec).map_err(|e: SpecError| {
+/// Loads a spec that this process will run, under a run label if given: its
+/// API keys must be here too.
+pub fn load_to_run(spec: &Path, run: Option<&str>) -> Result<Sweep, i32> {
+    let fail = |e: String| {
         eprintln!("error: {e}");
         crate::exit::BAD_INPUT
-    })
-}
-
-/// Loads a spec that this process will run: its API keys must be here too.
-pub fn load_to_run(spec: &Path) -> Result<Sweep, i32> {
-    let sweep = load(spec)?;
+    };
+    let mut bundle = Bundle::collect(spec).map_err(|e| fail(e.to_string()))?;
+    if let Some(run) = run {
+        candor_core::spec::check_run_label(run).map_err(|m| fail(format!("--run: {m}")))?;
+        bundle.run = run.to_string();
+    }
+    let sweep = Sweep::from_bundle(&bundle).map_err(|e| fail(e.to_string()))?;
     sweep.check_keys().map_err(|e| {
         eprintln!("error: {e}");
         crate::exit::BAD_INPUT

@@ -15,13 +15,24 @@ use crate::exit;
 pub struct SubmitArgs {
     /// The sweep spec (YAML). It and the files it names are sent to the coordinator.
     spec: PathBuf,
+    /// A run label: the same spec under another label is another sweep, with fresh samples
+    /// (a nightly job gives each night's run its own label). Submitting again under the same
+    /// label names the same sweep.
+    #[arg(long, env = "CANDOR_RUN")]
+    run: Option<String>,
+    /// Wait until the sweep ends, following its progress; exit 0 only if it ends done.
+    #[arg(long)]
+    wait: bool,
+    /// Also write the sweep id to this file (for `@FILE` in later commands).
+    #[arg(long)]
+    id_file: Option<PathBuf>,
     #[command(flatten)]
     client: ClientArgs,
 }
 
 #[derive(clap::Args)]
 pub struct IdArgs {
-    /// The sweep id printed by `candor submit`.
+    /// The sweep id printed by `candor submit`, or @FILE to read it from a file.
     id: String,
     #[command(flatten)]
     client: ClientArgs,
@@ -29,7 +40,7 @@ pub struct IdArgs {
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    /// The sweep id printed by `candor submit`.
+    /// The sweep id printed by `candor submit`, or @FILE to read it from a file.
     id: String,
     /// Print the status as JSON.
     #[arg(long)]
@@ -40,7 +51,7 @@ pub struct StatusArgs {
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    /// The sweep id printed by `candor submit`.
+    /// The sweep id printed by `candor submit`, or @FILE to read it from a file.
     id: String,
     /// Where to write report.json, report.md, report.html, results.jsonl and results.csv [default: runs/<sweep name>]
     #[arg(long)]
@@ -65,10 +76,37 @@ fn done(r: Result<i32, Fail>) -> i32 {
     }
 }
 
+/// The largest file `@FILE` reads a sweep id from.
+const MAX_ID_FILE_BYTES: u64 = 4096;
+
+/// A sweep id as given: the id itself, or `@FILE` holding it.
+pub fn sweep_id(arg: &str) -> Result<String, Fail> {
+    let Some(path) = arg.strip_prefix('@') else {
+        return Ok(arg.to_string());
+    };
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_ID_FILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| Fail(exit::BAD_INPUT, format!("{arg}: cannot read the sweep id: {e}")))?;
+    let id = text.trim();
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Fail(
+            exit::BAD_INPUT,
+            format!("{arg}: does not hold a sweep id (16 hex digits)"),
+        ));
+    }
+    Ok(id.to_string())
+}
+
 pub async fn submit(a: SubmitArgs) -> i32 {
     done(
         async {
-            let bundle = Bundle::collect(&a.spec).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
+            let mut bundle = Bundle::collect(&a.spec).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
+            if let Some(run) = &a.run {
+                candor_core::spec::check_run_label(run).map_err(|m| Fail(exit::BAD_INPUT, format!("--run: {m}")))?;
+                bundle.run = run.clone();
+            }
             // Check here too, so a bad spec fails before any network.
             candor_core::Sweep::from_bundle(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
             let mut c = a.client.sweeps()?;
@@ -77,6 +115,7 @@ pub async fn submit(a: SubmitArgs) -> i32 {
                     spec_path: bundle.spec_path,
                     spec: bundle.spec,
                     files: bundle.files.into_iter().collect(),
+                    run: bundle.run,
                 }),
             };
             let r = c.submit(req).await.map_err(|s| rpc_failure("submit", &s))?.into_inner();
@@ -88,6 +127,12 @@ pub async fn submit(a: SubmitArgs) -> i32 {
                 r.jobs_total
             );
             println!("{}", r.sweep_id);
+            if let Some(f) = &a.id_file {
+                write_atomic(f, format!("{}\n", r.sweep_id).as_bytes())?;
+            }
+            if a.wait {
+                return follow(&a.client, &r.sweep_id).await;
+            }
             Ok(exit::OK)
         }
         .await,
@@ -137,7 +182,9 @@ pub async fn status(a: StatusArgs) -> i32 {
         async {
             let mut c = a.client.sweeps()?;
             let s = c
-                .get(pb::SweepRef { sweep_id: a.id.clone() })
+                .get(pb::SweepRef {
+                    sweep_id: sweep_id(&a.id)?,
+                })
                 .await
                 .map_err(|s| rpc_failure("status", &s))?
                 .into_inner();
@@ -181,7 +228,9 @@ pub async fn cancel(a: IdArgs) -> i32 {
         async {
             let mut c = a.client.sweeps()?;
             let s = c
-                .cancel(pb::SweepRef { sweep_id: a.id.clone() })
+                .cancel(pb::SweepRef {
+                    sweep_id: sweep_id(&a.id)?,
+                })
                 .await
                 .map_err(|s| rpc_failure("cancel", &s))?
                 .into_inner();
@@ -197,7 +246,9 @@ pub async fn resume(a: IdArgs) -> i32 {
         async {
             let mut c = a.client.sweeps()?;
             let s = c
-                .resume(pb::SweepRef { sweep_id: a.id.clone() })
+                .resume(pb::SweepRef {
+                    sweep_id: sweep_id(&a.id)?,
+                })
                 .await
                 .map_err(|s| rpc_failure("resume", &s))?
                 .into_inner();
@@ -209,65 +260,106 @@ pub async fn resume(a: IdArgs) -> i32 {
 }
 
 pub async fn watch(a: IdArgs) -> i32 {
-    done(
-        async {
-            let mut c = a.client.sweeps()?;
-            let mut stream = c
-                .watch(pb::SweepRef { sweep_id: a.id.clone() })
-                .await
-                .map_err(|s| rpc_failure("watch", &s))?
-                .into_inner();
-            let tty = std::io::stderr().is_terminal();
-            let multi = indicatif::MultiProgress::new();
-            let style = indicatif::ProgressStyle::with_template("{prefix:<40} {bar:30.cyan/blue} {pos}/{len}")
-                .expect("template");
-            let mut bars: Vec<indicatif::ProgressBar> = Vec::new();
-            let mut overall: Option<indicatif::ProgressBar> = None;
-            let mut last_line = Instant::now() - Duration::from_secs(60);
-            let mut last = None;
-            while let Some(item) = stream.next().await {
-                let s = item.map_err(|s| rpc_failure("watch", &s))?;
-                if tty {
-                    if bars.is_empty() {
-                        let o = multi.add(indicatif::ProgressBar::new(s.jobs_total).with_style(style.clone()));
-                        o.set_prefix(format!("{} (all)", s.name));
-                        overall = Some(o);
-                        for cell in &s.cells {
-                            let b = multi.add(indicatif::ProgressBar::new(cell.total).with_style(style.clone()));
-                            b.set_prefix(format!("{} × {}", cell.model, cell.condition));
-                            bars.push(b);
+    done(async { follow(&a.client, &sweep_id(&a.id)?).await }.await)
+}
+
+/// How long `watch` and `submit --wait` keep trying to reach a coordinator
+/// that went away (a restart, a rolling update) before they give up.
+const RECONNECT_FOR: Duration = Duration::from_secs(300);
+
+/// Follows a sweep until it ends: bars on a terminal, a status line every few
+/// seconds otherwise. Reconnects when the coordinator goes away for a while.
+/// Ends when the sweep leaves `running` (done, cancelled, paused, out of
+/// budget); Ok only when it ends done.
+async fn follow(client: &ClientArgs, id: &str) -> Result<i32, Fail> {
+    let mut c = client.sweeps()?;
+    let tty = std::io::stderr().is_terminal();
+    let multi = indicatif::MultiProgress::new();
+    let style =
+        indicatif::ProgressStyle::with_template("{prefix:<40} {bar:30.cyan/blue} {pos}/{len}").expect("template");
+    let mut bars: Vec<indicatif::ProgressBar> = Vec::new();
+    let mut overall: Option<indicatif::ProgressBar> = None;
+    let mut last_line = Instant::now() - Duration::from_secs(60);
+    let mut last: Option<pb::SweepStatus> = None;
+    let mut lost_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let lost = match c
+            .watch(pb::SweepRef {
+                sweep_id: id.to_string(),
+            })
+            .await
+        {
+            Err(s) if s.code() == tonic::Code::Unavailable => rpc_failure("watch", &s),
+            Err(s) => return Err(rpc_failure("watch", &s)),
+            Ok(r) => {
+                let mut stream = r.into_inner();
+                let mut lost = Fail(exit::UNAVAILABLE, "watch: the coordinator closed the stream".into());
+                while let Some(item) = stream.next().await {
+                    let s = match item {
+                        Ok(s) => s,
+                        Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown => {
+                            lost = rpc_failure("watch", &s);
+                            break;
                         }
+                        Err(s) => return Err(rpc_failure("watch", &s)),
+                    };
+                    lost_since = None;
+                    backoff = Duration::from_millis(200);
+                    if tty {
+                        if bars.is_empty() {
+                            let o = multi.add(indicatif::ProgressBar::new(s.jobs_total).with_style(style.clone()));
+                            o.set_prefix(format!("{} (all)", s.name));
+                            overall = Some(o);
+                            for cell in &s.cells {
+                                let b = multi.add(indicatif::ProgressBar::new(cell.total).with_style(style.clone()));
+                                b.set_prefix(format!("{} × {}", cell.model, cell.condition));
+                                bars.push(b);
+                            }
+                        }
+                        if let Some(o) = &overall {
+                            o.set_position(s.jobs_done);
+                        }
+                        for (b, cell) in bars.iter().zip(&s.cells) {
+                            b.set_position(cell.done);
+                        }
+                    } else if last_line.elapsed() >= Duration::from_secs(2) || s.state != "running" {
+                        eprintln!("{}", status_line(&s));
+                        last_line = Instant::now();
                     }
-                    if let Some(o) = &overall {
-                        o.set_position(s.jobs_done);
+                    let ended = s.state != "running";
+                    last = Some(s);
+                    if ended {
+                        break;
                     }
-                    for (b, cell) in bars.iter().zip(&s.cells) {
-                        b.set_position(cell.done);
-                    }
-                } else if last_line.elapsed() >= Duration::from_secs(2) || s.state != "running" {
-                    eprintln!("{}", status_line(&s));
-                    last_line = Instant::now();
                 }
-                last = Some(s);
+                match &last {
+                    Some(s) if s.state != "running" => break,
+                    _ => lost,
+                }
             }
-            for b in bars.iter().chain(overall.iter()) {
-                b.finish();
-            }
-            let s = last.ok_or_else(|| Fail(exit::FAILURE, "watch: the stream ended without a status".into()))?;
-            if tty {
-                eprintln!("{}", status_line(&s));
-            }
-            match s.state.as_str() {
-                "done" => Ok(exit::OK),
-                "running" => Err(Fail(
-                    exit::UNAVAILABLE,
-                    "watch: the coordinator closed the stream".into(),
-                )),
-                other => Err(Fail(exit::FAILURE, format!("sweep {} is {other}", s.sweep_id))),
-            }
+        };
+        let since = *lost_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= RECONNECT_FOR {
+            return Err(lost);
         }
-        .await,
-    )
+        if !tty {
+            eprintln!("{}; reconnecting", lost.1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    for b in bars.iter().chain(overall.iter()) {
+        b.finish();
+    }
+    let s = last.expect("the loop ends on a status");
+    if tty {
+        eprintln!("{}", status_line(&s));
+    }
+    match s.state.as_str() {
+        "done" => Ok(exit::OK),
+        other => Err(Fail(exit::FAILURE, format!("sweep {} is {other}", s.sweep_id))),
+    }
 }
 
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), Fail> {
@@ -281,7 +373,9 @@ pub async fn report(a: ReportArgs) -> i32 {
     done(
         async {
             let mut c = a.client.sweeps()?;
-            let id = pb::SweepRef { sweep_id: a.id.clone() };
+            let id = pb::SweepRef {
+                sweep_id: sweep_id(&a.id)?,
+            };
             let r = c
                 .report(id.clone())
                 .await

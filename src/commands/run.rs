@@ -26,13 +26,16 @@ pub struct RunArgs {
     /// Call the models even for requests the response cache has answered before.
     #[arg(long)]
     no_cache: bool,
+    /// A run label: the same spec under another label is another sweep, with fresh samples.
+    #[arg(long, env = "CANDOR_RUN")]
+    run: Option<String>,
     /// Do not show progress.
     #[arg(long, short)]
     quiet: bool,
 }
 
 pub async fn run(args: RunArgs) -> i32 {
-    let sweep = match super::load_to_run(&args.spec) {
+    let sweep = match super::load_to_run(&args.spec, args.run.as_deref()) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };

@@ -10,7 +10,7 @@ use candor_queue::Queue;
 use candor_worker::metrics::Metrics as WorkerMetrics;
 use candor_worker::remote::{RemoteOptions, run as run_worker};
 
-use crate::client::{ClientArgs, redact};
+use crate::client::{ClientArgs, redact, redis_url};
 use crate::exit;
 use crate::telemetry::{Endpoints, bind, serve_http};
 
@@ -26,7 +26,11 @@ pub struct CoordinatorArgs {
     /// A PEM CA certificate to trust for a rediss:// Redis (default: the public web roots).
     #[arg(long, env = "CANDOR_REDIS_CA")]
     redis_ca: Option<PathBuf>,
-    /// Address for HTTP /metrics, /healthz and /readyz.
+    /// Read the Redis password from this file (or from the CANDOR_REDIS_PASSWORD environment
+    /// variable); it is added to the Redis URL.
+    #[arg(long, env = "CANDOR_REDIS_PASSWORD_FILE", hide_env_values = true)]
+    redis_password_file: Option<PathBuf>,
+    /// Address for HTTP /metrics, /healthz, /readyz and /queue (the backlog as JSON, for autoscalers).
     #[arg(long, env = "CANDOR_HTTP")]
     http: Option<SocketAddr>,
     /// Read the bearer token clients and workers must present from this file instead of CANDOR_TOKEN.
@@ -55,6 +59,10 @@ pub struct WorkerArgs {
     /// A PEM CA certificate to trust for a rediss:// Redis (default: the public web roots).
     #[arg(long, env = "CANDOR_REDIS_CA")]
     redis_ca: Option<PathBuf>,
+    /// Read the Redis password from this file (or from the CANDOR_REDIS_PASSWORD environment
+    /// variable); it is added to the Redis URL.
+    #[arg(long, env = "CANDOR_REDIS_PASSWORD_FILE", hide_env_values = true)]
+    redis_password_file: Option<PathBuf>,
     /// Jobs calling the models under test at once.
     #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -143,7 +151,11 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
         },
         None => None,
     };
-    let queue = match connect_redis(&a.redis, a.redis_ca.as_ref()).await {
+    let url = match redis_url(&a.redis, a.redis_password_file.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return bad(e),
+    };
+    let queue = match connect_redis(&url, a.redis_ca.as_ref()).await {
         Ok(q) => q,
         Err(e) => return bad(e),
     };
@@ -156,7 +168,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
     let addr = listener.local_addr().expect("bound");
     let http_addr = http.as_ref().map(|l| l.local_addr().expect("bound"));
     if let Some(l) = http {
-        let (m, r) = (co.clone(), co.clone());
+        let (m, r, q) = (co.clone(), co.clone(), co.clone());
         tokio::spawn(serve_http(
             l,
             Endpoints {
@@ -177,6 +189,13 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
                             .map_err(|e| format!("redis: {e}\n"))
                     })
                 }),
+                queue: Some(Arc::new(move || {
+                    let co = q.clone();
+                    Box::pin(async move {
+                        let states = co.all_states().await.map_err(|e| format!("redis: {e}\n"))?;
+                        Ok(candor_coordinator::metrics::queue_json(&states))
+                    })
+                })),
             },
         ));
     }
@@ -222,8 +241,11 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         None => None,
     };
     let redis = match &a.redis {
-        Some(url) => match connect_redis(url, a.redis_ca.as_ref()).await {
-            Ok(q) => Some(q),
+        Some(url) => match redis_url(url, a.redis_password_file.as_deref()) {
+            Ok(url) => match connect_redis(&url, a.redis_ca.as_ref()).await {
+                Ok(q) => Some(q),
+                Err(e) => return bad(e),
+            },
             Err(e) => return bad(e),
         },
         None => None,
@@ -249,6 +271,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
                         }
                     })
                 }),
+                queue: None,
             },
         ));
     }

@@ -74,6 +74,7 @@ pub fn backend_for(m: &ModelEntry, limiter: &Arc<dyn Limiter>, cache: &Option<Ar
         )),
         BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
     };
+    let inner: Arc<dyn Backend> = Arc::new(crate::metrics::Counted(inner));
     let limited = Arc::new(RateLimited::new(
         inner,
         limiter.clone(),
@@ -188,7 +189,7 @@ impl Executor {
                 let turn = Turn {
                     model: &sweep.spec.models[t.model],
                     job_id: sweep.job_id(&t),
-                    seed: t.seed,
+                    seed: sweep.sampling_seed(&t),
                     attempt,
                     condition: &sweep.spec.conditions[t.condition].name,
                 };

@@ -129,6 +129,7 @@ impl Shared {
             spec_path: b.spec_path,
             spec: b.spec,
             files: b.files.into_iter().collect(),
+            run: b.run,
         };
         let sweep = Sweep::from_bundle(&bundle).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
         let ex = Arc::new(Executor::new(
@@ -166,6 +167,8 @@ impl Shared {
                 }
             }
         }
+        let spent: u64 = completions.iter().map(|c| c.cost_micro_usd).sum();
+        self.metrics.cost_micro_usd.fetch_add(spent, Ordering::Relaxed);
         for c in &completions {
             self.finish(&(sweep_id.to_string(), c.index), c.fence);
         }

@@ -431,6 +431,7 @@ pub async fn serve(
             post(move |h: HeaderMap, b: Bytes| handle(o2.clone(), Api::OpenAi, h, b)),
         )
         .route("/stats", get(move || stats(st.clone())))
+        .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
