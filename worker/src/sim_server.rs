@@ -61,9 +61,13 @@ struct Stats {
     rate_limited: AtomicU64,
     injected: AtomicU64,
     unauthorized: AtomicU64,
-    /// Start times of requests answered within the rate limit (last minute and more).
+    admitted: AtomicU64,
+    /// Start times of requests answered within the rate limit: the last
+    /// [`MAX_KEPT_STARTS`] at most, so a long-running server stays bounded.
     accepted_at: Mutex<Vec<f64>>,
 }
+
+const MAX_KEPT_STARTS: usize = 1 << 20;
 
 struct Server {
     cfg: Config,
@@ -235,7 +239,14 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
             );
         }
     };
-    s.stats.accepted_at.lock().expect("lock").push(t);
+    {
+        let mut at = s.stats.accepted_at.lock().expect("lock");
+        if at.len() >= MAX_KEPT_STARTS {
+            at.drain(..MAX_KEPT_STARTS / 2);
+        }
+        at.push(t);
+    }
+    s.stats.admitted.fetch_add(1, Ordering::Relaxed);
     let headers = limit_headers(api, s.cfg.rpm, remaining, Duration::from_secs(60));
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -455,7 +466,7 @@ async fn stats(s: Arc<Server>) -> impl IntoResponse {
         "rate_limited": s.stats.rate_limited.load(Ordering::Relaxed),
         "injected": s.stats.injected.load(Ordering::Relaxed),
         "unauthorized": s.stats.unauthorized.load(Ordering::Relaxed),
-        "admitted": at.len(),
+        "admitted": s.stats.admitted.load(Ordering::Relaxed),
         "window_secs": span,
         "max_admitted_in_any_window": max_window,
     });
