@@ -13,19 +13,39 @@ Run through scripts/check-deploy, which provides the pinned tools (deploy/ci-req
      names the offending field (its `# expect:` line), and accepts the good ones;
   7. compares deploy/compose.yaml's services with the chart's: env var names, ports, probes;
   8. asserts what a user would notice on the rendered objects (no secrets, non-root, probes, the
-     worker's shutdown budget, the nightly job's commands, the contract's ports and args).
+     worker's shutdown budget, the nightly job's commands, the contract's ports and args);
+  9. with --smoke CANDOR_BIN (or $CANDOR_BIN): runs that binary as the all-on render configures it,
+     real processes on 127.0.0.1 only: redis-server, the coordinator and a worker (and sim-server)
+     with the rendered env and args (secretKeyRefs get generated test values, fieldRefs a made-up
+     pod; only listen addresses and the Redis/coordinator addresses are rewritten), each until its
+     rendered readiness probe answers 200; then the nightly CronJob as Kubernetes runs it (the
+     ConfigMap and emptyDir as temp dirs, $(VAR) expanded, CANDOR_RUN from the Job's name): a
+     baseline, the chart rendered again with it as nightly.baseline, submit + compare (exit 0), a
+     retried pod (`already submitted`, same id), and a planted regression (compare exits 1). Then
+     deploy/compose.yaml's coordinator, workers (and sim-server) from their environment until their
+     healthcheck command passes, and its submit and report one-shots.
 
 Exits 1 if anything failed, after a summary. Rendered files are left in target/check-deploy/.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
+import secrets
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -685,10 +705,724 @@ def nightly(ck: Checks, label: str, cj: dict, docs: list[dict], values: dict | N
     ck.check(not problems, f"{label}: {obj_name(cj)} runs submit --wait then compare, as the contract says", problems)
 
 
+# ---------------------------------------------------------------- smoke: the real binary
+
+
+SMOKE_VALUES = CHART / "ci" / "all-on.yaml"
+SMOKE_BUDGET_S = 60  # the whole stage (about 10 s on 2 cores with a debug build)
+JOB_TIMEOUT_S = 45  # one `submit --wait` or `compare`
+NIGHTLY_ID_FILE = "/run/candor/sweep-id"
+# What the smoke stage rewrites: listen addresses to free loopback ports, and these addresses of
+# other services to the test processes. Every other env var, and every name, is used as rendered.
+LISTEN_ENV = ("CANDOR_LISTEN", "CANDOR_HTTP")
+# The planted regression: the sim model complies far more in the training condition.
+REGRESSION = (re.compile(r"(comply:\s*\{\s*training:\s*)0?\.3\d*"), r"\g<1>0.95")
+
+
+class SmokeError(Exception):
+    """A smoke step that cannot go on; its message is the FAIL line."""
+
+    def __init__(self, msg: str, detail: list[str] | None = None) -> None:
+        super().__init__(msg)
+        self.detail = detail or []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def k8s_expand(text: str, env: dict[str, str]) -> str:
+    """$(VAR) as Kubernetes expands it in command, args and env values: a defined variable's value,
+    an undefined reference left as it is, and `$$` for a literal `$`."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            if nxt == "(":
+                end = text.find(")", i + 2)
+                if end != -1:
+                    name = text[i + 2:end]
+                    out.append(env[name] if name in env else text[i:end + 1])
+                    i = end + 1
+                    continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def compose_interpolate(value, shell: dict[str, str]):
+    """Compose's interpolation of ${VAR}, ${VAR:-default}, ${VAR-default}, $VAR and $$ from `shell`."""
+    if isinstance(value, dict):
+        return {k: compose_interpolate(v, shell) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compose_interpolate(v, shell) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group("braced") or m.group("bare")
+        op, default = m.group("op"), m.group("default") or ""
+        have = shell.get(name)
+        if op == ":-":
+            return have if have else default
+        if op == "-":
+            return have if have is not None else default
+        if op in (":?", "?") and (have is None or (op == ":?" and not have)):
+            raise SmokeError(f"compose: ${{{name}}} is required: {default}")
+        return have or ""
+
+    return re.sub(r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|-|:\?|\?)(?P<default>[^}]*))?\}"
+                  r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)", sub, value)
+
+
+def image_env() -> dict[str, str]:
+    """The ENV of deploy/Dockerfile's last stage: what every container starts with."""
+    env: dict[str, str] = {}
+    dockerfile = ROOT / "deploy" / "Dockerfile"
+    if not dockerfile.is_file():
+        return env
+    stages = re.split(r"^FROM\s", dockerfile.read_text(), flags=re.M)
+    for m in re.finditer(r"^ENV\s+(.+)$", stages[-1], re.M):
+        for word in shlex.split(m.group(1)):
+            if "=" in word:
+                k, v = word.split("=", 1)
+                env[k] = v
+    return env
+
+
+def with_address(url: str, addr: str) -> str:
+    """`url` with its host:port replaced by `addr` (scheme, credentials, path unchanged)."""
+    u = urlparse(url)
+    cred = u.netloc.rpartition("@")[0]
+    return u._replace(netloc=(cred + "@" if cred else "") + addr).geturl()
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read(4096).decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(4096).decode(errors="replace")
+    except (OSError, ValueError) as e:
+        return None, str(e)
+
+
+class Proc:
+    def __init__(self, name: str, popen: subprocess.Popen, log: Path) -> None:
+        self.name, self.popen, self.log = name, popen, log
+
+    def tail(self, n: int = 25) -> list[str]:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return [f"[{self.name}] {line}" for line in lines[-n:]]
+
+
+class Smoke:
+    """Starts and stops real processes on loopback, each with its own log under target/check-deploy/smoke/."""
+
+    def __init__(self, ck: Checks, binary: Path, tmp: Path, logs: Path, first_log: int) -> None:
+        self.ck, self.bin, self.tmp, self.logs = ck, binary, tmp, logs
+        self.procs: list[Proc] = []
+        self.secrets: dict[tuple[str, str], str] = {}
+        self.image_env = image_env()
+        self.counter = first_log
+
+    # -- processes
+
+    def base_env(self) -> dict[str, str]:
+        return {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+
+    def argv(self, words: list[str]) -> list[str]:
+        """`candor ...` (the image's ENTRYPOINT, or a command naming the binary) → this binary."""
+        if words and (words[0] == "candor" or words[0].endswith("/candor")):
+            words = words[1:]
+        return [str(self.bin), *words]
+
+    def logfile(self, name: str) -> Path:
+        self.counter += 1
+        return self.logs / f"{self.counter:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.log"
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> Proc:
+        log = self.logfile(name)
+        with open(log, "wb") as f:
+            f.write(f"$ {shlex.join(argv)}\n".encode())
+            f.flush()
+            p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        proc = Proc(name, p, log)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, name: str, argv: list[str], env: dict[str, str], cwd: Path,
+            timeout: float = JOB_TIMEOUT_S) -> tuple[int | None, str, str]:
+        """A one-shot command: (exit code or None on timeout, stdout, stderr); killed on timeout."""
+        log = self.logfile(name)
+        try:
+            r = subprocess.run(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=timeout, check=False)
+            code, out, err = r.returncode, r.stdout, r.stderr
+        except subprocess.TimeoutExpired as e:  # subprocess.run has killed it (by its PID)
+            code = None
+            out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            err = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        log.write_text(f"$ {shlex.join(argv)}\n-- exit {code}\n-- stdout\n{out}-- stderr\n{err}")
+        return code, out, err
+
+    def stop_all(self) -> None:
+        """SIGTERM to each process we started (by PID), SIGKILL to any still there after 5 s."""
+        live = [p for p in self.procs if p.popen.poll() is None]
+        for p in live:
+            p.popen.terminate()
+        deadline = time.monotonic() + 5
+        for p in live:
+            try:
+                p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                Checks.note(f"{p.name} (pid {p.popen.pid}) still running 5 s after SIGTERM: killed")
+                p.popen.kill()
+                p.popen.wait()
+        self.procs = []
+
+    def tails(self, *procs: Proc | None) -> list[str]:
+        return [line for p in procs if p for line in p.tail()]
+
+    def wait_for(self, what: str, proc: Proc, probe, timeout: float = 20.0) -> float:
+        """Polls probe() (-> (ok, detail)) until ok, `proc` exits, or the deadline; seconds taken."""
+        t0 = time.monotonic()
+        deadline, detail = t0 + timeout, ""
+        while time.monotonic() < deadline:
+            ok, detail = probe()
+            if ok:
+                return time.monotonic() - t0
+            if proc.popen.poll() is not None:
+                raise SmokeError(f"{what}: {proc.name} exited with {proc.popen.returncode} before it was ready",
+                                 proc.tail())
+            time.sleep(0.05)
+        raise SmokeError(f"{what}: not ready after {timeout:.0f} s (last: {detail})", proc.tail())
+
+    def wait_http(self, what: str, proc: Proc, url: str, timeout: float = 20.0) -> float:
+        def probe():
+            code, body = http_get(url)
+            return code == 200, f"{code} {body.strip()[:200]}"
+        return self.wait_for(what, proc, probe, timeout)
+
+    # -- Redis
+
+    def redis(self, name: str, password: str | None) -> tuple[Proc, int]:
+        port = free_port()
+        d = self.tmp / name
+        d.mkdir()
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(d)]
+        if password:
+            argv += ["--requirepass", password]
+        return self.start(name, argv, self.base_env(), d), port
+
+    def redis_ping(self, what: str, proc: Proc, port: int, probe_cmd: list[str], env: dict[str, str]) -> float:
+        """The rendered exec probe (`redis-cli ping`) with the test port added, in the container's env."""
+        argv = [probe_cmd[0], "-h", "127.0.0.1", "-p", str(port), *probe_cmd[1:]]
+
+        def probe():
+            r = subprocess.run(argv, env={**self.base_env(), **env}, capture_output=True, text=True, timeout=5, check=False)
+            return r.returncode == 0 and r.stdout.strip() == "PONG", (r.stdout + r.stderr).strip()
+        return self.wait_for(what, proc, probe, 10)
+
+    # -- Kubernetes containers
+
+    def secret(self, name: str, key: str) -> str:
+        return self.secrets.setdefault((name, key), secrets.token_hex(16))
+
+    def k8s_env(self, c: dict, pod: dict, docs: list[dict]) -> dict[str, str]:
+        """The container's env as the kubelet builds it: values ($(VAR) expanded from earlier entries),
+        secretKeyRef → a generated test value, fieldRef → the made-up pod, configMapKeyRef → the render."""
+        env: dict[str, str] = {}
+        if c.get("envFrom"):
+            raise SmokeError(f"container {c['name']}: envFrom is not handled by the smoke stage")
+        for e in c.get("env") or []:
+            name, vf = e["name"], e.get("valueFrom")
+            if vf is None:
+                env[name] = k8s_expand(str(e.get("value", "")), env)
+            elif "secretKeyRef" in vf:
+                ref = vf["secretKeyRef"]
+                env[name] = self.secret(ref["name"], ref["key"])
+            elif "fieldRef" in vf:
+                env[name] = pod_field(pod, vf["fieldRef"]["fieldPath"])
+            elif "configMapKeyRef" in vf:
+                ref = vf["configMapKeyRef"]
+                cm = next((d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == ref["name"]), None)
+                if cm is None or ref["key"] not in (cm.get("data") or {}):
+                    raise SmokeError(f"container {c['name']}: {name} from ConfigMap {ref['name']} key {ref['key']}, not rendered")
+                env[name] = cm["data"][ref["key"]]
+            else:
+                raise SmokeError(f"container {c['name']}: {name} valueFrom {sorted(vf)} is not handled by the smoke stage")
+        return env
+
+    def rewrite(self, env: dict[str, str], targets: dict[str, str]) -> tuple[dict[str, str], dict[int, int], list[str]]:
+        """Only addresses: LISTEN_ENV to free loopback ports (old port → new port in the map), and each
+        env var named in `targets` (a URL) to the test address given there."""
+        out, ports, notes = dict(env), {}, []
+        for k in LISTEN_ENV:
+            if k in out:
+                port = out[k].rpartition(":")[2]
+                if not port.isdigit():
+                    raise SmokeError(f"{k}={out[k]!r} is not HOST:PORT")
+                new = free_port()
+                ports[int(port)] = new
+                out[k] = f"127.0.0.1:{new}"
+                notes.append(f"{k} {env[k]} -> {out[k]}")
+        for k, addr in targets.items():
+            if k in out:
+                out[k] = with_address(out[k], addr)
+                notes.append(f"{k} {env[k]} -> {out[k]}")
+        # Traces go to a loopback port where nothing listens: the smoke run
+        # reaches no address outside 127.0.0.0/8, not even a DNS name.
+        k = "OTEL_EXPORTER_OTLP_ENDPOINT"
+        if k in out:
+            out[k] = f"http://127.0.0.1:{free_port()}"
+            notes.append(f"{k} {env[k]} -> {out[k]}")
+        return out, ports, notes
+
+    def rewrite_arg_addresses(self, args: list[str], ports: dict[int, int]) -> list[str]:
+        """--host/--port (the sim-server's listen address) to loopback and a free port."""
+        out = list(args)
+        for i, a in enumerate(out[:-1]):
+            if a == "--host":
+                out[i + 1] = "127.0.0.1"
+            elif a == "--port" and out[i + 1].isdigit():
+                new = free_port()
+                ports[int(out[i + 1])] = new
+                out[i + 1] = str(new)
+        return out
+
+    def k8s_probe_url(self, c: dict, which: str, ports: dict[int, int]) -> str:
+        g = (c.get(which) or {}).get("httpGet")
+        if not g:
+            raise SmokeError(f"container {c['name']}: {which} is not an httpGet probe")
+        port = port_number(c, g.get("port"))
+        if port not in ports:
+            raise SmokeError(f"container {c['name']}: {which} GETs port {g.get('port')} ({port}), which none of its "
+                             f"listen addresses uses ({sorted(ports)})")
+        return f"{g.get('scheme', 'HTTP').lower()}://127.0.0.1:{ports[port]}{g.get('path', '/')}"
+
+    def pod_dirs(self, pod_name: str, spec: dict, c: dict, cm_dirs: dict[str, Path],
+                 shared: dict[str, Path]) -> dict[str, Path]:
+        """mountPath → a temp dir standing in for the volume: a ConfigMap's data, or an emptyDir
+        (`shared` holds the pod's emptyDirs, so its containers see the same one)."""
+        vols = {v["name"]: v for v in spec.get("volumes") or []}
+        mounts = {}
+        for m in c.get("volumeMounts") or []:
+            v = vols.get(m["name"])
+            if v is None:
+                raise SmokeError(f"container {c['name']}: mounts volume {m['name']}, which the pod does not have")
+            if "configMap" in v:
+                mounts[m["mountPath"]] = cm_dirs[v["configMap"]["name"]]
+            elif "emptyDir" in v:
+                if m["name"] not in shared:
+                    shared[m["name"]] = self.tmp / f"{pod_name}-{m['name']}"
+                    shared[m["name"]].mkdir()
+                mounts[m["mountPath"]] = shared[m["name"]]
+            else:
+                raise SmokeError(f"container {c['name']}: volume {m['name']} ({sorted(v)}) is not handled by the smoke stage")
+        return mounts
+
+
+def rewrite_paths(args: list[str], mounts: dict[str, Path]) -> list[str]:
+    """Each mount path in the args (also as `@/path` or `--x=/path`) → its stand-in directory."""
+    if not mounts:
+        return list(args)
+    paths = {m.rstrip("/"): str(d) for m, d in mounts.items()}
+    pattern = re.compile(r"(?<![\w./-])(" + "|".join(re.escape(m) for m in sorted(paths, key=len, reverse=True))
+                         + r")(?=/|$)")
+    return [pattern.sub(lambda m: paths[m.group(1)], a) for a in args]
+
+
+def pod_field(pod: dict, path: str) -> str:
+    """A fieldRef of the made-up pod (the downward API)."""
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+    if m:
+        value = pod["metadata"][m.group(1)].get(m.group(2))
+        if value is None:
+            raise SmokeError(f"fieldRef {path}: the pod has no such {m.group(1)[:-1]}")
+        return value
+    fields = {"metadata.name": pod["metadata"]["name"], "metadata.namespace": pod["metadata"]["namespace"],
+              "metadata.uid": pod["metadata"]["uid"], "spec.nodeName": "smoke-node",
+              "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+              "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
+    if path not in fields:
+        raise SmokeError(f"fieldRef {path} is not handled by the smoke stage")
+    return fields[path]
+
+
+def made_up_pod(d: dict, name: str, extra_labels: dict[str, str] | None = None) -> dict:
+    spec = pod_spec(d)
+    return {"metadata": {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
+                         "labels": {**pod_labels(d), **(extra_labels or {})}, "annotations": {}},
+            "spec": {"serviceAccountName": spec.get("serviceAccountName", "default")}}
+
+
+def job_pod(cj: dict, job_name: str) -> dict:
+    uid = str(uuid.uuid4())
+    pod = made_up_pod(cj, f"{job_name}-{secrets.token_hex(3)[:5]}", {
+        "batch.kubernetes.io/job-name": job_name, "job-name": job_name,
+        "batch.kubernetes.io/controller-uid": uid, "controller-uid": uid})
+    return pod
+
+
+def container_args(c: dict) -> list[str]:
+    return (c.get("command") or ["candor"]) + (c.get("args") or [])
+
+
+def smoke_k8s(ck: Checks, sm: Smoke) -> None:
+    """The chart's all-on render, run as a cluster would run it, on loopback."""
+    base_values = yaml_file(SMOKE_VALUES)
+    label = rel(SMOKE_VALUES)
+
+    def render(values: dict) -> list[dict]:
+        try:
+            return manifest_docs(render_chart(values))
+        except HelmError as e:
+            raise SmokeError(f"{label}: does not render", str(e).splitlines()) from None
+
+    docs = render(base_values)
+    roles = by_role(docs)
+    for role in ("coordinator", "worker", "redis"):
+        if role not in roles:
+            raise SmokeError(f"{label}: the render has no {role} container")
+    ck.ok(f"{label}: rendered (nightly enabled, bundled Redis); secretKeyRefs get generated test values")
+
+    # 1. Redis, with --requirepass only if the rendered Redis sets one (expanded from its own env).
+    rd, _, rc = roles["redis"][0]
+    redis_env = sm.k8s_env(rc, made_up_pod(rd, f"{rd['metadata']['name']}-0"), docs)
+    rargs = [k8s_expand(a, redis_env) for a in container_args(rc)]
+    password = rargs[rargs.index("--requirepass") + 1] if "--requirepass" in rargs else None
+    redis, rport = sm.redis("k8s-redis", password)
+    probe_cmd = ((rc.get("readinessProbe") or {}).get("exec") or {}).get("command") or ["redis-cli", "ping"]
+    took = sm.redis_ping("k8s redis", redis, rport, probe_cmd, redis_env)
+    ck.ok(f"redis-server on 127.0.0.1:{rport} ({'--requirepass from the rendered secret' if password else 'no password'}); "
+          f"its rendered readiness `{' '.join(probe_cmd)}` (+ -p) answers PONG after {took:.1f} s")
+
+    # 2. The coordinator.
+    procs: dict[str, tuple[Proc, dict[str, str], dict[int, int]]] = {}
+
+    def start(role: str, targets: dict[str, str], probes=("readinessProbe", "livenessProbe")) -> None:
+        d, spec, c = roles[role][0]
+        pod_name = f"{d['metadata']['name']}-{secrets.token_hex(5)}-{secrets.token_hex(3)[:5]}"
+        cenv = sm.k8s_env(c, made_up_pod(d, pod_name), docs)
+        env, ports, notes = sm.rewrite({**sm.image_env, **cenv}, targets)
+        # The kubelet expands $(VAR) from the container's env only (not the image's).
+        args = sm.rewrite_arg_addresses([k8s_expand(a, {k: env[k] for k in cenv}) for a in container_args(c)], ports)
+        work = sm.tmp / pod_name
+        work.mkdir()
+        p = sm.start(f"k8s-{role}", sm.argv(args), {**sm.base_env(), **env}, work)
+        procs[role] = (p, env, ports)
+        ck.note(f"{obj_name(d)} {c['name']}: `candor {' '.join(args[1:])}`, env {', '.join(sorted(cenv)) or '(none)'}"
+                f"{' + the image ENV ' + ', '.join(sorted(sm.image_env)) if sm.image_env else ''}; "
+                f"rewritten: {'; '.join(notes) or 'nothing'}")
+        for which in probes:
+            url = sm.k8s_probe_url(c, which, ports)
+            took = sm.wait_http(f"{obj_name(d)} {which}", p, url)
+            ck.ok(f"{obj_name(d)}: its rendered {which} GET {urlparse(url).path} answers 200 on {urlparse(url).netloc} "
+                  f"after {took:.1f} s")
+
+    start("coordinator", {"CANDOR_REDIS_URL": f"127.0.0.1:{rport}"})
+    grpc_port = port_number(roles["coordinator"][0][2], "grpc")
+    coord_grpc = procs["coordinator"][2].get(grpc_port)
+    if coord_grpc is None:
+        raise SmokeError(f"the coordinator's grpc port {grpc_port} is not among its listen addresses (CANDOR_LISTEN)")
+    coord = f"127.0.0.1:{coord_grpc}"
+    q_url = f"http://127.0.0.1:{procs['coordinator'][2][port_number(roles['coordinator'][0][2], 'http')]}/queue"
+    code, body = http_get(q_url)
+    ck.check(code == 200 and "queue_depth" in body, f"coordinator: GET /queue (what KEDA reads) answers {code} {body.strip()[:80]}")
+
+    # 3. A worker, and the sim-server when the render has one.
+    start("worker", {"CANDOR_REDIS_URL": f"127.0.0.1:{rport}", "CANDOR_COORDINATOR": coord})
+    if "sim-server" in roles:
+        start("sim-server", {})
+
+    # 4. The nightly CronJob.
+    smoke_nightly(ck, sm, base_values, render, coord)
+
+
+def smoke_nightly(ck: Checks, sm: Smoke, base_values: dict, render, coord: str) -> None:
+    docs = render(base_values)
+    cj = next((d for d in docs if d.get("kind") == "CronJob"), None)
+    if cj is None:
+        raise SmokeError(f"{rel(SMOKE_VALUES)}: renders no CronJob")
+    cj_name = cj["metadata"]["name"]
+    # Kubernetes names a CronJob's Jobs <cronjob>-<scheduled time in minutes since the epoch>.
+    baseline_job, night_job, regress_job = (f"{cj_name}-{29_000_000 + i}" for i in (0, 1, 2))
+
+    def job(docs: list[dict], job_name: str, which: str, label: str, pod: dict | None = None,
+            shared: dict[str, Path] | None = None):
+        """Runs one container of the Job's pod (`which`: init or main) with its env and args as
+        Kubernetes builds them. Returns (exit code, stdout, stderr, pod, shared emptyDirs)."""
+        cj = next(d for d in docs if d.get("kind") == "CronJob")
+        spec = pod_spec(cj)
+        c = (spec.get("initContainers") if which == "init" else spec.get("containers"))[0]
+        pod = pod or job_pod(cj, job_name)
+        shared = {} if shared is None else shared
+        cm_dirs = {}
+        for v in spec.get("volumes") or []:
+            if "configMap" in v:
+                name = v["configMap"]["name"]
+                cm = next((d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == name), None)
+                if cm is None:
+                    raise SmokeError(f"{obj_name(cj)}: mounts ConfigMap {name}, which is not rendered")
+                cm_dirs[name] = sm.tmp / f"{pod['metadata']['name']}-cm-{name}"
+                cm_dirs[name].mkdir(exist_ok=True)
+                for k, text in (cm.get("data") or {}).items():
+                    (cm_dirs[name] / k).write_text(text)
+        mounts = sm.pod_dirs(pod["metadata"]["name"], spec, c, cm_dirs, shared)
+        cenv = sm.k8s_env(c, pod, docs)
+        env, _, _ = sm.rewrite({**sm.image_env, **cenv}, {"CANDOR_COORDINATOR": coord})
+        args = [k8s_expand(a, {k: env[k] for k in cenv}) for a in container_args(c)]
+        args = rewrite_paths(args, mounts)
+        work = mounts.get("/var/lib/candor") or sm.tmp
+        code, out, err = sm.run(f"{label}-{c['name']}", sm.argv(args), {**sm.base_env(), **env}, work)
+        run_dir = mounts.get("/run/candor")
+        return code, out, err, pod, shared, c, args, run_dir
+
+    def detail(code, out, err, args) -> list[str]:
+        return ([f"$ candor {shlex.join(args[1:])}", f"exit {code}"] + [f"stdout: {l}" for l in out.splitlines()[-15:]]
+                + [f"stderr: {l}" for l in err.splitlines()[-15:]])
+
+    def submit(docs: list[dict], job_name: str, label: str, pod=None, shared=None):
+        t0 = time.monotonic()
+        code, out, err, pod, shared, c, args, run_dir = job(docs, job_name, "init", label, pod, shared)
+        id_path = (run_dir / Path(NIGHTLY_ID_FILE).name) if run_dir else None
+        sweep = id_path.read_text().strip() if id_path and id_path.is_file() else ""
+        ok = code == 0 and re.fullmatch(r"[0-9a-f]{16}", sweep) is not None
+        ck.check(ok, f"{label}: initContainer `{c['name']}` (CANDOR_RUN={job_name}) exits 0 and writes sweep id "
+                     f"{sweep or '(none)'} to the id file ({time.monotonic() - t0:.1f} s)",
+                 detail(code, out, err, args) + sm.tails(*sm.procs))
+        if not ok:
+            raise SmokeError(f"{label}: cannot go on without a sweep id")
+        return sweep, pod, shared, err
+
+    # The baseline: the init container once, under another run label.
+    baseline, _, _, _ = submit(docs, baseline_job, "nightly baseline")
+    values = json.loads(json.dumps(base_values))
+    values["nightly"]["baseline"] = baseline
+    docs = render(values)
+    compare_args = pod_spec(next(d for d in docs if d.get("kind") == "CronJob"))["containers"][0].get("args") or []
+    ck.check(baseline in compare_args, f"nightly: rendered again with nightly.baseline={baseline}: the compare "
+                                       "container's args name it", str(compare_args))
+
+    # A night with the unchanged spec.
+    night, pod, shared, _ = submit(docs, night_job, "nightly")
+    ck.check(night != baseline, f"nightly: a new run label is a new sweep ({night} != baseline {baseline})")
+    t0 = time.monotonic()
+    code, out, err, _, _, c, args, _ = job(docs, night_job, "main", "nightly", pod, shared)
+    ck.check(code == 0, f"nightly: container `{c['name']}` exits 0 for the unchanged spec ({time.monotonic() - t0:.1f} s)",
+             detail(code, out, err, args))
+
+    # The Job's pod retried: a new pod (fresh emptyDir), the same Job name.
+    again, _, _, err = submit(docs, night_job, "nightly retry")
+    ck.check("already submitted" in err and again == night,
+             f"nightly retry: the same CANDOR_RUN says `already submitted` and names the same sweep ({again})",
+             err.splitlines()[-10:])
+
+    # A planted regression.
+    spec = base_values["nightly"]["spec"]
+    changed = REGRESSION[0].sub(REGRESSION[1], spec, count=1)
+    if changed == spec:
+        raise SmokeError(f"nightly: {rel(SMOKE_VALUES)}'s nightly.spec has no `comply: {{training: 0.3...` to plant the "
+                         "regression in")
+    values["nightly"]["spec"] = changed
+    docs = render(values)
+    regressed, pod, shared, _ = submit(docs, regress_job, "regression")
+    code, out, err, _, _, c, args, _ = job(docs, regress_job, "main", "regression", pod, shared)
+    ck.check(code == 1 and "training" in out,
+             f"regression (comply training 0.3 -> 0.95): container `{c['name']}` exits 1, flagging the training "
+             f"condition (exit {code})", detail(code, out, err, args))
+
+
+def smoke_compose(ck: Checks, sm: Smoke) -> None:
+    """deploy/compose.yaml's candor services started from their environment, on loopback."""
+    # Interpolated as `docker compose` does from a shell that sets none of the file's variables.
+    shell: dict[str, str] = {}
+    services = compose_interpolate(yaml_file(COMPOSE).get("services") or {}, shell)
+    ck.ok(f"{rel(COMPOSE)}: interpolated from a shell setting none of its variables (so every ${{VAR:-default}} "
+          "takes its default)")
+
+    def env_of(svc: dict) -> dict[str, str]:
+        # A key without a value passes the shell's value through, and is unset when the shell has none.
+        return {k: str(v) for k, v in compose_env(svc).items() if v is not None}
+
+    def command(svc: dict) -> list[str]:
+        cmd = svc.get("command") or []
+        cmd = shlex.split(cmd) if isinstance(cmd, str) else [str(w) for w in cmd]
+        entry = svc.get("entrypoint") or ["candor"]
+        entry = shlex.split(entry) if isinstance(entry, str) else entry
+        return [*entry, *cmd]
+
+    # depends_on order.
+    order, seen = [], set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        deps = services[name].get("depends_on") or {}
+        for dep in (deps if isinstance(deps, list) else sorted(deps)):
+            visit(dep)
+        order.append(name)
+    for name in sorted(services):
+        visit(name)
+
+    addrs: dict[str, dict[int, int]] = {}  # service → {container port: loopback port}
+    redis_svc = next((n for n, s in services.items() if "redis" in str(s.get("image", "")).split(":")[0]), None)
+    if redis_svc is None:
+        raise SmokeError(f"{rel(COMPOSE)}: has no redis service")
+    rcmd = command(services[redis_svc])[1:] if services[redis_svc].get("entrypoint") else [
+        str(w) for w in services[redis_svc].get("command") or []]
+    password = rcmd[rcmd.index("--requirepass") + 1] if "--requirepass" in rcmd else None
+    redis, rport = sm.redis("compose-redis", password)
+    addrs[redis_svc] = {6379: rport}
+    hc = ((services[redis_svc].get("healthcheck") or {}).get("test") or ["CMD", "redis-cli", "ping"])
+    took = sm.redis_ping(f"compose {redis_svc}", redis, rport, [w for w in hc if w not in ("CMD", "CMD-SHELL")],
+                         env_of(services[redis_svc]))
+    ck.ok(f"compose {redis_svc}: redis-server on 127.0.0.1:{rport}; its healthcheck `redis-cli ping` (+ -p) answers "
+          f"PONG after {took:.1f} s")
+
+    def target(url: str) -> str:
+        u = urlparse(url)
+        if u.hostname not in addrs or (u.port or 0) not in addrs[u.hostname]:
+            raise SmokeError(f"compose: {url} names no started service's port ({sorted(addrs)})")
+        return f"127.0.0.1:{addrs[u.hostname][u.port]}"
+
+    volumes_tmp: dict[str, Path] = {}
+
+    def mounts_of(name: str, svc: dict) -> dict[str, Path]:
+        """Named volumes → a temp dir each (shared between services); bind mounts → the host path
+        (read-only ones only; a writable bind mount of the repository gets a temp dir instead)."""
+        out = {}
+        for v in svc.get("volumes") or []:
+            parts = v.split(":") if isinstance(v, str) else [v.get("source"), v.get("target"), "ro" if v.get("read_only") else "rw"]
+            src, dst, mode = parts[0], parts[1], (parts[2] if len(parts) > 2 else "rw")
+            if src.startswith((".", "/")):
+                out[dst] = (COMPOSE.parent / src).resolve() if mode == "ro" else sm.tmp / f"compose-{name}-out"
+                out[dst].mkdir(exist_ok=True)
+            else:
+                if src not in volumes_tmp:
+                    volumes_tmp[src] = sm.tmp / f"compose-volume-{src}"
+                    volumes_tmp[src].mkdir()
+                out[dst] = volumes_tmp[src]
+        for t in svc.get("tmpfs") or []:
+            out[t] = sm.tmp / f"compose-{name}-tmpfs-{t.strip('/').replace('/', '-')}"
+            out[t].mkdir(exist_ok=True)
+        return out
+
+    # The long-running services in depends_on order, then the one-shots as deploy/compose.yaml's
+    # header runs them: submit, then report.
+    steps = [n for n in order if len(command(services[n])) > 1 and command(services[n])[1] in ROLES]
+    steps += sorted((n for n in order if len(command(services[n])) > 1 and command(services[n])[1] in ("submit", "report")),
+                    key=lambda n: ("submit", "report").index(command(services[n])[1]))
+    one_shot: dict[str, str] = {}
+    for name in steps:
+        svc = services[name]
+        words = command(svc)
+        if name == redis_svc:
+            continue
+        env = {**sm.image_env, **env_of(svc)}
+        targets = {k: target(env[k]) for k in ("CANDOR_REDIS_URL", "CANDOR_COORDINATOR") if k in env}
+        env, ports, notes = sm.rewrite(env, targets)
+        mounts = mounts_of(name, svc)
+        args = rewrite_paths(sm.rewrite_arg_addresses(words, ports), mounts)
+        work = mounts.get(svc.get("working_dir") or "/var/lib/candor") or sm.tmp
+        full_env = {**sm.base_env(), **env}
+        if words[1] in ("submit", "report"):
+            if any(n not in addrs for n in (svc.get("depends_on") or {})):
+                ck.note(f"compose {name}: skipped, a service it depends on did not start")
+                continue
+            t0 = time.monotonic()
+            code, out, err = sm.run(f"compose-{name}", sm.argv(args), full_env, work)
+            files = sorted(p.name for p in mounts.get("/out", Path("/nonexistent")).glob("*")) if words[1] == "report" else []
+            extra = f"; wrote {', '.join(files)}" if files else ""
+            ok = code == 0 and (words[1] != "report" or {"report.json", "report.md", "report.html"} <= set(files))
+            ck.check(ok, f"compose {name}: `candor {shlex.join(args[1:])}` exits 0 ({time.monotonic() - t0:.1f} s){extra}",
+                     [f"exit {code}"] + [f"stdout: {l}" for l in out.splitlines()[-10:]]
+                     + [f"stderr: {l}" for l in err.splitlines()[-15:]] + (sm.tails(*sm.procs) if not ok else []))
+            one_shot[name] = "ok" if ok else "failed"
+            continue
+        p = sm.start(f"compose-{name}", sm.argv(args), full_env, work)
+        addrs[name] = ports
+        ck.note(f"compose {name}: `candor {' '.join(args[1:])}`; rewritten: {'; '.join(notes) or 'nothing'}")
+        test = (svc.get("healthcheck") or {}).get("test")
+        if not test or (svc.get("healthcheck") or {}).get("disable"):
+            test = ["CMD", "candor", "probe"]  # the image's HEALTHCHECK
+        words_hc = shlex.split(" ".join(test[1:])) if test[0] == "CMD-SHELL" else list(test[1:] if test[0] == "CMD" else test)
+        hc_args = []
+        for w in words_hc:
+            u = urlparse(w) if w.startswith(("http://", "https://")) else None
+            if u and u.port in ports:
+                w = with_address(w, f"{u.hostname}:{ports[u.port]}")
+            elif u:
+                raise SmokeError(f"compose {name}: healthcheck {w} is on port {u.port}, not one the service listens on "
+                                 f"({sorted(ports)})")
+            hc_args.append(w)
+        hc_argv = sm.argv(hc_args)
+
+        def probe():
+            r = subprocess.run(hc_argv, env=full_env, capture_output=True, text=True, timeout=10, check=False)
+            return r.returncode == 0, f"exit {r.returncode}: {(r.stdout + r.stderr).strip()[-200:]}"
+        took = sm.wait_for(f"compose {name} healthcheck", p, probe)
+        ck.ok(f"compose {name}: its healthcheck `candor {' '.join(hc_args[1:])}` exits 0 after {took:.1f} s")
+    if not one_shot:
+        ck.note("compose: no submit/report services to run")
+
+
+def smoke(ck: Checks, binary: Path) -> None:
+    t0 = time.monotonic()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        ck.fail(f"{binary}: no such executable (build it with `cargo build`)")
+        return
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        ck.fail("redis-server/redis-cli are not on PATH (Debian: apt-get install redis-server)")
+        return
+    r = run([str(binary), "--version"])
+    ck.note(f"binary {rel(binary.resolve())}: {r.stdout.strip()}, built "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(binary.stat().st_mtime))}")
+    logs = OUT / "smoke"
+    if logs.exists():
+        shutil.rmtree(logs)
+    logs.mkdir(parents=True)
+    # A SIGTERM to this script unwinds through the `finally` below, which stops what it started.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    for i, (part, fn) in enumerate((("chart", smoke_k8s), ("compose", smoke_compose))):
+        with tempfile.TemporaryDirectory(prefix=f"candor-smoke-{part}-") as tmp:
+            sm = Smoke(ck, binary.resolve(), Path(tmp), logs, 50 * i)
+            try:
+                fn(ck, sm)
+            except SmokeError as e:
+                ck.fail(str(e), e.detail + ([""] + sm.tails(*sm.procs) if not e.detail else []))
+            except Exception as e:  # a bug in this script must not leave processes behind
+                ck.fail(f"{part}: {type(e).__name__}: {e}", sm.tails(*sm.procs))
+            finally:
+                sm.stop_all()
+    signal.signal(signal.SIGTERM, previous)
+    elapsed = time.monotonic() - t0
+    ck.check(elapsed < SMOKE_BUDGET_S, f"smoke stage took {elapsed:.1f} s (budget {SMOKE_BUDGET_S} s); logs in {rel(OUT / 'smoke')}")
+
+
 # ---------------------------------------------------------------- main
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", metavar="CANDOR_BIN", type=Path, default=os.environ.get("CANDOR_BIN") or None,
+                    help="also run this candor binary with the configuration the chart and the compose file give it "
+                         "(default: $CANDOR_BIN; without either, no smoke stage)")
+    opts = ap.parse_args()
     ck = Checks()
     OUT.mkdir(parents=True, exist_ok=True)
     combos = [("default", {})] + [(f.stem, yaml_file(f)) for f in sorted((CHART / "ci").glob("*.yaml"))]
@@ -747,6 +1481,13 @@ def main() -> int:
             properties(ck, name, renders[name], merged_values(values))
     if kustomized:
         properties(ck, "kustomize", load_docs(kustomized.read_text()), None)
+
+    if opts.smoke:
+        ck.step(f"9. smoke: {opts.smoke} run with the configuration {rel(SMOKE_VALUES)} renders, and {rel(COMPOSE)}'s "
+                "(real processes on loopback)")
+        smoke(ck, opts.smoke if opts.smoke.is_absolute() else Path.cwd() / opts.smoke)
+    else:
+        ck.note("no smoke stage: give a built binary with --smoke target/debug/candor (or CANDOR_BIN)")
 
     print(f"\n== summary: {ck.passed} checks passed, {len(ck.failures)} failed")
     for f in ck.failures:
