@@ -27,8 +27,18 @@ impl Drop for Guard {
 /// Sets up logging, and trace export if configured. Needs a tokio runtime
 /// when exporting.
 pub fn init(service: &'static str, default_filter: &str) -> Guard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let filter = match std::env::var("CANDOR_LOG") {
+        Ok(f) if !f.trim().is_empty() => match tracing_subscriber::EnvFilter::builder().parse(&f) {
+            Ok(filter) => filter,
+            Err(e) => {
+                eprintln!(
+                    "error: CANDOR_LOG `{f}` is not a log filter (such as info, or warn,candor_worker=debug): {e}"
+                );
+                std::process::exit(crate::exit::BAD_INPUT);
+            }
+        },
+        _ => tracing_subscriber::EnvFilter::new(default_filter),
+    };
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());

@@ -191,3 +191,19 @@ fn a_missing_api_key_is_named_at_validate_time_and_never_shown() {
     assert!(stderr(&o).contains("never holds the key"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("sk-ant-abc-123"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_bad_log_filter_is_refused_naming_candor_log() {
+    let (sb, spec) = setup();
+    sb.file("s.yaml", &spec);
+    for filter in ["info,candor_worker=loud", "nonsense["] {
+        let o = sb
+            .cmd(&["run", "s.yaml", "--store", "store", "--out", "out"])
+            .env("CANDOR_LOG", filter)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("CANDOR_LOG `{filter}`")), "{}", stderr(&o));
+        assert!(!sb.join("store").exists() && !sb.join("out").exists());
+    }
+}
