@@ -54,6 +54,8 @@ enum Command {
     Cancel(commands::remote::IdArgs),
     /// Lease a paused sweep's jobs again, once what paused it is fixed.
     Resume(commands::remote::IdArgs),
+    /// Delete an ended sweep and everything stored for it in Redis (cancel a running one first).
+    Delete(commands::remote::IdArgs),
     /// List the sweeps a coordinator knows.
     List(commands::remote::ListArgs),
     /// Serve the Anthropic and OpenAI APIs from the simulated model, for dry runs and load tests.
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
                     Command::Report(args) => commands::remote::report(args).await,
                     Command::Cancel(args) => commands::remote::cancel(args).await,
                     Command::Resume(args) => commands::remote::resume(args).await,
+                    Command::Delete(args) => commands::remote::delete(args).await,
                     Command::List(args) => commands::remote::list(args).await,
                     Command::SimServer(args) => commands::serve::sim_server(args).await,
                     Command::Bench(_) | Command::Validate { .. } | Command::Probe(_) => {

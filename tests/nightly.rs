@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 fn read_id(c: &Cluster, file: &str) -> String {
@@ -215,4 +217,55 @@ fn workers_count_every_answer_of_a_model_api_and_probes_answer() {
     let o = probe(&[], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("CANDOR_HTTP"), "{}", stderr(&o));
+}
+
+#[test]
+fn ended_sweeps_can_be_deleted_and_workers_shrug_off_a_deleted_sweep() {
+    let mut c = Cluster::start(false, 5_000);
+    c.sb.file("data.csv", &dataset(20));
+    c.sb.file("slow.yaml", &sim_spec(300, 5));
+    c.sb.file("quick.yaml", &sim_spec(0, 1).replace("name: small", "name: quick"));
+    // Worker 0 records straight to Redis, worker 1 through the coordinator.
+    c.add_worker(4, None);
+    c.add_worker(4, None);
+    let slow = c.submit("slow.yaml");
+    eventually(Duration::from_secs(30), "both workers busy with the slow sweep", || {
+        c.status(&slow)["jobs_in_flight"].as_u64().unwrap_or(0) >= 8
+    });
+
+    // A running sweep is not deleted.
+    let o = c.candor(&["delete", &slow]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cancel it first"), "{}", stderr(&o));
+    assert_eq!(c.status(&slow)["state"], "running");
+
+    // Cancelled, it is, while its jobs are still running on both workers.
+    assert_eq!(c.candor(&["cancel", &slow]).status.code(), Some(0));
+    let o = c.candor(&["delete", &slow]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("deleted sweep"), "{}", stdout(&o));
+    let mut con = c.redis.con();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("candor:s:{slow}:*"))
+        .query(&mut con)
+        .unwrap();
+    assert!(left.is_empty(), "keys left behind: {left:?}");
+    let o = c.candor(&["status", &slow]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(c.candor(&["delete", &slow]).status.code(), Some(4));
+
+    // The workers drop the deleted sweep's results and go on with the next one.
+    let quick = c.submit("quick.yaml");
+    let o = c.candor(&["watch", &quick]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    c.check(&quick, 40);
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("candor:s:{slow}:*"))
+        .query(&mut con)
+        .unwrap();
+    assert!(left.is_empty(), "late results recreated keys: {left:?}");
+    for w in ["worker0.log", "worker1.log"] {
+        let log = c.log_text(w);
+        assert!(log.contains("sweep is gone; dropping its results"), "{w}:\n{log}");
+    }
 }

@@ -433,6 +433,29 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
         self.change_state(req, true).await
     }
 
+    async fn delete(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        let id = req.into_inner().sweep_id;
+        let id = check_id(&id)?;
+        let state = self
+            .0
+            .queue
+            .delete(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
+        if state == "running" || state == "paused" {
+            return Err(Status::failed_precondition(format!(
+                "sweep {id} is {state}; cancel it first (`candor cancel {id}`)"
+            )));
+        }
+        tracing::info!(sweep.id = %id, %state, "sweep deleted");
+        Ok(Response::new(pb::DeleteResponse {
+            sweep_id: id.to_string(),
+            state,
+        }))
+    }
+
     async fn report(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::ReportResponse>, Status> {
         self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
         let r = self.0.report(check_id(&req.into_inner().sweep_id)?).await?;

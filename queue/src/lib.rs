@@ -55,6 +55,7 @@ struct Scripts {
     fail: Script,
     cancel: Script,
     resume: Script,
+    delete: Script,
     limit: Script,
 }
 
@@ -261,6 +262,7 @@ impl Queue {
                 fail: script(include_str!("lua/fail.lua")),
                 cancel: script(include_str!("lua/cancel.lua")),
                 resume: script(include_str!("lua/resume.lua")),
+                delete: script(include_str!("lua/delete.lua")),
                 limit: script(include_str!("lua/limit.lua")),
             }),
         })
@@ -411,6 +413,14 @@ impl Queue {
     pub async fn resume(&self, id: &str) -> Result<Option<String>, QueueError> {
         let mut con = self.con.clone();
         Ok(self.scripts.resume.arg(id).invoke_async(&mut con).await?)
+    }
+
+    /// Deletes an ended sweep and everything stored for it. Returns the
+    /// state it had — `running` or `paused` mean it was left alone — or None
+    /// if there is no such sweep.
+    pub async fn delete(&self, id: &str) -> Result<Option<String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(self.scripts.delete.arg(id).invoke_async(&mut con).await?)
     }
 
     /// Sweep ids, oldest first.

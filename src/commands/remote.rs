@@ -259,6 +259,24 @@ pub async fn resume(a: IdArgs) -> i32 {
     )
 }
 
+pub async fn delete(a: IdArgs) -> i32 {
+    done(
+        async {
+            let mut c = a.client.sweeps()?;
+            let r = c
+                .delete(pb::SweepRef {
+                    sweep_id: sweep_id(&a.id)?,
+                })
+                .await
+                .map_err(|s| rpc_failure("delete", &s))?
+                .into_inner();
+            println!("deleted sweep {} ({}) and its results", r.sweep_id, r.state);
+            Ok(exit::OK)
+        }
+        .await,
+    )
+}
+
 pub async fn watch(a: IdArgs) -> i32 {
     done(async { follow(&a.client, &sweep_id(&a.id)?).await }.await)
 }

@@ -161,7 +161,14 @@ impl Shared {
         loop {
             match self.try_record(sweep_id, &completions, &failures).await {
                 Ok(()) => break,
-                Err(e) => {
+                Err(RecordError::Gone) => {
+                    // Deleted while its jobs ran: nothing to record them in.
+                    tracing::warn!(sweep.id = %sweep_id, results = completions.len() + failures.len(), "sweep is gone; dropping its results");
+                    let n = (completions.len() + failures.len()) as u64;
+                    self.metrics.refused.fetch_add(n, Ordering::Relaxed);
+                    break;
+                }
+                Err(RecordError::Other(e)) => {
                     tracing::warn!(error = %e, sweep.id = %sweep_id, "recording results failed; retrying");
                     backoff.wait().await;
                 }
@@ -177,12 +184,12 @@ impl Shared {
         }
     }
 
-    async fn try_record(&self, id: &str, cs: &[Completion], fs: &[Failure]) -> Result<(), String> {
+    async fn try_record(&self, id: &str, cs: &[Completion], fs: &[Failure]) -> Result<(), RecordError> {
         let m = &self.metrics;
         let (recorded, outcomes): (Vec<Recorded>, Vec<FailOutcome>) = match &self.redis {
             Some(q) => (
-                q.complete(id, cs).await.map_err(|e| e.to_string())?,
-                q.fail(id, fs).await.map_err(|e| e.to_string())?,
+                q.complete(id, cs).await.map_err(RecordError::queue)?,
+                q.fail(id, fs).await.map_err(RecordError::queue)?,
             ),
             None => {
                 let mut client = self.client.clone();
@@ -215,7 +222,7 @@ impl Shared {
                                 .collect(),
                         })
                         .await
-                        .map_err(|e| e.to_string())?
+                        .map_err(RecordError::rpc)?
                         .into_inner();
                     m.completed.fetch_add(u64::from(r.recorded), Ordering::Relaxed);
                     m.refused.fetch_add(u64::from(r.duplicate + r.stale), Ordering::Relaxed);
@@ -242,7 +249,7 @@ impl Shared {
                                 .collect(),
                         })
                         .await
-                        .map_err(|e| e.to_string())?
+                        .map_err(RecordError::rpc)?
                         .into_inner();
                     m.retried.fetch_add(u64::from(r.retried), Ordering::Relaxed);
                     m.dead_lettered.fetch_add(u64::from(r.dead_lettered), Ordering::Relaxed);
@@ -309,6 +316,30 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
         }
     }
     by
+}
+
+/// Why results could not be recorded.
+enum RecordError {
+    /// The sweep no longer exists (it was deleted): retrying cannot help.
+    Gone,
+    /// Redis or the coordinator failed; retrying may.
+    Other(String),
+}
+
+impl RecordError {
+    fn queue(e: candor_queue::QueueError) -> Self {
+        match e {
+            candor_queue::QueueError::NoSuchSweep(_) => RecordError::Gone,
+            e => RecordError::Other(e.to_string()),
+        }
+    }
+
+    fn rpc(s: tonic::Status) -> Self {
+        match s.code() {
+            tonic::Code::NotFound => RecordError::Gone,
+            _ => RecordError::Other(s.to_string()),
+        }
+    }
 }
 
 /// Runs the worker until `shutdown` turns true, then drains and returns.

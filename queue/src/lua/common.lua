@@ -18,6 +18,7 @@
 --   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|yK" -> count
 --   candor:s:ID:cutoff       HASH   cell -> first seed skipped (early stopping)
 --   candor:s:ID:decided      HASH   cell -> highest seed whose start was decided
+-- delete.lua names every candor:s:ID:* key above: keep it in step.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,0 +1,22 @@
+-- ARGV: id. Deletes a sweep that has ended (done, cancelled, out of budget):
+-- its bundle, results, counters and every other key. A running or paused
+-- sweep is left as it is (cancel it first). Returns the state it had (the
+-- caller tells "running"/"paused" apart as a refusal), or false if there is
+-- no such sweep. UNLINK frees the memory off Redis's main thread.
+local id = ARGV[1]
+local meta = k(id, 'meta')
+local state = redis.call('HGET', meta, 'state')
+if not state then
+  return false
+end
+if state == 'running' or state == 'paused' then
+  return state
+end
+for _, name in ipairs({'meta', 'bundle', 'cursor', 'leases', 'fences', 'attempts', 'retry', 'errors',
+                       'dying', 'done', 'results', 'dead', 'tally', 'cutoff', 'decided'}) do
+  redis.call('UNLINK', k(id, name))
+end
+redis.call('ZREM', 'candor:sweeps', id)
+redis.call('SREM', 'candor:dying', id)
+redis.call('LREM', 'candor:active', 0, id)
+return state
