@@ -46,6 +46,10 @@ pub struct CoordinatorArgs {
     #[arg(long, env = "CANDOR_LEASE_TTL_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
     lease_ttl_ms: u64,
+    /// Print the effective configuration (flags over CANDOR_* variables over defaults, secrets
+    /// shown only as set or not) and exit.
+    #[arg(long)]
+    dump_config: bool,
 }
 
 #[derive(clap::Args)]
@@ -74,14 +78,118 @@ pub struct WorkerArgs {
     #[arg(long, env = "CANDOR_HTTP")]
     http: Option<SocketAddr>,
     /// Seconds running jobs may take to finish after SIGTERM before they are handed back.
-    #[arg(long, env = "CANDOR_GRACE_SECS", default_value_t = 30)]
+    #[arg(long, env = "CANDOR_GRACE_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
     grace_secs: u64,
     /// Call the models even for requests the response cache (in Redis) has answered before.
-    #[arg(long)]
+    #[arg(long, env = "CANDOR_NO_CACHE")]
     no_cache: bool,
     /// This worker's name in logs [default: host name and process id].
     #[arg(long, env = "CANDOR_WORKER_ID")]
     id: Option<String>,
+    /// Print the effective configuration (flags over CANDOR_* variables over defaults, secrets
+    /// shown only as set or not) and exit.
+    #[arg(long)]
+    dump_config: bool,
+}
+
+/// `KEY=value` lines of an effective configuration, in the environment's
+/// terms, so they can be compared with what a deployment sets.
+struct Dump(String);
+
+impl Dump {
+    fn new() -> Self {
+        Dump(String::new())
+    }
+
+    fn set(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.0, "{key}={value}");
+        self
+    }
+
+    fn opt<T: std::fmt::Display>(&mut self, key: &str, value: Option<T>) -> &mut Self {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self.set(key, "(unset)"),
+        }
+    }
+
+    fn path(&mut self, key: &str, value: Option<&PathBuf>) -> &mut Self {
+        self.opt(key, value.map(|p| p.display().to_string()))
+    }
+
+    /// A secret: whether it is set, never its value.
+    fn secret(&mut self, key: &str) -> &mut Self {
+        let set = std::env::var_os(key).is_some_and(|v| !v.is_empty());
+        self.set(key, if set { "(set)" } else { "(unset)" })
+    }
+
+    fn print(&self) -> i32 {
+        print!("{}", self.0);
+        exit::OK
+    }
+}
+
+fn dump_redis(d: &mut Dump, url: Option<&str>, ca: Option<&PathBuf>, password_file: Option<&PathBuf>) {
+    d.opt("CANDOR_REDIS_URL", url.map(redact))
+        .path("CANDOR_REDIS_CA", ca)
+        .path("CANDOR_REDIS_PASSWORD_FILE", password_file)
+        .secret("CANDOR_REDIS_PASSWORD");
+}
+
+fn dump_common(d: &mut Dump) {
+    d.secret("CANDOR_TOKEN")
+        .opt("CANDOR_LOG", std::env::var("CANDOR_LOG").ok())
+        .opt(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
+        );
+}
+
+impl CoordinatorArgs {
+    fn dump(&self) -> i32 {
+        let mut d = Dump::new();
+        d.set("CANDOR_LISTEN", self.listen).opt("CANDOR_HTTP", self.http);
+        dump_redis(
+            &mut d,
+            Some(&self.redis),
+            self.redis_ca.as_ref(),
+            self.redis_password_file.as_ref(),
+        );
+        d.path("CANDOR_TOKEN_FILE", self.token_file.as_ref())
+            .path("CANDOR_TLS_CERT", self.tls_cert.as_ref())
+            .path("CANDOR_TLS_KEY", self.tls_key.as_ref())
+            .set("CANDOR_LEASE_TTL_MS", self.lease_ttl_ms);
+        dump_common(&mut d);
+        d.print()
+    }
+}
+
+impl WorkerArgs {
+    fn dump(&self) -> i32 {
+        let mut d = Dump::new();
+        d.set("CANDOR_COORDINATOR", &self.client.coordinator)
+            .path("CANDOR_TOKEN_FILE", self.client.token_file.as_ref())
+            .path("CANDOR_TLS_CA", self.client.tls_ca.as_ref());
+        dump_redis(
+            &mut d,
+            self.redis.as_deref(),
+            self.redis_ca.as_ref(),
+            self.redis_password_file.as_ref(),
+        );
+        d.set("CANDOR_CONCURRENCY", self.concurrency)
+            .set(
+                "CANDOR_JUDGE_CONCURRENCY",
+                self.judge_concurrency.unwrap_or(self.concurrency),
+            )
+            .opt("CANDOR_HTTP", self.http)
+            .set("CANDOR_GRACE_SECS", self.grace_secs)
+            .set("CANDOR_NO_CACHE", self.no_cache)
+            .opt("CANDOR_WORKER_ID", self.id.as_ref());
+        dump_common(&mut d);
+        d.print()
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
@@ -125,6 +233,9 @@ async fn connect_redis(url: &str, ca: Option<&PathBuf>) -> Result<Queue, String>
 }
 
 pub async fn coordinator(a: CoordinatorArgs) -> i32 {
+    if a.dump_config {
+        return a.dump();
+    }
     let token = match candor_proto::auth::Token::load(a.token_file.as_deref()) {
         Ok(t) => t,
         Err(e) => {
@@ -225,6 +336,9 @@ fn bad(msg: String) -> i32 {
 }
 
 pub async fn worker(a: WorkerArgs) -> i32 {
+    if a.dump_config {
+        return a.dump();
+    }
     let token = match a.client.token() {
         Ok(t) => t,
         Err(f) => return bad(f.1),
