@@ -86,50 +86,28 @@ pub struct Endpoints {
     pub queue: Option<Probe>,
 }
 
+/// A GET route answering `probe`'s text with `content_type`, or 503 with its error.
+fn text_route(probe: Probe, content_type: &'static str) -> axum::routing::MethodRouter {
+    use axum::http::StatusCode;
+    axum::routing::get(move || {
+        let probe = probe.clone();
+        async move {
+            match probe().await {
+                Ok(text) => (StatusCode::OK, [("content-type", content_type)], text),
+                Err(e) => (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/plain")], e),
+            }
+        }
+    })
+}
+
 /// Serves `/metrics`, `/healthz`, `/readyz` (and `/queue` when given) on `listener`.
 pub async fn serve_http(listener: tokio::net::TcpListener, e: Endpoints) {
-    use axum::http::StatusCode;
-    use axum::routing::get;
-    let (metrics, ready) = (e.metrics, e.ready);
     let mut app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    match metrics().await {
-                        Ok(text) => (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], text),
-                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/plain")], e),
-                    }
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    match ready().await {
-                        Ok(s) => (StatusCode::OK, s),
-                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
-                    }
-                }
-            }),
-        );
+        .route("/metrics", text_route(e.metrics, "text/plain; version=0.0.4"))
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route("/readyz", text_route(e.ready, "text/plain"));
     if let Some(queue) = e.queue {
-        app = app.route(
-            "/queue",
-            get(move || {
-                let queue = queue.clone();
-                async move {
-                    match queue().await {
-                        Ok(json) => (StatusCode::OK, [("content-type", "application/json")], json),
-                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/plain")], e),
-                    }
-                }
-            }),
-        );
+        app = app.route("/queue", text_route(queue, "application/json"));
     }
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "http endpoint stopped");

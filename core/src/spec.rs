@@ -594,14 +594,17 @@ pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<String, Strin
     String::from_utf8(bytes).map_err(|_| format!("{what} `{}` is not UTF-8 text", path.display()))
 }
 
-fn check_label(ctx: &Ctx<'_>, field: &str, label: &str) -> Result<(), SpecError> {
-    let ok = !label.is_empty()
-        && label.len() <= 100
+/// At most 100 letters, digits, `-`, `_` or `.`, not starting with `.`.
+fn is_label_text(label: &str) -> bool {
+    label.len() <= 100
         && !label.starts_with('.')
         && label
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn check_label(ctx: &Ctx<'_>, field: &str, label: &str) -> Result<(), SpecError> {
+    if !label.is_empty() && is_label_text(label) {
         Ok(())
     } else {
         Err(ctx.err(
@@ -778,12 +781,7 @@ pub struct Bundle {
 
 /// Checks a run label: what `--run` may be.
 pub fn check_run_label(run: &str) -> Result<(), String> {
-    let ok = run.len() <= 100
-        && !run.starts_with('.')
-        && run
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if is_label_text(run) {
         Ok(())
     } else {
         Err(format!(
