@@ -56,6 +56,7 @@ from helm_python.errors import HelmError
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "candor"
 KUSTOMIZE = ROOT / "deploy" / "k8s"
+GRAFANA_DASHBOARD = ROOT / "deploy" / "grafana" / "candor.json"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 YAMLLINT_CONFIG = ROOT / "deploy" / "yamllint.yaml"
 OUT = ROOT / "target" / "check-deploy"
@@ -805,10 +806,10 @@ def with_address(url: str, addr: str) -> str:
     return u._replace(netloc=(cred + "@" if cred else "") + addr).geturl()
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
+def http_get(url: str, timeout: float = 2.0, limit: int = 4096) -> tuple[int | None, str]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read(4096).decode(errors="replace")
+            return r.status, r.read(limit).decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read(4096).decode(errors="replace")
     except (OSError, ValueError) as e:
@@ -1150,6 +1151,51 @@ def smoke_k8s(ck: Checks, sm: Smoke) -> None:
 
     # 4. The nightly CronJob.
     smoke_nightly(ck, sm, base_values, render, coord)
+
+    # 5. The dashboard asks only for series the running binaries export.
+    http_port = port_number(roles["coordinator"][0][2], "http")
+    smoke_dashboard(ck, {
+        "coordinator": f"http://127.0.0.1:{procs['coordinator'][2][http_port]}/metrics",
+        "worker": f"http://127.0.0.1:{procs['worker'][2][port_number(roles['worker'][0][2], 'http')]}/metrics",
+    })
+
+
+def smoke_dashboard(ck: Checks, metrics_urls: dict[str, str]) -> None:
+    """Every candor_* name in deploy/grafana/candor.json's queries is a family (or a histogram's
+    _bucket/_sum/_count) that the coordinator's or the worker's /metrics exports."""
+    exported: dict[str, str] = {}
+    for who, url in metrics_urls.items():
+        code, text = http_get(url, limit=4 << 20)
+        if code != 200:
+            raise SmokeError(f"{who}: GET {url} answered {code}", text.splitlines()[:5])
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 4 and parts[:2] == ["#", "TYPE"]:
+                names = [parts[2]]
+                if parts[3] == "histogram":
+                    names += [parts[2] + sfx for sfx in ("_bucket", "_sum", "_count")]
+                for n in names:
+                    exported.setdefault(n, who)
+    dashboard = json.loads(GRAFANA_DASHBOARD.read_text())
+    exprs: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("expr", "query") and isinstance(v, str):
+                    exprs.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(dashboard)
+    used = sorted({m for e in exprs for m in re.findall(r"\bcandor_[a-z0-9_]+", e)})
+    missing = [m for m in used if m not in exported]
+    ck.check(bool(used) and not missing,
+             f"{rel(GRAFANA_DASHBOARD)}: the {len(used)} metric names its {len(exprs)} queries use are all exported "
+             f"by the running coordinator and worker", [f"not exported: {m}" for m in missing])
 
 
 def smoke_nightly(ck: Checks, sm: Smoke, base_values: dict, render, coord: str) -> None:
