@@ -62,6 +62,7 @@ fn flags_win_over_the_environment_and_secrets_never_show() {
         "CANDOR_NO_CACHE=true",
         "CANDOR_WORKER_ID=worker-7",
         "CANDOR_GRACE_SECS=30",
+        "CANDOR_CACHE_TTL_DAYS=30",
         "CANDOR_TOKEN=(unset)",
     ] {
         assert!(out.lines().any(|l| l == line), "no `{line}` in\n{out}");

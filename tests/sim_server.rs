@@ -187,6 +187,14 @@ fn workers_share_the_cache_in_redis() {
     c.check(&b, 40);
     let report = c.sb.json(&format!("report-{b}/report.json"));
     assert_eq!(report["sweep"]["cache_hits"].as_u64(), Some(calls));
+    // One key per answered request, each expiring within the default 30 days.
+    let mut con = c.redis.con();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("candor:cache:*").query(&mut con).unwrap();
+    assert_eq!(keys.len() as u64, calls, "{keys:?}");
+    for k in &keys {
+        let ttl: i64 = redis::cmd("TTL").arg(k).query(&mut con).unwrap();
+        assert!(ttl > 29 * 86_400 && ttl <= 30 * 86_400, "{k}: ttl {ttl}");
+    }
 }
 
 fn keyed_spec(sb: &Sandbox, port: u16) -> String {

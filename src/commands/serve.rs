@@ -84,6 +84,10 @@ pub struct WorkerArgs {
     /// Call the models even for requests the response cache (in Redis) has answered before.
     #[arg(long, env = "CANDOR_NO_CACHE")]
     no_cache: bool,
+    /// Days a response stays in the response cache in Redis.
+    #[arg(long, env = "CANDOR_CACHE_TTL_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3650))]
+    cache_ttl_days: u64,
     /// This worker's name in logs [default: host name and process id].
     #[arg(long, env = "CANDOR_WORKER_ID")]
     id: Option<String>,
@@ -186,6 +190,7 @@ impl WorkerArgs {
             .opt("CANDOR_HTTP", self.http)
             .set("CANDOR_GRACE_SECS", self.grace_secs)
             .set("CANDOR_NO_CACHE", self.no_cache)
+            .set("CANDOR_CACHE_TTL_DAYS", self.cache_ttl_days)
             .opt("CANDOR_WORKER_ID", self.id.as_ref());
         dump_common(&mut d);
         d.print()
@@ -420,6 +425,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         grace: Duration::from_secs(a.grace_secs),
         worker_id,
         cache: !a.no_cache,
+        cache_ttl: Duration::from_secs(a.cache_ttl_days * 86_400),
     };
     match run_worker(opts, metrics, rx).await {
         Ok(()) => exit::OK,

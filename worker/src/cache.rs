@@ -2,7 +2,8 @@
 //! has seen before from storage instead of the model. The key is a hash of
 //! the full request: backend, endpoint, model, system prompt, every message,
 //! every sampling parameter, and the seed. Locally the cache is a file in the
-//! store directory; distributed, a hash in Redis shared by every worker.
+//! store directory; distributed, keys in Redis shared by every worker, each
+//! expiring after the worker's `--cache-ttl-days`.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -193,24 +194,32 @@ impl Cache for FileCache {
     }
 }
 
-/// The cache in Redis, shared by every worker.
-pub struct RedisCache(pub redis::aio::ConnectionManager);
+/// The cache in Redis, shared by every worker: one key per request,
+/// `candor:cache:<key>`, that expires `ttl` after it was written, so the
+/// cache stays bounded by what a fleet asks within that time.
+pub struct RedisCache {
+    pub con: redis::aio::ConnectionManager,
+    pub ttl: std::time::Duration,
+}
 
-const REDIS_KEY: &str = "candor:cache";
+/// The prefix of the cache's keys in Redis.
+pub const REDIS_PREFIX: &str = "candor:cache:";
+
+fn redis_key(key: &Key) -> String {
+    format!("{REDIS_PREFIX}{}", candor_core::hash::hex(key))
+}
 
 impl Cache for RedisCache {
     fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
         Box::pin(async move {
-            let mut con = self.0.clone();
-            con.hget(REDIS_KEY, candor_core::hash::hex(&key))
-                .await
-                .map_err(|e| e.to_string())
+            let mut con = self.con.clone();
+            con.get(redis_key(&key)).await.map_err(|e| e.to_string())
         })
     }
     fn put<'a>(&'a self, key: Key, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let mut con = self.0.clone();
-            con.hset::<_, _, _, ()>(REDIS_KEY, candor_core::hash::hex(&key), value)
+            let mut con = self.con.clone();
+            con.set_ex::<_, _, ()>(redis_key(&key), value, self.ttl.as_secs().max(1))
                 .await
                 .map_err(|e| e.to_string())
         })

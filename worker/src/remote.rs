@@ -49,6 +49,8 @@ pub struct RemoteOptions {
     pub worker_id: String,
     /// Answer repeated model calls from the response cache in Redis (needs `redis`).
     pub cache: bool,
+    /// How long a response stays in the Redis cache.
+    pub cache_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -359,7 +361,10 @@ pub async fn run(
         }
     };
     let cache: Option<Arc<dyn Cache>> = match (&opts.redis, opts.cache) {
-        (Some(q), true) => Some(Arc::new(RedisCache(q.connection()))),
+        (Some(q), true) => Some(Arc::new(RedisCache {
+            con: q.connection(),
+            ttl: opts.cache_ttl,
+        })),
         _ => None,
     };
     let shared = Arc::new(Shared {
