@@ -87,9 +87,10 @@ ROLES = {
         "readiness": ("/readyz", 9090),
         "liveness": ("/healthz", 9090),
         "env": {"CANDOR_COORDINATOR", "CANDOR_REDIS_URL", "CANDOR_TOKEN", "CANDOR_HTTP", "CANDOR_CONCURRENCY",
-                "CANDOR_GRACE_SECS", "CANDOR_WORKER_ID", "CANDOR_LOG"},
+                "CANDOR_GRACE_SECS", "CANDOR_CACHE_TTL_DAYS", "CANDOR_WORKER_ID", "CANDOR_LOG"},
         # Plus the model API keys (apiKeys).
-        "optional_env": {"CANDOR_REDIS_PASSWORD", "CANDOR_JUDGE_CONCURRENCY", "OTEL_EXPORTER_OTLP_ENDPOINT"},
+        "optional_env": {"CANDOR_REDIS_PASSWORD", "CANDOR_JUDGE_CONCURRENCY", "CANDOR_NO_CACHE",
+                         "OTEL_EXPORTER_OTLP_ENDPOINT"},
     },
     "sim-server": {
         "args": ["sim-server", "--host", "0.0.0.0", "--port", "8089", "--latency-ms", "20"],

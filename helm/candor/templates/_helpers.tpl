@@ -142,6 +142,12 @@ The environment of candor's processes, in one place so that names cannot drift b
 {{- end }}
 - name: CANDOR_GRACE_SECS
   value: {{ $v.worker.graceSecs | quote }}
+- name: CANDOR_CACHE_TTL_DAYS
+  value: {{ $v.worker.cacheTtlDays | quote }}
+{{- if $v.worker.noCache }}
+- name: CANDOR_NO_CACHE
+  value: "true"
+{{- end }}
 - name: CANDOR_WORKER_ID
   valueFrom:
     fieldRef:
