@@ -1129,6 +1129,8 @@ def smoke_k8s(ck: Checks, sm: Smoke) -> None:
         ck.note(f"{obj_name(d)} {c['name']}: `candor {' '.join(args[1:])}`, env {', '.join(sorted(cenv)) or '(none)'}"
                 f"{' + the image ENV ' + ', '.join(sorted(sm.image_env)) if sm.image_env else ''}; "
                 f"rewritten: {'; '.join(notes) or 'nothing'}")
+        if role in ("coordinator", "worker"):
+            smoke_dump_config(ck, sm, f"{obj_name(d)} {c['name']}", args, {**sm.base_env(), **env}, work, cenv)
         for which in probes:
             url = sm.k8s_probe_url(c, which, ports)
             took = sm.wait_http(f"{obj_name(d)} {which}", p, url)
@@ -1159,6 +1161,29 @@ def smoke_k8s(ck: Checks, sm: Smoke) -> None:
         "coordinator": f"http://127.0.0.1:{procs['coordinator'][2][http_port]}/metrics",
         "worker": f"http://127.0.0.1:{procs['worker'][2][port_number(roles['worker'][0][2], 'http')]}/metrics",
     })
+
+
+# Shown by --dump-config only as set or unset.
+DUMPED_AS_SET = {"CANDOR_TOKEN", "CANDOR_REDIS_PASSWORD"}
+
+
+def smoke_dump_config(ck: Checks, sm: Smoke, who: str, args: list[str], env: dict[str, str], cwd: Path,
+                      rendered: dict[str, str]) -> None:
+    """The binary reads every CANDOR_* variable the render sets, with the value it was given: a
+    misspelt name in a template would otherwise be ignored without a word."""
+    code, out, err = sm.run(f"{who.split()[0].split('/')[-1]}-dump-config", sm.argv([*args, "--dump-config"]), env, cwd)
+    if code != 0:
+        raise SmokeError(f"{who}: `candor {' '.join(args[1:])} --dump-config` exited {code}", err.splitlines()[-5:])
+    shown = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    wrong = []
+    for k in sorted(n for n in rendered if n.startswith("CANDOR_")):
+        want = "(set)" if k in DUMPED_AS_SET else env[k]
+        if shown.get(k) != want:
+            wrong.append(f"{k}: given {want!r}, the binary took {shown.get(k, 'no such setting')!r}")
+    secrets_shown = [v for k, v in env.items() if k in DUMPED_AS_SET and v and v in out]
+    ck.check(not wrong and not secrets_shown,
+             f"{who}: --dump-config shows every CANDOR_* variable of the render taken as given, no secret value",
+             wrong + ["a secret value is printed"] * bool(secrets_shown))
 
 
 def smoke_dashboard(ck: Checks, metrics_urls: dict[str, str]) -> None:
