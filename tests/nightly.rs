@@ -221,7 +221,9 @@ fn workers_count_every_answer_of_a_model_api_and_probes_answer() {
 
 #[test]
 fn ended_sweeps_can_be_deleted_and_workers_shrug_off_a_deleted_sweep() {
-    let mut c = Cluster::start(false, 5_000);
+    // Leases long enough that no renewal (which would cancel the jobs of a
+    // cancelled sweep) comes between the deletion and the jobs' results.
+    let mut c = Cluster::start(false, 60_000);
     c.sb.file("data.csv", &dataset(20));
     c.sb.file("slow.yaml", &sim_spec(300, 5));
     c.sb.file("quick.yaml", &sim_spec(0, 1).replace("name: small", "name: quick"));
