@@ -85,10 +85,7 @@ pub fn rpc_failure(what: &str, s: &tonic::Status) -> Fail {
 /// With neither, the URL is used as given.
 pub fn redis_url(url: &str, file: Option<&Path>) -> Result<String, String> {
     let password = match file {
-        Some(p) => {
-            let text = read_secret(p).map_err(|e| format!("--redis-password-file {}: {e}", p.display()))?;
-            Some(text)
-        }
+        Some(p) => Some(read_secret(p).map_err(|e| format!("--redis-password-file: {e}"))?),
         None => std::env::var("CANDOR_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()),
     };
     let Some(password) = password else {
@@ -118,14 +115,7 @@ pub fn redis_url(url: &str, file: Option<&Path>) -> Result<String, String> {
 
 /// A secret from a file: at most 64 KiB, one trailing newline dropped.
 fn read_secret(p: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(p)
-        .and_then(|f| f.take(64 * 1024 + 1).read_to_string(&mut text))
-        .map_err(|e| e.to_string())?;
-    if text.len() > 64 * 1024 {
-        return Err("larger than 64 KiB".into());
-    }
+    let text = candor_core::spec::read_limited(p, 64 * 1024, "password file")?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\r').unwrap_or(text);
     if text.is_empty() {

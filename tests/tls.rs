@@ -251,30 +251,24 @@ fn a_wrong_redis_password_is_a_clear_error_without_the_password() {
         .arg("right-pw-91")
         .query(&mut con)
         .unwrap();
-    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port);
-    let o = sb
-        .cmd(&["coordinator", "--listen", "127.0.0.1:0"])
-        .env("CANDOR_REDIS_URL", &url)
-        .env("CANDOR_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(err.contains("--redis redis://***@127.0.0.1"), "{err}");
-    assert!(!err.contains(PASSWORD), "{err}");
-
-    // The same wrong password from CANDOR_REDIS_PASSWORD, beside a URL without one.
-    let o = sb
-        .cmd(&["coordinator", "--listen", "127.0.0.1:0"])
-        .env("CANDOR_REDIS_URL", format!("redis://127.0.0.1:{}", redis.port))
-        .env("CANDOR_REDIS_PASSWORD", PASSWORD)
-        .env("CANDOR_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(err.contains("--redis redis://***@127.0.0.1"), "{err}");
-    assert!(!err.contains(PASSWORD), "{err}");
+    // A wrong password in the URL, or from CANDOR_REDIS_PASSWORD beside a URL without one.
+    let bare = format!("redis://127.0.0.1:{}", redis.port);
+    let in_url = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port);
+    for env in [
+        vec![("CANDOR_REDIS_URL", in_url.as_str())],
+        vec![("CANDOR_REDIS_URL", bare.as_str()), ("CANDOR_REDIS_PASSWORD", PASSWORD)],
+    ] {
+        let o = sb
+            .cmd(&["coordinator", "--listen", "127.0.0.1:0"])
+            .envs(env)
+            .env("CANDOR_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("--redis redis://***@127.0.0.1"), "{err}");
+        assert!(!err.contains(PASSWORD), "{err}");
+    }
 
     // The right one from the environment: the coordinator starts and serves.
     let mut coord = sb

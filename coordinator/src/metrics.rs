@@ -77,13 +77,7 @@ impl Metrics {
                 QUEUE_DEPTH,
                 "gauge",
                 "Jobs not yet finished and not in flight, per running sweep.",
-                |x| {
-                    if x.state == "running" {
-                        x.total.saturating_sub(x.done + x.skipped + x.in_flight)
-                    } else {
-                        0
-                    }
-                },
+                |x| if x.state == "running" { waiting(x) } else { 0 },
             ),
             (IN_FLIGHT, "gauge", "Jobs under a lease, per sweep.", |x| x.in_flight),
             (SWEEP_JOBS, "gauge", "Jobs in the sweep.", |x| x.total),
@@ -108,6 +102,11 @@ impl Metrics {
     }
 }
 
+/// Jobs of a sweep not yet finished, skipped or under a lease.
+fn waiting(x: &SweepState) -> u64 {
+    x.total.saturating_sub(x.done + x.skipped + x.in_flight)
+}
+
 /// The fleet's backlog as JSON, for autoscalers (KEDA's `metrics-api`
 /// trigger reads `queue_depth`): jobs waiting and under a lease across the
 /// running sweeps.
@@ -115,7 +114,7 @@ pub fn queue_json(sweeps: &[SweepState]) -> String {
     let running = sweeps.iter().filter(|x| x.state == "running");
     let (mut depth, mut in_flight, mut n) = (0u64, 0u64, 0u64);
     for x in running {
-        depth += x.total.saturating_sub(x.done + x.skipped + x.in_flight);
+        depth += waiting(x);
         in_flight += x.in_flight;
         n += 1;
     }

@@ -331,12 +331,7 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
             .into_inner()
             .bundle
             .ok_or_else(|| Status::invalid_argument("bundle: missing"))?;
-        let bundle = Bundle {
-            spec_path: b.spec_path,
-            spec: b.spec,
-            files: b.files.into_iter().collect(),
-            run: b.run,
-        };
+        let bundle = Bundle::from(b);
         if bundle.size() > MAX_BUNDLE_BYTES {
             return Err(Status::invalid_argument(format!(
                 "bundle: larger than {MAX_BUNDLE_BYTES} bytes"
@@ -673,12 +668,7 @@ impl pb::workers_server::Workers for WorkersApi {
             .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
         let b: Bundle =
             serde_json::from_str(&json).map_err(|e| Status::internal(format!("stored bundle of {id}: {e}")))?;
-        Ok(Response::new(pb::SpecBundle {
-            spec_path: b.spec_path,
-            spec: b.spec,
-            files: b.files.into_iter().collect(),
-            run: b.run,
-        }))
+        Ok(Response::new(b.into()))
     }
 }
 

@@ -1242,9 +1242,10 @@ impl Sweep {
         if let Some(e) = spec.early_stopping {
             labels["early_stopping"] = serde_json::json!(e);
         }
-        let run_hash = (!bundle.run.is_empty()).then(|| hash::parts("candor.run.v1", &[bundle.run.as_bytes()]));
+        let mut run_hash = None;
         if !bundle.run.is_empty() {
             labels["run"] = serde_json::json!(bundle.run);
+            run_hash = Some(hash::parts("candor.run.v1", &[bundle.run.as_bytes()]));
         }
         let mut parts: Vec<&[u8]> = Vec::new();
         let labels_s = labels.to_string();
@@ -1388,18 +1389,19 @@ impl Sweep {
 
     pub fn job_id(&self, t: &JobTuple) -> JobId {
         let seed = t.seed.to_le_bytes();
-        let mut parts: Vec<&[u8]> = vec![
+        let [m, v, q, c, p]: [&[u8]; 5] = [
             &self.model_hashes[t.model],
             &self.variant_hashes[t.variant],
             &self.row_hashes[t.query],
             &self.cond_hashes[t.condition],
             &self.protocol_hash,
-            &seed,
         ];
-        if let Some(run) = &self.run_hash {
-            parts.push(run);
-        }
-        let h = hash::parts("candor.job.v1", &parts);
+        // No allocation: this runs once per job. Without a run label the
+        // parts (and so the ids of existing sweeps) are as they always were.
+        let h = match &self.run_hash {
+            None => hash::parts("candor.job.v1", &[m, v, q, c, p, &seed]),
+            Some(run) => hash::parts("candor.job.v1", &[m, v, q, c, p, &seed, run]),
+        };
         let mut id = [0u8; 16];
         id.copy_from_slice(&h[..16]);
         JobId(id)

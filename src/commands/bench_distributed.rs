@@ -82,12 +82,7 @@ fn one(jobs: u64, workers: u32, concurrency: u32) -> Result<(f64, u64, Vec<u64>,
         let mut c = pb::sweeps_client::SweepsClient::with_interceptor(ch, Attach::new(&Token::new(token)));
         let started = Instant::now();
         let req = pb::SubmitRequest {
-            bundle: Some(pb::SpecBundle {
-                spec_path: bundle.spec_path.clone(),
-                spec: bundle.spec.clone(),
-                files: bundle.files.clone().into_iter().collect(),
-                run: String::new(),
-            }),
+            bundle: Some(bundle.clone().into()),
         };
         let id = loop {
             match c.submit(req.clone()).await {

@@ -89,7 +89,7 @@ fn run(rpm: u32, minutes: u32, workers: u32, concurrency: u32, latency_ms: u64) 
         let ch = tonic::transport::Endpoint::from_shared(url.clone()).map_err(|e| e.to_string())?.connect_lazy();
         let mut c = pb::sweeps_client::SweepsClient::with_interceptor(ch, Attach::new(&Token::new(TOKEN)));
         let req = pb::SubmitRequest {
-            bundle: Some(pb::SpecBundle { spec_path: bundle.spec_path, spec: bundle.spec, files: bundle.files.into_iter().collect(), run: String::new() }),
+            bundle: Some(bundle.into()),
         };
         let started = Instant::now();
         let id = loop {

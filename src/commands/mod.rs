@@ -14,6 +14,16 @@ use std::path::Path;
 use candor_core::Sweep;
 use candor_core::spec::Bundle;
 
+/// The spec and the files it names, under the run label `--run` gave, if any.
+pub fn bundle(spec: &Path, run: Option<&str>) -> Result<Bundle, String> {
+    let mut bundle = Bundle::collect(spec).map_err(|e| e.to_string())?;
+    if let Some(run) = run {
+        candor_core::spec::check_run_label(run).map_err(|m| format!("--run: {m}"))?;
+        bundle.run = run.to_string();
+    }
+    Ok(bundle)
+}
+
 /// Loads a spec that this process will run, under a run label if given: its
 /// API keys must be here too.
 pub fn load_to_run(spec: &Path, run: Option<&str>) -> Result<Sweep, i32> {
@@ -21,12 +31,9 @@ pub fn load_to_run(spec: &Path, run: Option<&str>) -> Result<Sweep, i32> {
         eprintln!("error: {e}");
         crate::exit::BAD_INPUT
     };
-    let mut bundle = Bundle::collect(spec).map_err(|e| fail(e.to_string()))?;
-    if let Some(run) = run {
-        candor_core::spec::check_run_label(run).map_err(|m| fail(format!("--run: {m}")))?;
-        bundle.run = run.to_string();
-    }
-    let sweep = Sweep::from_bundle(&bundle).map_err(|e| fail(e.to_string()))?;
+    let sweep = bundle(spec, run)
+        .and_then(|b| Sweep::from_bundle(&b).map_err(|e| e.to_string()))
+        .map_err(fail)?;
     sweep.check_keys().map_err(|e| {
         eprintln!("error: {e}");
         crate::exit::BAD_INPUT

@@ -1,10 +1,9 @@
 //! Commands against a coordinator: submit, status, watch, report, cancel, list.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use candor_core::spec::Bundle;
 use candor_proto::v1 as pb;
 use tokio_stream::StreamExt;
 
@@ -84,11 +83,8 @@ pub fn sweep_id(arg: &str) -> Result<String, Fail> {
     let Some(path) = arg.strip_prefix('@') else {
         return Ok(arg.to_string());
     };
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_ID_FILE_BYTES).read_to_string(&mut text))
-        .map_err(|e| Fail(exit::BAD_INPUT, format!("{arg}: cannot read the sweep id: {e}")))?;
+    let text = candor_core::spec::read_limited(Path::new(path), MAX_ID_FILE_BYTES, "sweep id file")
+        .map_err(|e| Fail(exit::BAD_INPUT, format!("{arg}: {e}")))?;
     let id = text.trim();
     if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Fail(
@@ -102,21 +98,12 @@ pub fn sweep_id(arg: &str) -> Result<String, Fail> {
 pub async fn submit(a: SubmitArgs) -> i32 {
     done(
         async {
-            let mut bundle = Bundle::collect(&a.spec).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
-            if let Some(run) = &a.run {
-                candor_core::spec::check_run_label(run).map_err(|m| Fail(exit::BAD_INPUT, format!("--run: {m}")))?;
-                bundle.run = run.clone();
-            }
+            let bundle = super::bundle(&a.spec, a.run.as_deref()).map_err(|e| Fail(exit::BAD_INPUT, e))?;
             // Check here too, so a bad spec fails before any network.
             candor_core::Sweep::from_bundle(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
             let mut c = a.client.sweeps()?;
             let req = pb::SubmitRequest {
-                bundle: Some(pb::SpecBundle {
-                    spec_path: bundle.spec_path,
-                    spec: bundle.spec,
-                    files: bundle.files.into_iter().collect(),
-                    run: bundle.run,
-                }),
+                bundle: Some(bundle.into()),
             };
             let r = c.submit(req).await.map_err(|s| rpc_failure("submit", &s))?.into_inner();
             eprintln!(

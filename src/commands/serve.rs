@@ -206,8 +206,10 @@ async fn signalled() {
     }
 }
 
-/// Connects to Redis, retrying while it is not up yet.
-async fn connect_redis(url: &str, ca: Option<&PathBuf>) -> Result<Queue, String> {
+/// Connects to Redis (with the password from `password_file` or the
+/// environment added to `url`), retrying while it is not up yet.
+async fn connect_redis(url: &str, ca: Option<&PathBuf>, password_file: Option<&PathBuf>) -> Result<Queue, String> {
+    let url = &redis_url(url, password_file.map(PathBuf::as_path))?;
     let shown = redact(url);
     let ca = match ca {
         Some(p) => Some(std::fs::read(p).map_err(|e| format!("--redis-ca {}: {e}", p.display()))?),
@@ -267,11 +269,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
         },
         None => None,
     };
-    let url = match redis_url(&a.redis, a.redis_password_file.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return bad(e),
-    };
-    let queue = match connect_redis(&url, a.redis_ca.as_ref()).await {
+    let queue = match connect_redis(&a.redis, a.redis_ca.as_ref(), a.redis_password_file.as_ref()).await {
         Ok(q) => q,
         Err(e) => return bad(e),
     };
@@ -360,11 +358,8 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         None => None,
     };
     let redis = match &a.redis {
-        Some(url) => match redis_url(url, a.redis_password_file.as_deref()) {
-            Ok(url) => match connect_redis(&url, a.redis_ca.as_ref()).await {
-                Ok(q) => Some(q),
-                Err(e) => return bad(e),
-            },
+        Some(url) => match connect_redis(url, a.redis_ca.as_ref(), a.redis_password_file.as_ref()).await {
+            Ok(q) => Some(q),
             Err(e) => return bad(e),
         },
         None => None,

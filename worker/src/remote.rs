@@ -127,12 +127,7 @@ impl Shared {
             })
             .await?
             .into_inner();
-        let bundle = Bundle {
-            spec_path: b.spec_path,
-            spec: b.spec,
-            files: b.files.into_iter().collect(),
-            run: b.run,
-        };
+        let bundle = Bundle::from(b);
         let sweep = Sweep::from_bundle(&bundle).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
         let ex = Arc::new(Executor::new(
             Arc::new(sweep),
@@ -165,8 +160,8 @@ impl Shared {
                 Ok(()) => break,
                 Err(RecordError::Gone) => {
                     // Deleted while its jobs ran: nothing to record them in.
-                    tracing::warn!(sweep.id = %sweep_id, results = completions.len() + failures.len(), "sweep is gone; dropping its results");
                     let n = (completions.len() + failures.len()) as u64;
+                    tracing::warn!(sweep.id = %sweep_id, results = n, "sweep is gone; dropping its results");
                     self.metrics.refused.fetch_add(n, Ordering::Relaxed);
                     break;
                 }

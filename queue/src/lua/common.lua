@@ -28,6 +28,12 @@ local function k(id, name)
   return 'candor:s:' .. id .. ':' .. name
 end
 
+-- A sweep's meta key and its state (false when there is no such sweep).
+local function meta_and_state(id)
+  local meta = k(id, 'meta')
+  return meta, redis.call('HGET', meta, 'state')
+end
+
 -- Records the result of job idx; the caller has checked that it has none.
 local function record(id, idx, status, bits, cell, payload, ncls)
   redis.call('SETBIT', k(id, 'done'), idx, 1)

@@ -4,8 +4,7 @@
 -- caller tells "running"/"paused" apart as a refusal), or false if there is
 -- no such sweep. UNLINK frees the memory off Redis's main thread.
 local id = ARGV[1]
-local meta = k(id, 'meta')
-local state = redis.call('HGET', meta, 'state')
+local _, state = meta_and_state(id)
 if not state then
   return false
 end

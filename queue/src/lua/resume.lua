@@ -1,7 +1,6 @@
 -- ARGV: id. Leases a paused sweep's jobs again. Returns its state, or false.
 local id = ARGV[1]
-local meta = k(id, 'meta')
-local state = redis.call('HGET', meta, 'state')
+local meta, state = meta_and_state(id)
 if not state then
   return false
 end
