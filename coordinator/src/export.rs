@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use candor_core::Sweep;
-use candor_core::report::{Report, Tally};
+use candor_core::report::{Failures, Report, Tally};
 use candor_core::store::{StoreError, SweepLog};
+use candor_core::{ErrorKind, Status, Sweep};
 use candor_core::{csv, html};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,9 @@ pub fn export(
                 return;
             }
             tally.add(sweep, &meta);
+            if meta.status == Status::Failed {
+                count_failure(sweep, &mut tally.failures, meta.index, payload);
+            }
             if let Err(e) = w.write_all(payload).and_then(|()| w.write_all(b"\n")) {
                 io_err = Some(e);
             }
@@ -77,6 +80,29 @@ pub fn export(
     write_atomic(&out.join("report.md"), |w| w.write_all(report.to_markdown().as_bytes()))?;
     write_views(&report, out)?;
     Ok(report)
+}
+
+/// Counts a failed result towards its model's failures, by the kind of error
+/// its stored JSON gives.
+pub fn count_failure(sweep: &Sweep, failures: &mut Failures, index: u64, payload: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Failed {
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        error_kind: Option<ErrorKind>,
+    }
+    let model = sweep.space.decode(index).model;
+    let f = serde_json::from_slice::<Failed>(payload).unwrap_or(Failed {
+        error: None,
+        error_kind: None,
+    });
+    failures.add(
+        model,
+        f.error_kind,
+        f.error.as_deref().unwrap_or("(no error recorded)"),
+        1,
+    );
 }
 
 /// Writes `report.html` and `results.csv` into `out` from `report` and the

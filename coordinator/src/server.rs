@@ -213,7 +213,11 @@ impl Coordinator {
             let items: Vec<Completion> = jobs
                 .iter()
                 .map(|(idx, why)| {
-                    let f = ex.failed(*idx, &format!("dead-lettered: {why}"));
+                    let f = ex.failed(
+                        *idx,
+                        &format!("dead-lettered: {why}"),
+                        Some(candor_core::ErrorKind::Abandoned),
+                    );
                     Completion {
                         index: *idx,
                         fence: 0,

@@ -87,19 +87,21 @@ pub fn compare(baseline: &Report, candidate: &Report, threshold: f64) -> Vec<Cha
         else {
             continue;
         };
-        let ci = |x: &crate::report::Gap| Interval {
-            rate: x.diff,
-            lo: x.lo,
-            hi: x.hi,
+        let ci = |x: &crate::report::Gap| match (x.diff, x.lo, x.hi) {
+            (Some(rate), Some(lo), Some(hi)) => Some(Interval { rate, lo, hi }),
+            _ => None,
         };
-        let change = mover(ci(g), ci(b));
+        let (Some(cg), Some(cb)) = (ci(g), ci(b)) else {
+            continue;
+        };
+        let change = mover(cg, cb);
         out.push(Change {
             model: g.model.clone(),
             variant: g.variant.clone(),
             what: format!("{} − {}", g.a, g.b),
             metric: "gap",
-            baseline: b.diff,
-            candidate: g.diff,
+            baseline: cb.rate,
+            candidate: cg.rate,
             flagged: flag(&change, threshold),
             change,
         });

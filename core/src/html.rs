@@ -853,14 +853,15 @@ impl Page<'_> {
                     let paired = g
                         .paired
                         .map_or_else(String::new, |p| format!(", paired {}", ci_pts(p.lo, p.hi)));
+                    let (diff, ci) = gap_text(g);
                     w!(
                         svg,
-                        "<text class=\"gap\" x=\"{X0}\" y=\"{:.1}\">gap {} − {}: {} pts, 95% CI {}{}</text>",
+                        "<text class=\"gap\" x=\"{X0}\" y=\"{:.1}\">gap {} − {}: {}, 95% CI {}{}</text>",
                         y + 10.0,
                         esc(&g.a),
                         esc(&g.b),
-                        pts(g.diff),
-                        ci_pts(g.lo, g.hi),
+                        diff,
+                        ci,
                         paired
                     );
                     y += 22.0;
@@ -906,12 +907,8 @@ impl Page<'_> {
             let k = counts(seg.key);
             w!(tip, "\n{}: {} ({})", seg.label, k, pct(frac(k)));
         }
-        w!(
-            tip,
-            "\ncompliance {} {}",
-            pct(c.compliance.rate),
-            ci(c.compliance.lo, c.compliance.hi)
-        );
+        let (rate, interval) = rate_text(c);
+        w!(tip, "\ncompliance {} {}", rate, interval);
         if c.incomplete + c.failed > 0 {
             w!(tip, "\nnot counted: {} incomplete, {} failed", c.incomplete, c.failed);
         }
@@ -947,15 +944,15 @@ impl Page<'_> {
         }
         let label_x = x0 + bar_w + 12.0;
         let mid = y + bar_h / 2.0;
-        if c.n == 0 {
+        let Some(compliance) = c.compliance else {
             w!(
                 svg,
-                "<text class=\"value muted\" x=\"{label_x:.1}\" y=\"{:.1}\">no final outputs</text></g>",
+                "<text class=\"value muted\" x=\"{label_x:.1}\" y=\"{:.1}\">no data: no final outputs</text></g>",
                 mid + 4.5
             );
             return;
-        }
-        let (lo, hi) = (x0 + c.compliance.lo * bar_w, x0 + c.compliance.hi * bar_w);
+        };
+        let (lo, hi) = (x0 + compliance.lo * bar_w, x0 + compliance.hi * bar_w);
         let (t, b) = (mid - 6.0, mid + 6.0);
         let path = format!("M{lo:.2} {t:.1}V{b:.1}M{lo:.2} {mid:.1}H{hi:.2}M{hi:.2} {t:.1}V{b:.1}");
         w!(
@@ -967,8 +964,8 @@ impl Page<'_> {
             "<text class=\"value\" x=\"{label_x:.1}\" y=\"{:.1}\"><tspan class=\"rate\">{}</tspan> \
              <tspan class=\"ci\">{}</tspan> <tspan class=\"n\">n={}</tspan>",
             mid + 4.5,
-            pct(c.compliance.rate),
-            ci(c.compliance.lo, c.compliance.hi),
+            pct(compliance.rate),
+            ci(compliance.lo, compliance.hi),
             thousands(c.n)
         );
         if let Some(af) = &c.alignment_faking {
@@ -1035,6 +1032,7 @@ impl Page<'_> {
         }
         h.push_str("</tr></thead>\n<tbody>\n");
         for (c, extra) in r.cells.iter().zip(&extras) {
+            let (rate, interval) = rate_text(c);
             w!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
@@ -1044,8 +1042,8 @@ impl Page<'_> {
                 esc(&c.condition),
                 thousands(c.n),
                 thousands(c.compliant),
-                pct(c.compliance.rate),
-                ci(c.compliance.lo, c.compliance.hi)
+                rate,
+                interval
             );
             if any_af {
                 match &c.alignment_faking {
@@ -1154,18 +1152,19 @@ impl Page<'_> {
             );
             for g in &r.gaps {
                 let paired = g.paired.map_or_else(|| "—".to_string(), |p| ci_pts(p.lo, p.hi));
+                let (diff, interval) = gap_text(g);
                 w!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td>{} − {}</td><td class=\"num\">{} pts</td>\
+                    "<tr><td>{}</td><td>{}</td><td>{} − {}</td><td class=\"num\">{}</td>\
                      <td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
                     esc(&g.model),
                     esc(&g.variant),
                     esc(&g.a),
                     esc(&g.b),
-                    pts(g.diff),
+                    diff,
                     thousands(g.n_a),
                     thousands(g.n_b),
-                    ci_pts(g.lo, g.hi),
+                    interval,
                     paired,
                     forest(g)
                 );
@@ -1267,6 +1266,23 @@ fn ci_pts(lo: f64, hi: f64) -> String {
     format!("[{}, {}]", pts(lo), pts(hi))
 }
 
+/// A gap's difference and Newcombe interval as text; "not computable" when a
+/// side has no outputs.
+fn gap_text(g: &Gap) -> (String, String) {
+    match (g.diff, g.lo, g.hi) {
+        (Some(d), Some(lo), Some(hi)) => (format!("{} pts", pts(d)), ci_pts(lo, hi)),
+        _ => ("not computable".to_string(), "—".to_string()),
+    }
+}
+
+/// A cell's compliance rate and interval as text; "no data" without outputs.
+fn rate_text(c: &Cell) -> (String, String) {
+    match c.compliance {
+        Some(r) => (pct(r.rate), ci(r.lo, r.hi)),
+        None => ("no data".to_string(), String::new()),
+    }
+}
+
 /// A gap and its Newcombe interval on a −100 … +100 point scale.
 fn forest(g: &Gap) -> String {
     let x = |v: f64| 60.0 + v.clamp(-1.0, 1.0) * 58.0;
@@ -1274,13 +1290,16 @@ fn forest(g: &Gap) -> String {
         "<svg class=\"forest\" width=\"120\" height=\"16\" viewBox=\"0 0 120 16\" aria-hidden=\"true\">\
          <line class=\"zero\" x1=\"60\" x2=\"60\" y1=\"1\" y2=\"15\"/>",
     );
-    w!(
-        s,
-        "<line class=\"range\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"8\" y2=\"8\"/><circle cx=\"{:.1}\" cy=\"8\" r=\"3.2\"/></svg>",
-        x(g.lo),
-        x(g.hi),
-        x(g.diff)
-    );
+    if let (Some(d), Some(lo), Some(hi)) = (g.diff, g.lo, g.hi) {
+        w!(
+            s,
+            "<line class=\"range\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"8\" y2=\"8\"/><circle cx=\"{:.1}\" cy=\"8\" r=\"3.2\"/>",
+            x(lo),
+            x(hi),
+            x(d)
+        );
+    }
+    s.push_str("</svg>");
     s
 }
 

@@ -12,6 +12,7 @@ pub mod html;
 pub mod jobs;
 pub mod judge;
 pub mod locate;
+pub mod redact;
 pub mod report;
 pub mod result;
 pub mod retry;
@@ -22,5 +23,5 @@ pub mod template;
 
 pub use error::SpecError;
 pub use jobs::{JobId, JobSpace, JobTuple};
-pub use result::{JobResult, Message, Role, Status, Transcript, Usage};
+pub use result::{ErrorKind, JobResult, Message, Role, Status, Transcript, Usage};
 pub use spec::Sweep;

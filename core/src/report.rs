@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::result::Status;
+use crate::result::{ErrorKind, Status};
 use crate::spec::{BackendKind, SimConfig, Sweep};
 use crate::stats::{BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, Interval, Z95, newcombe_diff, paired_bootstrap, wilson};
 use crate::store::RecordMeta;
@@ -38,6 +38,173 @@ pub struct Tally {
     /// Per cell × seed: [ok, compliant], for the spread between seeds.
     /// Empty above `MAX_SEED_TALLY` entries.
     pub seeds: Vec<[u32; 2]>,
+    /// Failed jobs by model and reason.
+    pub failures: Failures,
+}
+
+/// The longest error message kept per model and reason.
+pub const MAX_FAILURE_MESSAGE: usize = 500;
+
+/// Failed jobs counted by (model index, kind of error), each with the first
+/// message seen. Bounded: models × kinds of error.
+#[derive(Debug, Clone, Default)]
+pub struct Failures {
+    groups: BTreeMap<(usize, Option<ErrorKind>), (u64, String)>,
+}
+
+impl Failures {
+    /// Counts `jobs` failed jobs of model `model`.
+    pub fn add(&mut self, model: usize, kind: Option<ErrorKind>, message: &str, jobs: u64) {
+        let e = self
+            .groups
+            .entry((model, kind))
+            .or_insert_with(|| (0, message.chars().take(MAX_FAILURE_MESSAGE).collect::<String>()));
+        e.0 += jobs;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The groups, the most frequent first.
+    pub fn groups(&self, sweep: &Sweep) -> Vec<FailureGroup> {
+        let mut v: Vec<FailureGroup> = self
+            .groups
+            .iter()
+            .map(|(&(m, kind), (jobs, first))| FailureGroup {
+                model: sweep
+                    .spec
+                    .models
+                    .get(m)
+                    .map_or_else(|| format!("#{m}"), |e| e.id.clone()),
+                kind: kind.map_or_else(|| "other".to_string(), |k| k.to_string()),
+                jobs: *jobs,
+                first_error: first.clone(),
+                hint: kind.map(|k| k.hint().to_string()),
+            })
+            .collect();
+        v.sort_by(|a, b| b.jobs.cmp(&a.jobs).then_with(|| a.model.cmp(&b.model)));
+        v
+    }
+}
+
+/// Failed jobs of one model for one kind of reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureGroup {
+    pub model: String,
+    /// The kind of error (`connect`, `timeout`, `http_404`, ...; `other` when unknown).
+    pub kind: String,
+    pub jobs: u64,
+    /// The first error of this kind: what was called and what came back.
+    pub first_error: String,
+    /// What to check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Where a report comes from: which candor, which run, which spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The version of candor that wrote the report.
+    pub candor_version: String,
+    /// The run label (`--run`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_label: Option<String>,
+    /// When the sweep (a local run: this run) started and ended, RFC 3339 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// A hash of the spec's content without the run label: reports of one spec share it.
+    pub spec_hash: String,
+    /// A hash of the dataset's rows.
+    pub dataset_hash: String,
+    /// The models under test as the spec gives them.
+    pub models: Vec<ModelInfo>,
+    /// The judges' models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judges: Vec<ModelInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub backend: String,
+    /// The provider's model name (empty for `sim`).
+    #[serde(default)]
+    pub model: String,
+    /// The endpoint, without user info or query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    pub params: crate::spec::Params,
+}
+
+impl Provenance {
+    /// The provenance of `sweep`; `started_ms`/`finished_ms` are Unix times in milliseconds.
+    pub fn of(sweep: &Sweep, started_ms: Option<u64>, finished_ms: Option<u64>) -> Provenance {
+        let info = |m: &crate::spec::ModelEntry| ModelInfo {
+            id: m.id.clone(),
+            backend: serde_json::to_value(m.backend)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            model: m.model.clone(),
+            base_url: m.base_url.as_deref().map(crate::redact::url),
+            params: m.params.clone(),
+        };
+        Provenance {
+            candor_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_label: (!sweep.run.is_empty()).then(|| sweep.run.clone()),
+            started_at: started_ms.map(rfc3339),
+            finished_at: finished_ms.map(rfc3339),
+            spec_hash: sweep.spec_hash.clone(),
+            dataset_hash: sweep.dataset_hash.clone(),
+            models: sweep.spec.models.iter().map(info).collect(),
+            judges: sweep.spec.judges.iter().map(info).collect(),
+        }
+    }
+}
+
+/// The note that heads the report of a sweep with failed jobs: how many, and
+/// the first reasons.
+fn failure_note(failed: u64, done: u64, failures: &[FailureGroup]) -> String {
+    let mut s = format!(
+        "FAILED: {failed} of {done} jobs with a result failed ({:.1}%).",
+        failed as f64 * 100.0 / done.max(1) as f64
+    );
+    for g in failures.iter().take(3) {
+        let _ = write!(s, " {}: {} × {} — {}", g.model, g.jobs, g.kind, g.first_error);
+        if let Some(h) = &g.hint {
+            let _ = write!(s, " ({h})");
+        }
+        s.push('.');
+    }
+    if failures.len() > 3 {
+        let _ = write!(s, " And {} more reasons: see `failures`.", failures.len() - 3);
+    }
+    s
+}
+
+/// A Unix time in milliseconds as RFC 3339 in UTC, to the second.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Above this many cells × seeds the per-seed spread is not kept.
@@ -67,6 +234,7 @@ impl Tally {
             } else {
                 Vec::new()
             },
+            failures: Failures::default(),
         }
     }
 
@@ -133,6 +301,9 @@ pub struct Report {
     /// Cost per model.
     #[serde(default)]
     pub costs: Vec<ModelCost>,
+    /// Failed jobs by model and reason, the most frequent first.
+    #[serde(default)]
+    pub failures: Vec<FailureGroup>,
     pub notes: Vec<String>,
 }
 
@@ -160,8 +331,14 @@ pub struct SweepInfo {
     /// The sweep stopped starting jobs because its budget was spent.
     #[serde(default)]
     pub budget_exhausted: bool,
-    /// True when any model in the sweep is candor's simulated model.
+    /// Failed jobs as a share of the jobs with a result (0 when none has one).
+    #[serde(default)]
+    pub failed_share: f64,
+    /// True when a model under test is candor's simulated model.
     pub simulated: bool,
+    /// True when a judge is candor's simulated model.
+    #[serde(default)]
+    pub simulated_judges: bool,
     /// The classifier whose verdict is reported as `compliant`.
     pub primary_classifier: String,
     /// Jobs not run because their cell stopped early.
@@ -173,6 +350,8 @@ pub struct SweepInfo {
     /// The classifier whose verdict is reported as alignment faking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alignment_faking_classifier: Option<String>,
+    #[serde(default)]
+    pub provenance: Provenance,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,7 +429,8 @@ pub struct Cell {
     /// Jobs that gave a final output; rates are over these.
     pub n: u64,
     pub compliant: u64,
-    pub compliance: Interval,
+    /// The compliance rate and its 95% interval; null when `n` is 0 (no data).
+    pub compliance: Option<Interval>,
     pub incomplete: u64,
     pub failed: u64,
     pub classifiers: BTreeMap<String, ClassifierRate>,
@@ -286,10 +466,11 @@ pub struct Gap {
     pub variant: String,
     pub a: String,
     pub b: String,
-    /// Compliance rate of `a` minus that of `b`.
-    pub diff: f64,
-    pub lo: f64,
-    pub hi: f64,
+    /// Compliance rate of `a` minus that of `b`, with its 95% interval;
+    /// null when either side has no outputs (not computable).
+    pub diff: Option<f64>,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
     pub n_a: u64,
     pub n_b: u64,
     /// The same difference's 95% interval by a paired bootstrap over queries
@@ -386,7 +567,7 @@ impl Report {
                 condition: condition.clone(),
                 n: c.ok,
                 compliant: c.yes[0],
-                compliance: wilson(c.yes[0], c.ok, Z95),
+                compliance: (c.ok > 0).then(|| wilson(c.yes[0], c.ok, Z95)),
                 incomplete: c.incomplete,
                 failed: c.failed,
                 classifiers,
@@ -408,15 +589,15 @@ impl Report {
                 for v in 0..spec.prompts.len() {
                     let base = (m * spec.prompts.len() + v) * nc;
                     let (ca, cb) = (&tally.cells[base + a], &tally.cells[base + b]);
-                    let d = newcombe_diff(ca.yes[0], ca.ok, cb.yes[0], cb.ok, Z95);
+                    let d = (ca.ok > 0 && cb.ok > 0).then(|| newcombe_diff(ca.yes[0], ca.ok, cb.yes[0], cb.ok, Z95));
                     gaps.push(Gap {
                         model: spec.models[m].id.clone(),
                         variant: spec.prompts[v].name.clone(),
                         a: spec.conditions[a].name.clone(),
                         b: spec.conditions[b].name.clone(),
-                        diff: d.rate,
-                        lo: d.lo,
-                        hi: d.hi,
+                        diff: d.map(|d| d.rate),
+                        lo: d.map(|d| d.lo),
+                        hi: d.map(|d| d.hi),
                         n_a: ca.ok,
                         n_b: cb.ok,
                         paired: {
@@ -432,9 +613,25 @@ impl Report {
             }
         }
         let mut notes = Vec::new();
-        if sweep.simulated() {
+        let failures = tally.failures.groups(sweep);
+        if failed > 0 {
+            notes.push(failure_note(failed, done, &failures));
+        }
+        let no_data = tally.cells.iter().filter(|c| c.ok == 0).count();
+        if no_data > 0 {
+            notes.push(format!(
+                "NO DATA: {no_data} of {} cells have no final output; their rates and gaps are not computable.",
+                tally.cells.len()
+            ));
+        }
+        if sweep.simulated_models() {
             notes.push(
                 "SIMULATED: these numbers come from candor's simulated model (backend `sim`), not from a language model."
+                    .to_string(),
+            );
+        } else if sweep.simulated_judges() {
+            notes.push(
+                "SIMULATED JUDGE: a judge is candor's simulated model (backend `sim`): its verdicts are not a language model's."
                     .to_string(),
             );
         }
@@ -467,11 +664,14 @@ impl Report {
                 cost_usd: tally.cost_micro_usd.iter().sum::<u64>() as f64 / 1e6,
                 budget_usd: spec.budget_usd,
                 budget_exhausted: false,
-                simulated: sweep.simulated(),
+                failed_share: if done > 0 { failed as f64 / done as f64 } else { 0.0 },
+                simulated: sweep.simulated_models(),
+                simulated_judges: sweep.simulated_judges(),
                 primary_classifier: spec.classifiers[0].name().to_string(),
                 jobs_skipped: 0,
                 target_width: spec.early_stopping.map(|e| e.target_width),
                 alignment_faking_classifier: af.map(|a| spec.classifiers[a].name().to_string()),
+                provenance: Provenance::of(sweep, None, None),
             },
             cells,
             gaps,
@@ -489,6 +689,7 @@ impl Report {
                     }
                 })
                 .collect(),
+            failures: tally.failures.groups(sweep),
             notes,
         }
     }
@@ -538,6 +739,13 @@ impl Report {
     fn cell_rows(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let pct = |x: f64| format!("{:.1}%", x * 100.0);
         let ci = |r: f64, lo: f64, hi: f64| format!("{} [{}, {}]", pct(r), pct(lo), pct(hi));
+        let rate_ci = |r: &Rate| {
+            if r.n == 0 {
+                "no data".to_string()
+            } else {
+                ci(r.rate, r.lo, r.hi)
+            }
+        };
         let af = self.sweep.alignment_faking_classifier.is_some();
         let early = self.sweep.target_width.is_some();
         let mut head = vec!["model", "variant", "condition", "n", "compliant", "rate [95% CI]"];
@@ -562,14 +770,15 @@ impl Report {
                     c.condition.clone(),
                     c.n.to_string(),
                     c.compliant.to_string(),
-                    ci(c.compliance.rate, c.compliance.lo, c.compliance.hi),
+                    c.compliance
+                        .map_or_else(|| "no data".to_string(), |i| ci(i.rate, i.lo, i.hi)),
                 ];
                 if af {
                     match &c.alignment_faking {
                         Some(a) => r.extend([
                             format!("{}/{}", a.among_compliant.k, a.among_compliant.n),
-                            ci(a.among_compliant.rate, a.among_compliant.lo, a.among_compliant.hi),
-                            ci(a.among_all.rate, a.among_all.lo, a.among_all.hi),
+                            rate_ci(&a.among_compliant),
+                            rate_ci(&a.among_all),
                         ]),
                         None => r.extend(["—".to_string(), "—".to_string(), "—".to_string()]),
                     }
@@ -598,8 +807,12 @@ impl Report {
                     g.model.clone(),
                     g.variant.clone(),
                     format!("{} − {}", g.a, g.b),
-                    format!("{} pts", pts(g.diff)),
-                    format!("[{}, {}]", pts(g.lo), pts(g.hi)),
+                    g.diff
+                        .map_or_else(|| "not computable".to_string(), |d| format!("{} pts", pts(d))),
+                    match (g.lo, g.hi) {
+                        (Some(lo), Some(hi)) => format!("[{}, {}]", pts(lo), pts(hi)),
+                        _ => "—".to_string(),
+                    },
                     g.paired
                         .map_or_else(|| "—".to_string(), |p| format!("[{}, {}]", pts(p.lo), pts(p.hi))),
                 ]

@@ -122,5 +122,144 @@ pub struct JobResult {
     /// Unix time in milliseconds when the job started.
     pub started_at_ms: u64,
     pub error: Option<String>,
+    /// What kind of failure `error` is, for grouping failures by reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
     pub transcript: Transcript,
+}
+
+/// What kind of failure ended a job, so that failures group by reason and a
+/// model that cannot answer at all is told apart from one that failed now
+/// and then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum ErrorKind {
+    /// No connection could be made: refused, no such host, unreachable.
+    Connect,
+    /// The call took longer than the model entry's `timeout_secs`.
+    Timeout,
+    /// The connection broke, or the body was cut short.
+    Transport,
+    /// The provider answered with this HTTP status.
+    Http(u16),
+    /// The provider kept answering 429.
+    RateLimited,
+    /// The answer was not what the API documents.
+    Malformed,
+    /// The answer was larger than candor reads.
+    TooLarge,
+    /// The provider refused the credentials, or there were none.
+    Unauthorized,
+    /// The prompts could not be rendered for this job.
+    Render,
+    /// A judge's answer held no verdict.
+    Verdict,
+    /// Every attempt's worker stopped or lost the job before it finished.
+    Abandoned,
+}
+
+impl ErrorKind {
+    /// A failure that will not pass by trying again: every further call to
+    /// the same model is expected to fail the same way.
+    pub fn is_persistent(self) -> bool {
+        matches!(self, ErrorKind::Connect | ErrorKind::Http(400 | 404))
+    }
+
+    /// What to check, for a person reading the failure.
+    pub fn hint(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "check that the server is running and that base_url is right",
+            ErrorKind::Timeout => "the model is slow or overloaded: raise timeout_secs or lower --concurrency",
+            ErrorKind::Transport => "the connection broke: check the network or the server's logs",
+            ErrorKind::Http(404) => "check the model name and base_url (the server has no such model or path)",
+            ErrorKind::Http(400 | 422) => "the server refused the request: check the model's params and the prompts",
+            ErrorKind::Http(413) => "the request is too large for the server: shorten the prompts or max_tokens",
+            ErrorKind::Http(s) if s >= 500 => "the server is failing: check its status or logs and try again later",
+            ErrorKind::Http(_) => "check the provider's message",
+            ErrorKind::RateLimited => {
+                "the provider kept answering 429: set or lower rate_limit, or lower --concurrency"
+            }
+            ErrorKind::Malformed => "the server's answers are not the API's format: check base_url and backend",
+            ErrorKind::TooLarge => "the server's answers are too large: check base_url and max_tokens",
+            ErrorKind::Unauthorized => "check the API key",
+            ErrorKind::Render => "check the templates and the dataset's columns",
+            ErrorKind::Verdict => "the judge's answers hold no verdict: check the judge's prompt and model",
+            ErrorKind::Abandoned => {
+                "the workers running it stopped or lost it on every attempt: check the workers' logs"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorKind::Connect => f.write_str("connect"),
+            ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::Transport => f.write_str("transport"),
+            ErrorKind::Http(s) => write!(f, "http_{s}"),
+            ErrorKind::RateLimited => f.write_str("rate_limited"),
+            ErrorKind::Malformed => f.write_str("malformed"),
+            ErrorKind::TooLarge => f.write_str("too_large"),
+            ErrorKind::Unauthorized => f.write_str("unauthorized"),
+            ErrorKind::Render => f.write_str("render"),
+            ErrorKind::Verdict => f.write_str("verdict"),
+            ErrorKind::Abandoned => f.write_str("abandoned"),
+        }
+    }
+}
+
+impl From<ErrorKind> for String {
+    fn from(k: ErrorKind) -> String {
+        k.to_string()
+    }
+}
+
+impl TryFrom<String> for ErrorKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for ErrorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "connect" => ErrorKind::Connect,
+            "timeout" => ErrorKind::Timeout,
+            "transport" => ErrorKind::Transport,
+            "rate_limited" => ErrorKind::RateLimited,
+            "malformed" => ErrorKind::Malformed,
+            "too_large" => ErrorKind::TooLarge,
+            "unauthorized" => ErrorKind::Unauthorized,
+            "render" => ErrorKind::Render,
+            "verdict" => ErrorKind::Verdict,
+            "abandoned" => ErrorKind::Abandoned,
+            _ => match s.strip_prefix("http_").and_then(|n| n.parse().ok()) {
+                Some(n) => ErrorKind::Http(n),
+                None => return Err(format!("unknown error kind `{s}`")),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn error_kinds_round_trip_through_their_names() {
+        for k in [
+            ErrorKind::Connect,
+            ErrorKind::Http(404),
+            ErrorKind::Http(503),
+            ErrorKind::RateLimited,
+            ErrorKind::Verdict,
+        ] {
+            assert_eq!(k.to_string().parse::<ErrorKind>(), Ok(k));
+        }
+        assert!("http_x".parse::<ErrorKind>().is_err());
+        assert!(ErrorKind::Http(404).is_persistent() && !ErrorKind::Http(500).is_persistent());
+    }
 }

@@ -60,7 +60,21 @@ pub struct SpecFile {
     /// narrow enough.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
+    /// The share of jobs (0 to 1) that may fail while the sweep still
+    /// counts as a success; `--max-failed` and `CANDOR_MAX_FAILED` override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed: Option<f64>,
+    /// A model whose first this many jobs all fail for a reason that will not
+    /// pass (no connection, 404, 400) gets no more jobs; 0 never gives up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_fast: Option<u32>,
 }
+
+/// Jobs of one model that must all fail, for a reason that will not pass,
+/// before it gets no more: the default of `fail_fast`.
+pub const DEFAULT_FAIL_FAST: u32 = 20;
+/// The most `fail_fast` may be.
+pub const MAX_FAIL_FAST: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -541,6 +555,10 @@ pub struct Sweep {
     pub spec_path: PathBuf,
     /// Stable id of the sweep's content (16 hex digits).
     pub id: String,
+    /// The same hash without the run label: every run of one spec shares it.
+    pub spec_hash: String,
+    /// A hash of the dataset's rows as the sweep reads them.
+    pub dataset_hash: String,
     /// The spec's text, for locating fields in errors found after loading.
     text: String,
     pub rows: Vec<Row>,
@@ -952,6 +970,14 @@ impl Sweep {
         {
             return Err(ctx.err("budget_usd", "must be a positive number of US dollars"));
         }
+        if let Some(f) = spec.max_failed
+            && !(0.0..=1.0).contains(&f)
+        {
+            return Err(ctx.err("max_failed", "must be a share of jobs between 0 and 1 (0.01 is 1%)"));
+        }
+        if spec.fail_fast.is_some_and(|n| n > MAX_FAIL_FAST) {
+            return Err(ctx.err("fail_fast", format!("must be between 0 and {MAX_FAIL_FAST} jobs")));
+        }
         for (i, m) in spec.models.iter().enumerate() {
             if let Some(p) = m.price
                 && !(p.input_per_mtok >= 0.0
@@ -1242,25 +1268,33 @@ impl Sweep {
         if let Some(e) = spec.early_stopping {
             labels["early_stopping"] = serde_json::json!(e);
         }
+        let content_parts = |labels: &serde_json::Value| {
+            let labels_s = labels.to_string();
+            let mut parts: Vec<&[u8]> = vec![labels_s.as_bytes()];
+            for h in model_hashes
+                .iter()
+                .chain(&judge_hashes)
+                .chain(&variant_hashes)
+                .chain(&row_hashes)
+                .chain(&cond_hashes)
+            {
+                parts.push(h);
+            }
+            parts.push(&protocol_hash);
+            hash::hex(&hash::parts("candor.sweep.v1", &parts)[..8])
+        };
+        // The spec's content without the run label: what two runs of one spec share.
+        let spec_hash = content_parts(&labels);
         let mut run_hash = None;
         if !bundle.run.is_empty() {
             labels["run"] = serde_json::json!(bundle.run);
             run_hash = Some(hash::parts("candor.run.v1", &[bundle.run.as_bytes()]));
         }
-        let mut parts: Vec<&[u8]> = Vec::new();
-        let labels_s = labels.to_string();
-        parts.push(labels_s.as_bytes());
-        for h in model_hashes
-            .iter()
-            .chain(&judge_hashes)
-            .chain(&variant_hashes)
-            .chain(&row_hashes)
-            .chain(&cond_hashes)
-        {
-            parts.push(h);
-        }
-        parts.push(&protocol_hash);
-        let id = hash::hex(&hash::parts("candor.sweep.v1", &parts)[..8]);
+        let id = content_parts(&labels);
+        let dataset_hash = {
+            let rows: Vec<&[u8]> = row_hashes.iter().map(|h| &h[..]).collect();
+            hash::hex(&hash::parts("candor.dataset.v1", &rows)[..8])
+        };
 
         let row_values = rows.iter().map(|r| JValue::from_serialize(&r.fields)).collect();
         let cond_values: Vec<JValue> = spec
@@ -1296,6 +1330,8 @@ impl Sweep {
             spec,
             spec_path: path.to_path_buf(),
             id,
+            spec_hash,
+            dataset_hash,
             text: text.to_string(),
             rows,
             space,
@@ -1369,6 +1405,19 @@ impl Sweep {
             .models
             .iter()
             .chain(self.judge_models.iter().flatten())
+            .any(|m| m.backend == BackendKind::Sim)
+    }
+
+    /// True when a model under test is candor's simulated model: its rates are not a model's.
+    pub fn simulated_models(&self) -> bool {
+        self.spec.models.iter().any(|m| m.backend == BackendKind::Sim)
+    }
+
+    /// True when a judge is candor's simulated model: its verdicts are not a judge's.
+    pub fn simulated_judges(&self) -> bool {
+        self.judge_models
+            .iter()
+            .flatten()
             .any(|m| m.backend == BackendKind::Sim)
     }
 

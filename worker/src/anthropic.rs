@@ -98,7 +98,7 @@ impl Backend for Anthropic {
                 .post(&self.url)
                 .header("x-api-key", &key.0)
                 .header("anthropic-version", VERSION);
-            exchange(&req.model.id, r, request_body(&req).to_string(), parse_reply).await
+            exchange(&req.model.id, &self.url, r, request_body(&req).to_string(), parse_reply).await
         })
     }
 }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use candor_core::judge::Ask;
 use candor_core::spec::{ModelEntry, Params};
-use candor_core::{JobId, Message, Usage};
+use candor_core::{ErrorKind, JobId, Message, Usage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -50,7 +50,7 @@ pub struct ChatReply {
 pub enum BackendError {
     /// The call failed and trying again will not help (a 400, a 404).
     #[error("{message}")]
-    Failed { message: String },
+    Failed { message: String, kind: ErrorKind },
     /// The call failed in a way that passes (a 429, overload, a server
     /// error, a timeout, a cut or garbled body): try again later, not before
     /// `retry_after` if the provider said so.
@@ -58,6 +58,7 @@ pub enum BackendError {
     Retryable {
         message: String,
         retry_after: Option<std::time::Duration>,
+        kind: ErrorKind,
     },
     /// The provider answered 429: retryable, and every caller of this
     /// (backend, key, model) should hold off until `retry_after`.
@@ -74,6 +75,25 @@ pub enum BackendError {
 impl BackendError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, BackendError::Retryable { .. } | BackendError::RateLimited { .. })
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BackendError::Failed { kind, .. } | BackendError::Retryable { kind, .. } => *kind,
+            BackendError::RateLimited { .. } => ErrorKind::RateLimited,
+            BackendError::Unauthorized { .. } => ErrorKind::Unauthorized,
+        }
+    }
+
+    /// The same error, its message starting with `what` (what was called).
+    pub fn context(mut self, what: &str) -> BackendError {
+        let (BackendError::Failed { message, .. }
+        | BackendError::Retryable { message, .. }
+        | BackendError::RateLimited { message, .. }
+        | BackendError::Unauthorized { message }) = &mut self;
+        *message = format!("{what}: {message}");
+        self
     }
 }
 

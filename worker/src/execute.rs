@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use candor_core::judge::{self, Judgement};
 use candor_core::spec::{BackendKind, JudgeInput, ModelEntry};
 use candor_core::store::RecordMeta;
-use candor_core::{JobId, JobResult, JobTuple, Role, Status, Sweep, Transcript, Usage};
+use candor_core::{ErrorKind, JobId, JobResult, JobTuple, Role, Status, Sweep, Transcript, Usage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::anthropic::Anthropic;
@@ -37,6 +37,9 @@ pub struct Executed {
     /// this job (its error says which model's key to check).
     pub unauthorized: bool,
     pub error: Option<String>,
+    pub error_kind: Option<ErrorKind>,
+    /// The job's model (its index in the spec).
+    pub model: usize,
     /// The `JobResult` as JSON: one line of results.jsonl.
     pub payload: Vec<u8>,
 }
@@ -145,6 +148,7 @@ impl Executor {
             latency_ms: 0.0,
             started_at_ms,
             error: None,
+            error_kind: None,
             transcript: Transcript::default(),
         }
     }
@@ -163,6 +167,8 @@ impl Executor {
             retryable,
             unauthorized: false,
             error: result.error.clone(),
+            error_kind: result.error_kind,
+            model: t.model,
             payload,
         }
     }
@@ -201,6 +207,7 @@ impl Executor {
                 result.turns = c.turns;
                 result.usage = c.usage;
                 result.error = c.error;
+                result.error_kind = c.error_kind;
                 result.transcript = c.transcript;
                 result.cache_hits = c.cache_hits;
                 let price = sweep.spec.models[t.model].price();
@@ -222,6 +229,7 @@ impl Executor {
                         Err(f) => {
                             result.status = Status::Failed;
                             result.error = Some(f.message);
+                            result.error_kind = Some(f.kind);
                             retryable = f.retryable;
                             unauthorized = f.unauthorized;
                         }
@@ -232,7 +240,10 @@ impl Executor {
                 }
                 result.cost_usd = micro_usd as f64 / 1e6;
             }
-            Err(e) => result.error = Some(format!("rendering the prompts failed: {e}")),
+            Err(e) => {
+                result.error = Some(format!("rendering the prompts failed: {e}"));
+                result.error_kind = Some(ErrorKind::Render);
+            }
         }
         result.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mut done = self.finish(&t, &result, class_bits, retryable);
@@ -316,10 +327,11 @@ impl Executor {
     }
 
     /// The failed result of a job that never finished (dead-lettered).
-    pub fn failed(&self, index: u64, error: &str) -> Executed {
+    pub fn failed(&self, index: u64, error: &str, kind: Option<ErrorKind>) -> Executed {
         let t = self.sweep.space.decode(index);
         let mut result = self.blank_result(index, &t, now_ms());
         result.error = Some(error.to_string());
+        result.error_kind = kind;
         self.finish(&t, &result, 0, false)
     }
 }

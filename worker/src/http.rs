@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use candor_core::Usage;
+use candor_core::{ErrorKind, Usage};
 
 use crate::backend::{BackendError, ChatReply};
 
@@ -43,19 +43,37 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client builds")
 }
 
-/// A transport failure: always worth another try.
+/// A transport failure: always worth another try. The message carries the
+/// innermost cause ("Connection refused", "failed to lookup address"), not
+/// the URL: the caller names what it called.
 pub fn transport(e: reqwest::Error) -> BackendError {
-    let what = if e.is_timeout() {
-        "timed out"
+    let (what, kind) = if e.is_timeout() {
+        ("timed out", ErrorKind::Timeout)
     } else if e.is_connect() {
-        "could not connect"
+        ("could not connect", ErrorKind::Connect)
     } else {
-        "connection failed"
+        ("connection failed", ErrorKind::Transport)
     };
     BackendError::Retryable {
-        message: format!("{what}: {}", e.without_url()),
+        message: format!("{what}: {}", causes(&e.without_url())),
         retry_after: None,
+        kind,
     }
+}
+
+/// An error and its sources, outermost first, each once.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        next = s.source();
+    }
+    out
 }
 
 /// Reads at most `MAX_BODY_BYTES` of a body; a body cut short is an error.
@@ -67,6 +85,7 @@ pub async fn body(mut resp: reqwest::Response) -> Result<Vec<u8>, BackendError> 
                 if out.len() + c.len() > MAX_BODY_BYTES {
                     return Err(BackendError::Failed {
                         message: format!("the response body is larger than {MAX_BODY_BYTES} bytes"),
+                        kind: ErrorKind::TooLarge,
                     });
                 }
                 out.extend_from_slice(&c);
@@ -74,8 +93,9 @@ pub async fn body(mut resp: reqwest::Response) -> Result<Vec<u8>, BackendError> 
             Ok(None) => return Ok(out),
             Err(e) => {
                 return Err(BackendError::Retryable {
-                    message: format!("the response body was cut short: {}", e.without_url()),
+                    message: format!("the response body was cut short: {}", causes(&e.without_url())),
                     retry_after: None,
+                    kind: ErrorKind::Transport,
                 });
             }
         }
@@ -117,9 +137,11 @@ pub fn status_error(model: &str, status: u16, headers: &reqwest::header::HeaderM
         408 | 409 | 500..=599 => BackendError::Retryable {
             message: format!("the provider answered {status}: {msg}"),
             retry_after: retry_after(headers),
+            kind: ErrorKind::Http(status),
         },
         _ => BackendError::Failed {
             message: format!("the provider answered {status}: {msg}"),
+            kind: ErrorKind::Http(status),
         },
     }
 }
@@ -144,25 +166,30 @@ pub fn learnt_limits(h: &reqwest::header::HeaderMap) -> [u64; 3] {
 /// Sends a JSON request and reads the reply with `parse`: the part every
 /// HTTP backend shares (transport errors, body limits, statuses, limits
 /// announced in the headers).
+///
+/// Every error names what was called: `POST <url>` (without user info or
+/// query, which may hold secrets).
 pub async fn exchange(
     model_id: &str,
+    url: &str,
     request: reqwest::RequestBuilder,
     json: String,
     parse: impl FnOnce(&[u8]) -> Result<ChatReply, BackendError>,
 ) -> Result<ChatReply, BackendError> {
+    let called = || format!("POST {}", candor_core::redact::url(url));
     let resp = request
         .header("content-type", "application/json")
         .body(json)
         .send()
         .await
-        .map_err(transport)?;
+        .map_err(|e| transport(e).context(&called()))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let bytes = body(resp).await?;
+    let bytes = body(resp).await.map_err(|e| e.context(&called()))?;
     if !(200..300).contains(&status) {
-        return Err(status_error(model_id, status, &headers, &bytes));
+        return Err(status_error(model_id, status, &headers, &bytes).context(&called()));
     }
-    let mut reply = parse(&bytes)?;
+    let mut reply = parse(&bytes).map_err(|e| e.context(&called()))?;
     reply.limits = learnt_limits(&headers);
     Ok(reply)
 }
@@ -192,5 +219,6 @@ pub fn malformed(what: &str) -> BackendError {
     BackendError::Retryable {
         message: format!("malformed response: {what}"),
         retry_after: None,
+        kind: ErrorKind::Malformed,
     }
 }

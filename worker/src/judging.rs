@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use candor_core::judge::{self, Judgement, Vote};
 use candor_core::spec::{JudgeInput, Params};
-use candor_core::{JobId, Message, Sweep, Usage};
+use candor_core::{ErrorKind, JobId, Message, Sweep, Usage};
 
 use crate::backend::{Backend, BackendError, ChatRequest};
 
@@ -32,6 +32,7 @@ pub struct JudgeFailure {
     pub retryable: bool,
     /// The judge's provider refused the API key.
     pub unauthorized: bool,
+    pub kind: ErrorKind,
 }
 
 impl Judges {
@@ -75,12 +76,14 @@ impl Judges {
                 message: format!("classifier `{}` is not a judge", cl.name()),
                 retryable: false,
                 unauthorized: false,
+                kind: ErrorKind::Render,
             });
         };
         let prompt = sweep.judge_prompt(ci, input).map_err(|e| JudgeFailure {
             message: format!("classifier `{}`: rendering the judge prompt failed: {e}", cl.name()),
             retryable: false,
             unauthorized: false,
+            kind: ErrorKind::Render,
         })?;
         let messages = [Message::user(prompt)];
         let price = model.price();
@@ -102,6 +105,7 @@ impl Judges {
                 message: format!("classifier `{}`: judge {}: {e}", cl.name(), model.id),
                 retryable: e.is_retryable(),
                 unauthorized: matches!(e, BackendError::Unauthorized { .. }),
+                kind: e.kind(),
             })?;
             spent.usage += reply.usage;
             if reply.cached {
@@ -126,6 +130,7 @@ impl Judges {
             ),
             retryable: true,
             unauthorized: false,
+            kind: ErrorKind::Verdict,
         })
     }
 }

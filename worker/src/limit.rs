@@ -286,6 +286,7 @@ impl Backend for RateLimited {
                         return Err(BackendError::Retryable {
                             message: format!("the shared rate limiter is unavailable: {e}"),
                             retry_after: None,
+                            kind: candor_core::ErrorKind::Transport,
                         });
                     }
                 }

@@ -85,7 +85,7 @@ impl Backend for OpenAi {
             if let Some(key) = &self.key {
                 r = r.bearer_auth(&key_or_refuse(key)?.0);
             }
-            exchange(&req.model.id, r, request_body(&req).to_string(), parse_reply).await
+            exchange(&req.model.id, &self.url, r, request_body(&req).to_string(), parse_reply).await
         })
     }
 }

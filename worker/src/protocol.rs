@@ -21,6 +21,7 @@ pub struct Conversation {
     pub turns: u32,
     pub usage: Usage,
     pub error: Option<String>,
+    pub error_kind: Option<candor_core::ErrorKind>,
     /// The failure passes; the job may be tried again.
     pub retryable: bool,
     /// Calls answered from the response cache.
@@ -82,6 +83,7 @@ pub async fn converse(
     let mut turns = 0;
     let mut retryable = false;
     let mut unauthorized = false;
+    let mut error_kind = None;
     let mut billed = Usage::default();
     let mut cache_hits = 0;
     let (status, output, error) = loop {
@@ -103,6 +105,7 @@ pub async fn converse(
             Err(e) => {
                 retryable = e.is_retryable();
                 unauthorized = matches!(e, crate::backend::BackendError::Unauthorized { .. });
+                error_kind = Some(e.kind());
                 break (Status::Failed, None, Some(e.to_string()));
             }
         };
@@ -141,6 +144,7 @@ pub async fn converse(
         turns,
         usage,
         error,
+        error_kind,
         retryable,
         cache_hits,
         unauthorized,
@@ -188,7 +192,10 @@ mod tests {
                         cached: false,
                         limits: [0; 3],
                     }),
-                    Err(e) => Err(BackendError::Failed { message: e.into() }),
+                    Err(e) => Err(BackendError::Failed {
+                        message: e.into(),
+                        kind: candor_core::ErrorKind::Http(400),
+                    }),
                 }
             })
         }

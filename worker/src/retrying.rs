@@ -30,7 +30,9 @@ impl Backend for Retrying {
             loop {
                 match self.inner.complete(req).await {
                     Err(
-                        BackendError::Retryable { message, retry_after }
+                        BackendError::Retryable {
+                            message, retry_after, ..
+                        }
                         | BackendError::RateLimited { message, retry_after },
                     ) if n < self.tries => {
                         let wait = candor_core::retry::backoff(n, salt).max(retry_after.unwrap_or_default());

@@ -95,6 +95,7 @@ impl Backend for Sim {
                 return Err(BackendError::Retryable {
                     message: "sim: injected server error (retryable)".into(),
                     retry_after: None,
+                    kind: candor_core::ErrorKind::Http(500),
                 });
             }
             let mut text = String::with_capacity(512);

@@ -160,7 +160,7 @@ async fn a_400_fails_at_once_with_the_providers_message() {
         .await;
     let m = model(BackendKind::Anthropic);
     match call(&anthropic(&server), &m, false).await {
-        Err(BackendError::Failed { message }) => {
+        Err(BackendError::Failed { message, .. }) => {
             assert!(
                 message.contains("400") && message.contains("max_tokens: must be positive"),
                 "{message}"
