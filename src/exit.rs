@@ -14,5 +14,8 @@ pub const NOT_FOUND: i32 = 4;
 pub const UNAVAILABLE: i32 = 5;
 /// The sweep's budget was spent before every job ran; the report covers what ran.
 pub const BUDGET: i32 = 6;
+/// The sweep ran, but more of its jobs failed than `--max-failed` allows (or a
+/// model that could not answer at all was given up on); the report is written.
+pub const JOBS_FAILED: i32 = 7;
 /// Stopped by SIGINT or SIGTERM; running the same command again resumes.
 pub const INTERRUPTED: i32 = 130;

@@ -29,7 +29,7 @@ impl Display {
             let bar = tty.then(|| {
                 let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 b.set_style(
-                    ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {rate}  eta {eta}")
+                    ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {msg}{rate}  eta {eta}")
                         .expect("valid template")
                         .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
                             let _ = write!(w, "{:.0} jobs/s", s.per_sec());
@@ -40,8 +40,20 @@ impl Display {
             let mut last_line = Instant::now();
             let mut base = None;
             loop {
+                for n in progress.take_notices() {
+                    match &bar {
+                        Some(b) => b.println(format!("failure: {n}")),
+                        None => eprintln!("failure: {n}"),
+                    }
+                }
                 let total = progress.total.load(Ordering::Relaxed);
                 let done = progress.done.load(Ordering::Relaxed);
+                let failed = progress.failed.load(Ordering::Relaxed);
+                let failed_text = if failed > 0 {
+                    format!("{failed} failed tries  ")
+                } else {
+                    String::new()
+                };
                 if total > 0 {
                     let resumed = *base.get_or_insert(progress.resumed.load(Ordering::Relaxed));
                     match &bar {
@@ -52,6 +64,7 @@ impl Display {
                                 b.reset_eta();
                             }
                             b.set_position(done);
+                            b.set_message(failed_text);
                         }
                         None if last_line.elapsed() >= LINE_EVERY => {
                             last_line = Instant::now();
@@ -63,7 +76,7 @@ impl Display {
                                 "?".into()
                             };
                             eprintln!(
-                                "progress: {done}/{total} jobs ({:.1}%), {rate:.0} jobs/s, eta {eta}",
+                                "progress: {done}/{total} jobs ({:.1}%), {failed_text}{rate:.0} jobs/s, eta {eta}",
                                 done as f64 * 100.0 / total as f64
                             );
                         }
@@ -73,6 +86,12 @@ impl Display {
                 tokio::select! {
                     _ = stopped.changed() => break,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            for n in progress.take_notices() {
+                match &bar {
+                    Some(b) => b.println(format!("failure: {n}")),
+                    None => eprintln!("failure: {n}"),
                 }
             }
             if let Some(b) = bar {

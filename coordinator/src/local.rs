@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use candor_core::early::EarlyStop;
-use candor_core::report::Report;
+use candor_core::report::{Provenance, Report};
 use candor_core::store::{DoneSet, Store, StoreError, SweepLog};
-use candor_core::{Status, Sweep};
+use candor_core::{ErrorKind, Status, Sweep};
 use candor_worker::cache::{Cache, FileCache};
 use candor_worker::limit::LocalLimiter;
 use candor_worker::{Executed, Executor};
@@ -37,7 +37,13 @@ pub struct LocalOptions {
     pub judge_concurrency: usize,
     /// Answer repeated model calls from the response cache in the store.
     pub cache: bool,
+    /// A model whose first this many jobs all fail for a reason that will
+    /// not pass gets no more jobs; 0 never gives up.
+    pub fail_fast: u32,
 }
+
+/// The most failure notices waiting for the display.
+const MAX_NOTICES: usize = 64;
 
 /// Live counters a caller can poll to show progress.
 #[derive(Debug, Default)]
@@ -47,6 +53,38 @@ pub struct Progress {
     pub done: AtomicU64,
     /// Jobs that already had a result when this run started.
     pub resumed: AtomicU64,
+    /// Failed tries of jobs in this run (a job tried three times counts three).
+    pub failed: AtomicU64,
+    notices: std::sync::Mutex<Notices>,
+}
+
+#[derive(Debug, Default)]
+struct Notices {
+    /// (model, kind) pairs already shown.
+    seen: std::collections::HashSet<(usize, Option<ErrorKind>)>,
+    waiting: Vec<String>,
+}
+
+impl Progress {
+    /// Counts a failed try; the first of each kind per model becomes a notice.
+    fn failed_try(&self, sweep: &Sweep, done: &Executed) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut n = self.notices.lock().expect("lock");
+        if n.waiting.len() < MAX_NOTICES && n.seen.insert((done.model, done.error_kind)) {
+            let model = &sweep.spec.models[done.model].id;
+            let error = done.error.as_deref().unwrap_or("(no error recorded)");
+            let hint = done.error_kind.map_or("", |k| k.hint());
+            n.waiting.push(format!(
+                "model {model}: {error}{}{hint} (more failures like this are counted, not shown)",
+                if hint.is_empty() { "" } else { " — " }
+            ));
+        }
+    }
+
+    /// Notices not shown yet: the first failure of each kind per model.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut self.notices.lock().expect("lock").waiting)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +99,90 @@ pub enum Outcome {
     Paused(String),
     /// Stopped starting jobs because the spec's `budget_usd` was reached.
     BudgetExhausted,
+    /// Some models got no more jobs because their first jobs all failed for
+    /// a reason that will not pass; one line per model says why. Their
+    /// failed jobs have no result, so a rerun after the fix runs them.
+    ModelsFailed(Vec<String>),
+}
+
+/// Fail fast: watches each model's first jobs and gives up on a model whose
+/// first `limit` jobs all failed for a reason that will not pass. Until a
+/// model has answered once, such failures are held back rather than stored,
+/// so that a model given up on leaves its jobs without results.
+struct FailFast {
+    limit: usize,
+    models: Vec<std::sync::Mutex<Watch>>,
+}
+
+#[derive(Default)]
+struct Watch {
+    answered: bool,
+    held: Vec<Executed>,
+    /// Why the model got no more jobs.
+    dead: Option<String>,
+}
+
+impl FailFast {
+    fn new(models: usize, limit: u32) -> FailFast {
+        FailFast {
+            limit: limit as usize,
+            models: (0..models).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn is_dead(&self, model: usize) -> bool {
+        self.limit > 0 && self.models[model].lock().expect("lock").dead.is_some()
+    }
+
+    /// A finished job: returns the results to store now (none, it, or it
+    /// with those held back before it).
+    fn finished(&self, sweep: &Sweep, done: Executed) -> Vec<Executed> {
+        if self.limit == 0 {
+            return vec![done];
+        }
+        let mut w = self.models[done.model].lock().expect("lock");
+        if done.meta.status != Status::Failed {
+            w.answered = true;
+            let mut out = std::mem::take(&mut w.held);
+            out.push(done);
+            return out;
+        }
+        let persistent = done.error_kind.is_some_and(ErrorKind::is_persistent);
+        if w.answered || !persistent {
+            return vec![done];
+        }
+        if w.dead.is_some() {
+            return Vec::new();
+        }
+        let first = w.held.first().unwrap_or(&done).error.clone().unwrap_or_default();
+        w.held.push(done);
+        if w.held.len() >= self.limit {
+            let why = format!(
+                "model {}: its first {} jobs all failed and none succeeded: {first}",
+                sweep.spec.models[w.held[0].model].id,
+                w.held.len()
+            );
+            tracing::info!(reason = %why, "giving up on a model");
+            w.dead = Some(why);
+            w.held.clear();
+        }
+        Vec::new()
+    }
+
+    /// Results still held back at the end (models that never reached the limit).
+    fn drain(&self) -> Vec<Executed> {
+        self.models
+            .iter()
+            .flat_map(|w| std::mem::take(&mut w.lock().expect("lock").held))
+            .collect()
+    }
+
+    fn dead(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .filter_map(|w| w.lock().expect("lock").dead.clone())
+            .collect()
+    }
 }
 
 enum Admit {
@@ -171,6 +293,7 @@ pub async fn run_local(
             e.record(cell, meta.status == Status::Ok, meta.class_bits & 1 == 1);
         })?;
     }
+    let fail_fast = Arc::new(FailFast::new(sweep.spec.models.len(), opts.fail_fast));
     let budget = Arc::new(Budget {
         limit_micro_usd: sweep.spec.budget_usd.map(|b| (b * 1e6) as u64),
         spent: AtomicU64::new(log.spent_micro_usd()),
@@ -224,7 +347,7 @@ pub async fn run_local(
     let cursor = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..dispatchers {
-        let (executor, slots, tx, stop, paused, budget, early, cursor, todo, sweep) = (
+        let (executor, slots, tx, stop, paused, budget, early, cursor, todo, sweep, fail_fast, progress) = (
             executor.clone(),
             slots.clone(),
             tx.clone(),
@@ -235,6 +358,8 @@ pub async fn run_local(
             cursor.clone(),
             todo.clone(),
             sweep.clone(),
+            fail_fast.clone(),
+            progress.clone(),
         );
         tasks.spawn(async move {
             loop {
@@ -250,6 +375,9 @@ pub async fn run_local(
                     continue;
                 }
                 let t = sweep.space.decode(i);
+                if fail_fast.is_dead(t.model) {
+                    continue;
+                }
                 let cell = sweep.space.cell_of(&t);
                 let mut slot = Some(slots.clone().acquire_owned().await.expect("never closed"));
                 if let Some(e) = &early
@@ -275,6 +403,9 @@ pub async fn run_local(
                         None => slots.clone().acquire_owned().await.expect("never closed"),
                     };
                     let done = executor.run(i, attempt, s).await;
+                    if done.meta.status == Status::Failed && !done.unauthorized {
+                        progress.failed_try(&sweep, &done);
+                    }
                     if !done.retryable || attempt >= max_attempts || stop.load(Ordering::Relaxed) {
                         break done;
                     }
@@ -294,16 +425,23 @@ pub async fn run_local(
                 if let Some(e) = &early {
                     e.record(cell, done.meta.status == Status::Ok, done.meta.class_bits & 1 == 1);
                 }
-                if tx.send(done).await.is_err() {
-                    break; // the writer has stopped; it reports why
+                for done in fail_fast.finished(&sweep, done) {
+                    if tx.send(done).await.is_err() {
+                        return; // the writer has stopped; it reports why
+                    }
                 }
             }
         });
     }
-    drop(tx);
     while let Some(r) = tasks.join_next().await {
         propagate(r);
     }
+    for done in fail_fast.drain() {
+        if tx.send(done).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
     let (log, ran) = tokio::task::spawn_blocking(move || writer.join())
         .await
         .map_err(|_| RunError::WriterPanicked)?
@@ -316,6 +454,8 @@ pub async fn run_local(
         Outcome::Completed
     } else if let Some(why) = paused.lock().expect("lock").take() {
         Outcome::Paused(why)
+    } else if !fail_fast.dead().is_empty() {
+        Outcome::ModelsFailed(fail_fast.dead())
     } else if budget.exhausted.load(Ordering::Relaxed) {
         Outcome::BudgetExhausted
     } else {
@@ -323,11 +463,21 @@ pub async fn run_local(
     };
     let out = opts.out.clone();
     let exhausted = outcome == Outcome::BudgetExhausted;
+    let stopped_models = match &outcome {
+        Outcome::ModelsFailed(why) => why.clone(),
+        _ => Vec::new(),
+    };
+    let started_ms = now_ms().saturating_sub(started.elapsed().as_millis() as u64);
     let report = {
         let sweep = sweep.clone();
         let out = out.clone();
         tokio::task::spawn_blocking(move || {
             export(&sweep, &log, &out, |r| {
+                r.sweep.provenance = Provenance::of(&sweep, Some(started_ms), Some(now_ms()));
+                for why in stopped_models.iter().rev() {
+                    r.notes
+                        .insert(0, format!("STOPPED: {why}; its other jobs were not run."));
+                }
                 if exhausted {
                     r.mark_budget_exhausted();
                 }
@@ -348,6 +498,12 @@ pub async fn run_local(
         elapsed: started.elapsed(),
         out,
     })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Re-raises a job task's panic.

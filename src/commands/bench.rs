@@ -178,6 +178,7 @@ fn child(jobs: u64, concurrency: u32) -> Result<(), Box<dyn std::error::Error>> 
         concurrency: concurrency as usize,
         judge_concurrency: concurrency as usize,
         cache: true,
+        fail_fast: candor_core::spec::DEFAULT_FAIL_FAST,
     };
     let summary = rt.block_on(run_local(
         sweep,

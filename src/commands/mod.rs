@@ -40,3 +40,49 @@ pub fn load_to_run(spec: &Path, run: Option<&str>) -> Result<Sweep, i32> {
     })?;
     Ok(sweep)
 }
+
+/// Parses a share of jobs: a number from 0 to 1.
+pub fn share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a share of jobs between 0 and 1 (0.01 is 1%)")),
+    }
+}
+
+/// Prints a report's failures by model and reason on stderr, if it has any.
+pub fn print_failures(report: &candor_core::report::Report) {
+    if report.failures.is_empty() {
+        return;
+    }
+    let s = &report.sweep;
+    eprintln!(
+        "failures: {} of {} jobs with a result failed ({:.1}%):",
+        s.jobs_failed,
+        s.jobs_done,
+        s.failed_share * 100.0
+    );
+    for g in &report.failures {
+        eprintln!("  {}: {} × {}: {}", g.model, g.jobs, g.kind, g.first_error);
+        if let Some(h) = &g.hint {
+            eprintln!("    {h}");
+        }
+    }
+}
+
+/// The exit code of a sweep that ended: 0 unless more of its jobs failed
+/// than `max_failed` (a share of the jobs with a result) allows.
+pub fn failed_verdict(report: &candor_core::report::Report, max_failed: f64) -> i32 {
+    let s = &report.sweep;
+    if s.jobs_failed > 0 && s.failed_share > max_failed {
+        eprintln!(
+            "failed: {} of {} jobs failed ({:.1}%), more than --max-failed {} allows",
+            s.jobs_failed,
+            s.jobs_done,
+            s.failed_share * 100.0,
+            max_failed
+        );
+        crate::exit::JOBS_FAILED
+    } else {
+        crate::exit::OK
+    }
+}

@@ -11,7 +11,7 @@ use crate::progress::Display;
 pub struct RunArgs {
     /// The sweep spec (YAML).
     spec: PathBuf,
-    /// Where to write results.jsonl, results.csv, report.json, report.md and report.html [default: runs/<sweep name>]
+    /// Where to write results.jsonl, results.csv, report.json, report.md and report.html [default: runs/<sweep name>, or runs/<sweep name>/<run label> with --run]
     #[arg(long, env = "CANDOR_OUT")]
     out: Option<PathBuf>,
     /// The embedded store: a directory that keeps results across runs, so a rerun resumes.
@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// A run label: the same spec under another label is another sweep, with fresh samples.
     #[arg(long, env = "CANDOR_RUN")]
     run: Option<String>,
+    /// The share of jobs (0 to 1) that may fail with the run still exiting 0 [default: the spec's max_failed, else 0]
+    #[arg(long, env = "CANDOR_MAX_FAILED", value_parser = super::share)]
+    max_failed: Option<f64>,
+    /// Give up on a model whose first N jobs all fail for a reason that will not pass (no connection, 404, 400); 0 never gives up [default: the spec's fail_fast, else 20]
+    #[arg(long, env = "CANDOR_FAIL_FAST", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    fail_fast: Option<u32>,
     /// Do not show progress.
     #[arg(long, short)]
     quiet: bool,
@@ -39,16 +45,24 @@ pub async fn run(args: RunArgs) -> i32 {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&sweep.spec.name));
+    let out = args.out.clone().unwrap_or_else(|| {
+        let dir = PathBuf::from("runs").join(&sweep.spec.name);
+        match &args.run {
+            Some(label) => dir.join(label),
+            None => dir,
+        }
+    });
+    let max_failed = args.max_failed.or(sweep.spec.max_failed).unwrap_or(0.0);
     let opts = LocalOptions {
         store: args.store.clone(),
         out,
         concurrency: args.concurrency as usize,
         judge_concurrency: args.judge_concurrency.unwrap_or(args.concurrency) as usize,
         cache: !args.no_cache,
+        fail_fast: args
+            .fail_fast
+            .or(sweep.spec.fail_fast)
+            .unwrap_or(candor_core::spec::DEFAULT_FAIL_FAST),
     };
     {
         let stop = Arc::new(AtomicBool::new(false));
@@ -92,6 +106,7 @@ pub async fn run(args: RunArgs) -> i32 {
             );
         }
         println!("{}", summary.report.to_table());
+        super::print_failures(&summary.report);
         println!(
             "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({} jobs in {:.1}s)",
             summary.out.display(),
@@ -99,7 +114,18 @@ pub async fn run(args: RunArgs) -> i32 {
             summary.elapsed.as_secs_f64()
         );
         match summary.outcome {
-            Outcome::Completed => exit::OK,
+            Outcome::Completed => super::failed_verdict(&summary.report, max_failed),
+            Outcome::ModelsFailed(why) => {
+                for w in &why {
+                    eprintln!("stopped: {w}");
+                }
+                eprintln!(
+                    "{} of {} jobs have results; fix what is named above and run the same command again",
+                    summary.report.sweep.jobs_done,
+                    sweep.total_jobs()
+                );
+                exit::JOBS_FAILED
+            }
             Outcome::Interrupted => {
                 eprintln!(
                     "interrupted: {} of {} jobs have results; run the same command again to finish",
