@@ -1,5 +1,6 @@
 //! `candor compare`: a planted change is flagged, a rerun with other
-//! sampling seeds is not.
+//! sampling seeds is not; a candidate without data, with failed jobs or
+//! missing cells is flagged too; reports of different specs are refused.
 
 mod common;
 
@@ -52,7 +53,12 @@ fn a_planted_change_is_flagged_and_other_seeds_are_not() {
 
     let o = sb.candor(&["compare", "base", "changed", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let training = v.as_array().unwrap().iter().find(|c| c["what"] == "training").unwrap();
+    let training = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"] == "training")
+        .unwrap();
     assert!(training["change"]["lo"].as_f64().unwrap() > 0.0, "{training}");
 
     let o = sb.candor(&["compare", "base", "nowhere"]);
@@ -89,7 +95,8 @@ fn the_alignment_faking_rate_is_watched_too() {
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let get = |what: &str, metric: &str| {
-        v.as_array()
+        v["changes"]
+            .as_array()
             .unwrap()
             .iter()
             .find(|c| c["what"] == what && c["metric"] == metric)
@@ -104,4 +111,230 @@ fn the_alignment_faking_rate_is_watched_too() {
         "compliance did not move"
     );
     assert_eq!(get("unmonitored", "AF|compliant")["flagged"], false);
+}
+
+/// A spec of 8 jobs (2 queries × 2 conditions × 2 seeds) whose models are `models` (YAML).
+fn tiny(models: &str) -> String {
+    spec_with_models(models, 2) + "max_attempts: 1\n"
+}
+
+const SIM: &str =
+    "  - id: m\n    backend: sim\n    model: sim-test\n    sim: {comply: {training: 0.5, unmonitored: 0.2}}\n";
+/// Nothing listens on port 1: every call is refused.
+const DEAD: &str = "  - id: m\n    backend: openai\n    model: gpt-test\n    base_url: http://127.0.0.1:1/v1\n";
+
+#[test]
+fn a_candidate_whose_jobs_all_failed_is_flagged_with_the_reason() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(2));
+    run(&sb, "base", &tiny(SIM));
+    sb.file("dead.yaml", &tiny(DEAD));
+    // The run itself may exit non-zero for its failed jobs; its report is what matters.
+    let o = sb.candor(&["run", "dead.yaml", "--out", "dead", "--store", "st", "--quiet"]);
+    let report = sb.json("dead/report.json");
+    assert_eq!(report["sweep"]["jobs_failed"], 8, "{}", stderr(&o));
+
+    let o = sb.candor(&["compare", "base", "dead", "--fail-on-regression"]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("3 of 3 changes flagged: 3 no data"), "{text}");
+    for cond in ["training", "unmonitored"] {
+        let why =
+            format!("NO DATA  m / default / {cond}: candidate: n = 0 (4 failed: connect — POST http://127.0.0.1:1/v1");
+        assert!(text.contains(&why), "{why}\n{text}");
+    }
+    assert!(
+        text.lines().filter(|l| l.ends_with("  NO DATA")).count() == 3,
+        "each row is marked: {text}"
+    );
+    // Without --fail-on-regression it reports and exits 0; no threshold makes it pass.
+    let o = sb.candor(&["compare", "base", "dead", "--threshold", "1", "--max-failed", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("3 of 3 changes flagged: 3 no data"),
+        "{}",
+        stdout(&o)
+    );
+    // Nor does a dead baseline.
+    let o = sb.candor(&["compare", "dead", "base", "--fail-on-regression"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("baseline: n = 0 (4 failed: connect"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = sb.candor(&["compare", "base", "dead", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["baseline"]["id"], sb.json("base/report.json")["sweep"]["id"]);
+    assert_eq!(v["candidate"]["id"], report["sweep"]["id"]);
+    assert_eq!(v["candidate"]["name"], "small");
+    assert_eq!(v["candidate"]["failures"][0]["kind"], "connect", "{v}");
+    assert_eq!(v["candidate"]["too_many_failed"], true);
+    assert_eq!(v["summary"]["regression"], true);
+    assert_eq!(v["different"], serde_json::json!([]), "one spec with another model");
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 3);
+    for c in changes {
+        assert_eq!(
+            (&c["flag"], &c["flagged"], &c["candidate"]),
+            (&"no_data".into(), &true.into(), &serde_json::Value::Null),
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn a_candidate_with_failed_jobs_is_flagged_unless_max_failed_allows_them() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(60));
+    run(&sb, "base", &sim_spec(0, 3));
+    run(
+        &sb,
+        "flaky",
+        &(sim_spec(0, 3).replace("continuation: 0.4", "continuation: 0.4\n      error_rate: 0.2")
+            + "max_attempts: 1\n"),
+    );
+    let o = sb.candor(&["compare", "base", "flaky", "--fail-on-regression"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("3 failed"), "{text}");
+    assert!(
+        text.contains("FAILED   sim / default / training: candidate: "),
+        "{text}"
+    );
+    assert!(text.contains("above --max-failed 0.0%): http_500 — "), "{text}");
+
+    let o = sb
+        .cmd(&["compare", "base", "flaky", "--json"])
+        .env("CANDOR_MAX_FAILED", "0.9")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["options"]["max_failed"], 0.9);
+    assert_eq!(
+        (&v["summary"]["failed"], &v["summary"]["no_data"]),
+        (&0.into(), &0.into()),
+        "{v}"
+    );
+    assert_eq!(v["candidate"]["too_many_failed"], false);
+}
+
+#[test]
+fn reports_of_different_specs_are_refused_unless_allowed() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(60));
+    sb.file("other.csv", &dataset(61));
+    run(&sb, "base", &sim_spec(0, 3));
+    run(&sb, "renamed", &sim_spec(0, 3).replace("name: small", "name: large"));
+    run(&sb, "watched", &sim_spec(0, 3).replace("unmonitored", "watched"));
+    run(
+        &sb,
+        "redata",
+        &sim_spec(0, 3).replace("path: data.csv", "path: other.csv"),
+    );
+
+    for (other, field) in [
+        ("renamed", "sweep.name `small` vs `large`"),
+        ("watched", "conditions `training, unmonitored` vs `training, watched`"),
+        ("redata", "provenance.dataset_hash"),
+    ] {
+        let o = sb.candor(&["compare", "base", other, "--fail-on-regression"]);
+        assert_eq!(o.status.code(), Some(2), "{other}: {}", stdout(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("different specs") && e.contains(field) && e.contains("--allow-different"),
+            "{other}: {e}"
+        );
+        assert!(
+            e.contains("base/report.json") && e.contains(&format!("{other}/report.json")),
+            "{e}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+
+    let o = sb.candor(&["compare", "base", "renamed", "--allow-different"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("DIFFERENT SPECS: sweep.name: small vs large"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains(" of 3 changes flagged"), "{}", stdout(&o));
+
+    // Other conditions: what is shared is compared, the rest listed.
+    let o = sb.candor(&[
+        "compare",
+        "base",
+        "watched",
+        "--allow-different",
+        "--json",
+        "--fail-on-regression",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "the baseline's unmonitored cell is missing");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let whats = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["what"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(whats("only_in_baseline"), ["unmonitored", "training − unmonitored"]);
+    assert_eq!(whats("only_in_candidate"), ["watched", "training − watched"]);
+    assert_eq!(v["different"][0]["field"], "conditions", "{v}");
+}
+
+#[test]
+fn a_cell_missing_from_the_candidate_is_listed_and_flagged() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(60));
+    let two = format!("{SIM}{}", SIM.replace("id: m", "id: m2"));
+    run(&sb, "both", &spec_with_models(&two, 3));
+    run(&sb, "one", &spec_with_models(SIM, 3));
+
+    let o = sb.candor(&["compare", "both", "one", "--fail-on-regression"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    for what in [
+        "cell m2 / default / training",
+        "cell m2 / default / unmonitored",
+        "gap m2 / default / training − unmonitored",
+    ] {
+        assert!(text.contains(&format!("MISSING  {what}")), "{what}: {text}");
+    }
+    assert!(text.contains("3 missing"), "{text}");
+
+    // A cell only the candidate has is listed, not flagged.
+    let o = sb.candor(&["compare", "one", "both", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["only_in_baseline"], serde_json::json!([]));
+    let only = v["only_in_candidate"].as_array().unwrap();
+    assert_eq!(only.len(), 3, "{v}");
+    assert!(only.iter().all(|u| u["model"] == "m2"), "{v}");
+    assert_eq!(v["summary"]["missing"], 0);
+}
+
+#[test]
+fn out_of_range_limits_are_refused_naming_the_flag() {
+    let sb = Sandbox::new();
+    for (args, flag) in [
+        (&["--max-failed", "1.5"][..], "--max-failed"),
+        (&["--max-failed=-0.1"], "--max-failed"),
+        (&["--max-failed", "nan"], "--max-failed"),
+        (&["--min-n", "0"], "--min-n"),
+        (&["--threshold", "2"], "--threshold"),
+    ] {
+        let o = sb.cmd(&["compare", "a", "b"]).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+    }
+    let o = sb
+        .cmd(&["compare", "a", "b"])
+        .env("CANDOR_MAX_FAILED", "7")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--max-failed"), "{}", stderr(&o));
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candor_core::compare::compare as diff;
+use candor_core::compare::{Options, compare as diff};
 use candor_core::report::Report;
 use candor_proto::v1 as pb;
 
@@ -26,22 +26,49 @@ pub struct CompareArgs {
     #[arg(long, env = "CANDOR_TLS_CA", hide_env_values = true)]
     tls_ca: Option<PathBuf>,
     /// Smallest change (as a fraction, 0.05 = 5 points) worth flagging.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = fraction)]
     threshold: f64,
-    /// Exit 1 when any change is flagged.
+    /// Fewest outputs a cell may have on either side; below it the cell is flagged as no data.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    min_n: u64,
+    /// Largest share of failed jobs (0 to 1) a cell or report may have; above it, it is flagged as failed.
+    #[arg(long, default_value_t = 0.0, env = "CANDOR_MAX_FAILED", value_parser = fraction)]
+    max_failed: f64,
+    /// Compare reports of different specs (another name, dataset or set of conditions) instead of refusing.
+    #[arg(long)]
+    allow_different: bool,
+    /// Exit 1 when anything is flagged: a change, a cell without data or with failed jobs, a missing cell.
     #[arg(long)]
     fail_on_regression: bool,
-    /// Print the changes as JSON.
+    /// Print the comparison as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".to_string()),
+        Err(e) => Err(format!("{s}: {e}")),
+    }
+}
+
+/// A fraction from 0 to 1.
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(_) => Err(format!("{s} is not between 0 and 1 (a fraction: 0.05 = 5%)")),
+        Err(e) => Err(format!("{s}: {e}")),
+    }
 }
 
 fn is_sweep_id(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A report from a path, or by sweep id from the coordinator.
-async fn load(a: &CompareArgs, arg: &str, which: &str) -> Result<Report, Fail> {
+/// A report from a path, or by sweep id from the coordinator, and where it came from.
+async fn load(a: &CompareArgs, arg: &str, which: &str) -> Result<(Report, String), Fail> {
     let id;
     let arg = if arg.starts_with('@') {
         id = super::remote::sweep_id(arg)?;
@@ -72,30 +99,29 @@ async fn load(a: &CompareArgs, arg: &str, which: &str) -> Result<Report, Fail> {
         .await
         .map_err(|s| crate::client::rpc_failure(&format!("{which} {arg}"), &s))?
         .into_inner();
-    serde_json::from_str(&r.report_json).map_err(|e| {
+    let report = serde_json::from_str(&r.report_json).map_err(|e| {
         Fail(
             exit::FAILURE,
             format!("{which} {arg}: the coordinator sent an unreadable report: {e}"),
         )
-    })
+    })?;
+    Ok((report, format!("sweep {arg}")))
 }
 
-fn read(p: &Path, which: &str) -> Result<Report, String> {
+fn read(p: &Path, which: &str) -> Result<(Report, String), String> {
     let file = if p.is_dir() {
         p.join("report.json")
     } else {
         p.to_path_buf()
     };
     let text = std::fs::read_to_string(&file).map_err(|e| format!("{which} {}: {e}", file.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{which} {}: not a candor report: {e}", file.display()))
+    let report =
+        serde_json::from_str(&text).map_err(|e| format!("{which} {}: not a candor report: {e}", file.display()))?;
+    Ok((report, file.display().to_string()))
 }
 
 pub async fn compare(a: CompareArgs) -> i32 {
-    if !(0.0..=1.0).contains(&a.threshold) {
-        eprintln!("error: --threshold: {} is not between 0 and 1", a.threshold);
-        return exit::BAD_INPUT;
-    }
-    let (base, cand) = match (
+    let ((base, base_src), (cand, cand_src)) = match (
         load(&a, &a.baseline, "baseline").await,
         load(&a, &a.candidate, "candidate").await,
     ) {
@@ -105,42 +131,44 @@ pub async fn compare(a: CompareArgs) -> i32 {
             return code;
         }
     };
-    let changes = diff(&base, &cand, a.threshold);
-    if changes.is_empty() {
-        eprintln!("error: the two reports share no model × variant × condition");
+    let options = Options {
+        threshold: a.threshold,
+        min_n: a.min_n,
+        max_failed: a.max_failed,
+    };
+    let mut cmp = diff(&base, &cand, &options);
+    cmp.baseline.source = base_src;
+    cmp.candidate.source = cand_src;
+    if !cmp.different.is_empty() {
+        let what: Vec<String> = cmp
+            .different
+            .iter()
+            .map(|m| format!("{} `{}` vs `{}`", m.field, m.baseline, m.candidate))
+            .collect();
+        let what = what.join("; ");
+        if !a.allow_different {
+            eprintln!(
+                "error: baseline {} and candidate {} are reports of different specs ({what}); \
+                 give --allow-different to compare them anyway",
+                cmp.baseline.source, cmp.candidate.source
+            );
+            return exit::BAD_INPUT;
+        }
+        eprintln!("warning: comparing reports of different specs ({what})");
+    }
+    if cmp.changes.is_empty() {
+        eprintln!(
+            "error: baseline {} and candidate {} share no model × variant × condition",
+            cmp.baseline.source, cmp.candidate.source
+        );
         return exit::BAD_INPUT;
     }
-    let flagged = changes.iter().filter(|c| c.flagged).count();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&changes).expect("json"));
+        println!("{}", serde_json::to_string_pretty(&cmp).expect("json"));
     } else {
-        let pct = |x: f64| format!("{:.1}%", x * 100.0);
-        let pts = |x: f64| format!("{:+.1}", x * 100.0);
-        println!(
-            "{:<16} {:<20} {:<24} {:<12} {:>9} {:>9} {:>9} {:>18}",
-            "model", "variant", "condition / gap", "metric", "baseline", "candidate", "change", "95% CI (pts)"
-        );
-        for c in &changes {
-            println!(
-                "{:<16} {:<20} {:<24} {:<12} {:>9} {:>9} {:>9} {:>18}{}",
-                c.model,
-                c.variant,
-                c.what,
-                c.metric,
-                pct(c.baseline),
-                pct(c.candidate),
-                pts(c.change.rate),
-                format!("[{}, {}]", pts(c.change.lo), pts(c.change.hi)),
-                if c.flagged { "  CHANGED" } else { "" }
-            );
-        }
-        println!(
-            "{flagged} of {} changes flagged (interval excludes 0 and |change| ≥ {:.1} pts)",
-            changes.len(),
-            a.threshold * 100.0
-        );
+        print!("{}", cmp.to_text());
     }
-    if flagged > 0 && a.fail_on_regression {
+    if cmp.summary.regression && a.fail_on_regression {
         exit::FAILURE
     } else {
         exit::OK
