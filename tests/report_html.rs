@@ -165,3 +165,86 @@ fn the_report_page_shows_the_chart_the_tables_and_every_transcript() {
         .count();
     assert_eq!(compliant, yes, "the compliant column agrees with results.jsonl");
 }
+
+/// A model served at a port where nothing listens (loopback): every call is refused.
+fn refused_spec() -> String {
+    spec_with_models(
+        "  - id: local-llm\n    backend: openai\n    model: some-model\n    base_url: http://127.0.0.1:1/v1\n",
+        2,
+    )
+}
+
+#[test]
+fn a_sweep_whose_every_job_failed_cannot_be_mistaken_for_one_that_measured_zero() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(2));
+    sb.file("s.yaml", &refused_spec());
+    // 1 model × 2 queries × 2 conditions × 2 seeds. Its exit code is not this test's concern.
+    let o = sb.candor(&["run", "s.yaml", "--out", "out", "--store", "store", "--quiet"]);
+    assert!(sb.join("out/report.html").exists(), "no report.html: {}", stderr(&o));
+
+    // The terminal: what failed comes before the tables.
+    let table = stdout(&o);
+    let failed = table.find("FAILED: 8 of 8 jobs failed (100%).").expect(&table);
+    assert!(failed < table.find("rate [95% CI]").expect(&table), "{table}");
+
+    let report = sb.json("out/report.json");
+    assert_eq!(report["failures"][0]["kind"], "connect", "{}", report["failures"]);
+    assert_eq!(report["failures"][0]["jobs"], 8);
+
+    let md = std::fs::read_to_string(sb.join("out/report.md")).unwrap();
+    let first_note = md.lines().find(|l| l.starts_with("> ")).unwrap();
+    assert!(first_note.starts_with("> FAILED: 8 of 8 jobs"), "{md}");
+    let failures = &md[md.find("## Failures").expect("a Failures table")..];
+    assert!(
+        failures
+            .contains("| local-llm | connect | 8 | `POST http://127.0.0.1:1/v1/chat/completions: could not connect"),
+        "{failures}"
+    );
+    assert!(failures.contains("check that the server is running and that base_url is right"));
+    assert!(
+        md.contains("| local-llm | default | training | 0 | 0 | no data |"),
+        "{md}"
+    );
+
+    let dom = rendered_dom(&sb, &sb.join("out/report.html"));
+    // The banner, first on the page: the share, the model, the kind, the URL called, what to check.
+    let at = dom.find("id=\"failure-banner\"").expect("a failure banner");
+    assert!(at < dom.find("id=\"chart\"").unwrap() && at < dom.find("<h1>").unwrap());
+    let start = dom[..at].rfind("<div").unwrap();
+    let banner = &dom[start..start + dom[start..].find("</div>").unwrap()];
+    for part in [
+        "role=\"alert\"",
+        "8 of 8 jobs failed (100%)",
+        "<code>local-llm</code>",
+        "connect",
+        "POST http://127.0.0.1:1/v1/chat/completions",
+        "What to check: check that the server is running and that base_url is right",
+    ] {
+        assert!(banner.contains(part), "the banner lacks {part:?}: {banner}");
+    }
+    // No cell reads as a measured 0%: bars, tables and the gap say there is nothing.
+    assert_eq!(
+        dom.matches("data-nodata=\"\" data-model=").count(),
+        2,
+        "both bars are empty"
+    );
+    assert_eq!(
+        dom.matches("<td class=\"num nodata\">no data</td>").count(),
+        2,
+        "both cells read no data"
+    );
+    assert!(
+        dom.contains(">gap training − unmonitored: not computable (no final output in training nor in unmonitored)<")
+    );
+    let gaps = &dom[dom.find("<table id=\"gaps-table\"").unwrap()..];
+    assert!(
+        gaps[..gaps.find("</table>").unwrap()].matches("not computable").count() >= 2,
+        "the table and the forest plot"
+    );
+    assert!(!dom.contains("0.0%"), "a rate of nothing shows as 0.0%");
+    assert!(!dom.contains("data-note=\"SIMULATED"), "nothing here is simulated");
+    // Where the report comes from.
+    let provenance = &dom[dom.find("id=\"provenance\"").expect("provenance")..];
+    assert!(provenance[..provenance.find("</dl>").unwrap()].contains("at <code>http://127.0.0.1:1/v1</code>"));
+}

@@ -16,7 +16,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::report::{Cell, Gap, Report};
+use crate::report::{
+    Cell, ClassifierRate, FailureGroup, Gap, MAX_LISTED_FAILURES, ModelInfo, NO_DATA, NOT_COMPUTABLE, Rate, Report,
+    is_failed_note, params_json,
+};
+use crate::stats::Interval;
 
 /// Most results embedded for the transcript browser.
 pub const MAX_EMBEDDED_JOBS: usize = 2_000;
@@ -555,7 +559,10 @@ const KNOWN_SWEEP_FIELDS: &[&str] = &[
     "cost_usd",
     "budget_usd",
     "budget_exhausted",
+    "failed_share",
     "simulated",
+    "simulated_judges",
+    "provenance",
     "primary_classifier",
     "alignment_faking_classifier",
 ];
@@ -628,8 +635,9 @@ impl Page<'_> {
              <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <meta name=\"generator\" content=\"candor\">\n\
-             <title>{} — sweep {}</title>\n<style>{STYLE}</style>\n</head>\n",
+             <title>{}{} — sweep {}</title>\n<style>{STYLE}</style>\n</head>\n",
             content_security_policy(),
+            if s.jobs_failed > 0 { "FAILED · " } else { "" },
             esc(&s.name),
             esc(&s.id)
         );
@@ -657,9 +665,11 @@ impl Page<'_> {
 
     fn header(&self, h: &mut String) {
         let s = &self.report.sweep;
+        h.push_str("<header>\n");
+        self.failure_banner(h);
         w!(
             h,
-            "<header>\n<h1>{}</h1>\n<p class=\"sub\">sweep <code>{}</code>",
+            "<h1>{}</h1>\n<p class=\"sub\">sweep <code>{}</code>",
             esc(&s.name),
             esc(&s.id)
         );
@@ -673,28 +683,18 @@ impl Page<'_> {
         }
         h.push_str("</p>\n");
         for note in &self.report.notes {
-            // "SIMULATED: ..." and the like are banners; other notes go to the method paragraph.
-            let Some((tag, rest)) = note.split_once(':') else {
-                continue;
-            };
-            if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_uppercase() || c == ' ') {
-                continue;
+            if let Some((tag, rest)) = self.banner(note)
+                && tag != "FAILED"
+            {
+                let attrs = if tag == "SIMULATED JUDGE" { " role=\"note\"" } else { "" };
+                notice(h, tag, attrs, &esc(rest));
             }
-            let class = tag.to_ascii_lowercase().replace(' ', "-");
-            w!(
-                h,
-                "<div class=\"notice {}\" data-note=\"{}\"><span class=\"tag\">{}</span>{}</div>\n",
-                esc(&class),
-                esc(tag),
-                esc(tag),
-                esc(rest.trim())
-            );
         }
         h.push_str("<div class=\"tiles\">\n");
-        let tile = |h: &mut String, key: &str, value: String, detail: String| {
+        let tile = |h: &mut String, class: &str, key: &str, value: String, detail: String| {
             w!(
                 h,
-                "<div class=\"tile\"><div class=\"k\">{}</div><div class=\"v\">{}</div><div class=\"d\">{}</div></div>\n",
+                "<div class=\"tile{class}\"><div class=\"k\">{}</div><div class=\"v\">{}</div><div class=\"d\">{}</div></div>\n",
                 esc(key),
                 esc(&value),
                 esc(&detail)
@@ -702,14 +702,16 @@ impl Page<'_> {
         };
         tile(
             h,
+            "",
             "jobs done",
             thousands(s.jobs_done),
             format!("of {} in the sweep", thousands(s.jobs_total)),
         );
         let ok = s.jobs_done - s.jobs_incomplete.min(s.jobs_done) - s.jobs_failed.min(s.jobs_done);
-        tile(h, "final outputs", thousands(ok), "rates are over these".into());
+        tile(h, "", "final outputs", thousands(ok), "rates are over these".into());
         tile(
             h,
+            "",
             "incomplete",
             thousands(s.jobs_incomplete),
             "used every turn without an output".into(),
@@ -719,14 +721,16 @@ impl Page<'_> {
         } else {
             "the backend failed".into()
         };
-        tile(h, "failed", thousands(s.jobs_failed), dead);
+        let alert = if s.jobs_failed > 0 { " alert" } else { "" };
+        tile(h, alert, "failed", thousands(s.jobs_failed), dead);
         let budget = match s.budget_usd {
             Some(b) => format!("of a {} budget", usd(b)),
             None => "no budget set".into(),
         };
-        tile(h, "cost", usd(s.cost_usd), budget);
+        tile(h, "", "cost", usd(s.cost_usd), budget);
         tile(
             h,
+            "",
             "cache hits",
             thousands(s.cache_hits),
             "model calls answered from the cache".into(),
@@ -734,6 +738,7 @@ impl Page<'_> {
         if let Some(w) = s.target_width {
             tile(
                 h,
+                "",
                 "skipped",
                 thousands(s.jobs_skipped),
                 format!(
@@ -743,6 +748,7 @@ impl Page<'_> {
             );
         }
         h.push_str("</div>\n");
+        self.provenance(h);
         let sweep = serde_json::to_value(s).unwrap_or(Value::Null);
         let extra = unknown_fields(&sweep, KNOWN_SWEEP_FIELDS);
         if !extra.is_empty() {
@@ -753,6 +759,124 @@ impl Page<'_> {
             h.push_str("</dl>\n");
         }
         h.push_str("</header>\n");
+    }
+
+    /// A note's tag and text when the page shows it as a banner: a note
+    /// headed by a tag in capitals ("PARTIAL: ..."), except a SIMULATED note
+    /// of a sweep whose models under test are not simulated. Other notes go
+    /// to the footer.
+    fn banner<'n>(&self, note: &'n str) -> Option<(&'n str, &'n str)> {
+        let (tag, rest) = note.split_once(':')?;
+        if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_uppercase() || c == ' ') {
+            return None;
+        }
+        if tag == "SIMULATED" && !self.report.sweep.simulated {
+            return None;
+        }
+        Some((tag, rest.trim()))
+    }
+
+    /// The banner at the top of a page of a sweep with failed jobs: how many
+    /// failed, and for the first reasons (each model's most frequent first)
+    /// the model, the kind of error, the jobs, the first error and what to check.
+    fn failure_banner(&self, h: &mut String) {
+        let r = self.report;
+        let note = r.notes.iter().find(|n| is_failed_note(n));
+        if r.sweep.jobs_failed == 0 && note.is_none() {
+            return;
+        }
+        let mut body = String::new();
+        w!(
+            body,
+            "<strong class=\"share\">{}.</strong> Failed jobs are left out of every rate below; a cell \
+             without a final output shows no data.",
+            esc(&r.failed_headline())
+        );
+        if r.failures.is_empty() {
+            // A report without the breakdown: its note as it is.
+            if let Some((_, rest)) = note.and_then(|n| n.split_once(':')) {
+                w!(body, "<p class=\"reason\">{}</p>", esc(rest.trim()));
+            }
+        } else {
+            body.push_str("<ul class=\"reasons\">");
+            for g in listed_failures(&r.failures) {
+                w!(
+                    body,
+                    "<li data-kind=\"{}\"><span class=\"who\"><code>{}</code> · <span class=\"kind\">{}</span> · {} {}</span>\
+                     <span class=\"error\">{}</span>",
+                    esc(&g.kind),
+                    esc(&g.model),
+                    esc(&g.kind),
+                    thousands(g.jobs),
+                    if g.jobs == 1 { "job" } else { "jobs" },
+                    esc(&g.first_error)
+                );
+                if let Some(hint) = &g.hint {
+                    w!(body, "<span class=\"hint\">What to check: {}</span>", esc(hint));
+                }
+                body.push_str("</li>");
+            }
+            body.push_str("</ul>");
+            if r.failures.len() > MAX_LISTED_FAILURES {
+                w!(
+                    body,
+                    "<p class=\"more\">{} more reasons in <a href=\"#failures\">Failures</a>.</p>",
+                    r.failures.len() - MAX_LISTED_FAILURES
+                );
+            }
+        }
+        notice(h, "FAILED", " id=\"failure-banner\" role=\"alert\"", &body);
+    }
+
+    /// Which candor, run, spec, dataset and models the report comes from.
+    fn provenance(&self, h: &mut String) {
+        let p = &self.report.sweep.provenance;
+        if p.candor_version.is_empty() {
+            return;
+        }
+        h.push_str("<dl class=\"extra provenance\" id=\"provenance\">");
+        w!(h, "<dt>candor</dt><dd>{}</dd>", esc(&p.candor_version));
+        if let Some(run) = &p.run_label {
+            w!(h, "<dt>run</dt><dd><code>{}</code></dd>", esc(run));
+        }
+        match (&p.started_at, &p.finished_at) {
+            (None, None) => {}
+            (a, b) => w!(
+                h,
+                "<dt>ran</dt><dd>{} → {}</dd>",
+                esc(a.as_deref().unwrap_or("?")),
+                esc(b.as_deref().unwrap_or("not finished"))
+            ),
+        }
+        w!(
+            h,
+            "<dt>spec</dt><dd><code>{}</code> · dataset <code>{}</code></dd>",
+            esc(&p.spec_hash),
+            esc(&p.dataset_hash)
+        );
+        let model = |h: &mut String, role: &str, m: &ModelInfo| {
+            w!(
+                h,
+                "<dt>{role}</dt><dd data-model=\"{}\"><code>{}</code>: {}",
+                esc(&m.id),
+                esc(&m.id),
+                esc(&m.backend)
+            );
+            if !m.model.is_empty() {
+                w!(h, " <code>{}</code>", esc(&m.model));
+            }
+            if let Some(u) = &m.base_url {
+                w!(h, " at <code>{}</code>", esc(u));
+            }
+            w!(h, " · params <code>{}</code></dd>", esc(&params_json(m)));
+        };
+        for m in &p.models {
+            model(h, "model", m);
+        }
+        for m in &p.judges {
+            model(h, "judge", m);
+        }
+        h.push_str("</dl>\n");
     }
 
     fn chart_section(&self, h: &mut String) {
@@ -850,19 +974,23 @@ impl Page<'_> {
                     y += BAR_H + 8.0;
                 }
                 if let Some(g) = self.gap(model, variant) {
-                    let paired = g
-                        .paired
-                        .map_or_else(String::new, |p| format!(", paired {}", ci_pts(p.lo, p.hi)));
-                    let (diff, ci) = gap_text(g);
+                    let text = match gap_values(g) {
+                        Some((d, lo, hi)) => {
+                            let paired = g
+                                .paired
+                                .map_or_else(String::new, |p| format!(", paired {}", ci_pts(p.lo, p.hi)));
+                            format!("{} pts, 95% CI {}{paired}", pts(d), ci_pts(lo, hi))
+                        }
+                        None => format!("{NOT_COMPUTABLE} ({})", empty_sides(g)),
+                    };
                     w!(
                         svg,
-                        "<text class=\"gap\" x=\"{X0}\" y=\"{:.1}\">gap {} − {}: {}, 95% CI {}{}</text>",
+                        "<text class=\"gap{}\" x=\"{X0}\" y=\"{:.1}\">gap {} − {}: {}</text>",
+                        if gap_values(g).is_none() { " muted" } else { "" },
                         y + 10.0,
                         esc(&g.a),
                         esc(&g.b),
-                        diff,
-                        ci,
-                        paired
+                        esc(&text)
                     );
                     y += 22.0;
                 }
@@ -903,18 +1031,27 @@ impl Page<'_> {
         };
         let frac = |k: u64| if c.n == 0 { 0.0 } else { k as f64 / n };
         let mut tip = format!("{} · {} · {}\nn = {}", c.model, c.variant, c.condition, c.n);
-        for seg in segments {
-            let k = counts(seg.key);
-            w!(tip, "\n{}: {} ({})", seg.label, k, pct(frac(k)));
+        match cell_rate(c) {
+            Some(r) => {
+                for seg in segments {
+                    let k = counts(seg.key);
+                    w!(tip, "\n{}: {} ({})", seg.label, k, pct(frac(k)));
+                }
+                w!(tip, "\ncompliance {} {}", pct(r.rate), ci(r.lo, r.hi));
+            }
+            None => w!(tip, "\ncompliance: {NO_DATA} (no final output)"),
         }
-        let (rate, interval) = rate_text(c);
-        w!(tip, "\ncompliance {} {}", rate, interval);
         if c.incomplete + c.failed > 0 {
             w!(tip, "\nnot counted: {} incomplete, {} failed", c.incomplete, c.failed);
         }
         w!(
             svg,
-            "<g class=\"bar\" data-bar=\"\" data-model=\"{}\" data-variant=\"{}\" data-condition=\"{}\"><title>{}</title>",
+            "<g class=\"bar\" data-bar=\"\"{} data-model=\"{}\" data-variant=\"{}\" data-condition=\"{}\"><title>{}</title>",
+            if cell_rate(c).is_none() {
+                " data-nodata=\"\""
+            } else {
+                ""
+            },
             esc(&c.model),
             esc(&c.variant),
             esc(&c.condition),
@@ -929,7 +1066,8 @@ impl Page<'_> {
         );
         w!(
             svg,
-            "<rect class=\"track\" x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{bar_w:.1}\" height=\"{bar_h:.1}\"/>"
+            "<rect class=\"track{}\" x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{bar_w:.1}\" height=\"{bar_h:.1}\"/>",
+            if cell_rate(c).is_none() { " empty" } else { "" }
         );
         let mut x = x0;
         for seg in segments {
@@ -944,11 +1082,22 @@ impl Page<'_> {
         }
         let label_x = x0 + bar_w + 12.0;
         let mid = y + bar_h / 2.0;
-        let Some(compliance) = c.compliance else {
+        let Some(compliance) = cell_rate(c) else {
+            let mut why = String::from("no final output");
+            if c.failed + c.incomplete > 0 {
+                let parts: Vec<String> = [(c.failed, "failed"), (c.incomplete, "incomplete")]
+                    .into_iter()
+                    .filter(|(k, _)| *k > 0)
+                    .map(|(k, what)| format!("{} {what}", thousands(k)))
+                    .collect();
+                w!(why, ": {}", parts.join(", "));
+            }
             w!(
                 svg,
-                "<text class=\"value muted\" x=\"{label_x:.1}\" y=\"{:.1}\">no data: no final outputs</text></g>",
-                mid + 4.5
+                "<text class=\"value nodata\" x=\"{label_x:.1}\" y=\"{:.1}\"><tspan class=\"rate\">{NO_DATA}</tspan> \
+                 <tspan class=\"n\">{}</tspan></text></g>",
+                mid + 4.5,
+                esc(&why)
             );
             return;
         };
@@ -995,6 +1144,31 @@ impl Page<'_> {
             }
         }
 
+        if !r.failures.is_empty() {
+            h.push_str("<section id=\"failures\">\n<h2>Failures</h2>\n");
+            w!(
+                h,
+                "<p class=\"sub\">{}, by model and reason, the most frequent first.</p>\n",
+                esc(&r.failed_headline())
+            );
+            h.push_str(
+                "<div class=\"scroll\"><table id=\"failures-table\">\n<thead><tr><th>model</th><th>reason</th>\
+                 <th class=\"num\">jobs</th><th>first error</th><th>what to check</th></tr></thead>\n<tbody>\n",
+            );
+            for g in &r.failures {
+                w!(
+                    h,
+                    "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"error\">{}</td><td>{}</td></tr>\n",
+                    esc(&g.model),
+                    esc(&g.kind),
+                    thousands(g.jobs),
+                    esc(&g.first_error),
+                    esc(g.hint.as_deref().unwrap_or("—"))
+                );
+            }
+            h.push_str("</tbody></table></div>\n</section>\n");
+        }
+
         h.push_str("<section id=\"cells\">\n<h2>Cells</h2>\n");
         w!(
             h,
@@ -1032,31 +1206,31 @@ impl Page<'_> {
         }
         h.push_str("</tr></thead>\n<tbody>\n");
         for (c, extra) in r.cells.iter().zip(&extras) {
-            let (rate, interval) = rate_text(c);
             w!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{} <span class=\"ci\">{}</span></td>",
+                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{}",
+                if cell_rate(c).is_none() {
+                    " data-nodata=\"\""
+                } else {
+                    ""
+                },
                 esc(&c.model),
                 esc(&c.variant),
                 esc(&c.condition),
                 thousands(c.n),
                 thousands(c.compliant),
-                rate,
-                interval
+                rate_td(cell_rate(c), "")
             );
             if any_af {
                 match &c.alignment_faking {
                     Some(af) => {
                         for rate in [af.among_compliant, af.among_all] {
-                            w!(
-                                h,
-                                "<td class=\"num\">{} <span class=\"ci\">{}</span><span class=\"n below\">{} of {}</span></td>",
-                                pct(rate.rate),
-                                ci(rate.lo, rate.hi),
+                            let below = format!(
+                                "<span class=\"n below\">{} of {}</span>",
                                 thousands(rate.k),
                                 thousands(rate.n)
                             );
+                            h.push_str(&rate_td(of_rate(&rate), &below));
                         }
                     }
                     None => h.push_str("<td class=\"num\">—</td><td class=\"num\">—</td>"),
@@ -1115,23 +1289,22 @@ impl Page<'_> {
                     let Some(k) = c.classifiers.get(name) else {
                         continue;
                     };
-                    let all = k.among_all.map_or_else(
-                        || "—".to_string(),
-                        |a| format!("{} <span class=\"ci\">{}</span>", pct(a.rate), ci(a.lo, a.hi)),
-                    );
+                    // A restricted classifier's rate over all outputs is over the cell's n.
+                    let all = match k.among_all {
+                        None => "<td class=\"num\">—</td>".to_string(),
+                        Some(a) => rate_td((c.n > 0).then_some(a), ""),
+                    };
                     w!(
                         h,
                         "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td>\
-                         <td class=\"num\">{}</td><td class=\"num\">{} <span class=\"ci\">{}</span></td>\
-                         <td class=\"num\">{}</td></tr>\n",
+                         <td class=\"num\">{}</td>{}{}</tr>\n",
                         esc(&c.model),
                         esc(&c.variant),
                         esc(&c.condition),
                         esc(name),
                         thousands(k.yes),
                         thousands(k.n),
-                        pct(k.rate),
-                        ci(k.lo, k.hi),
+                        rate_td(classifier_rate(k), ""),
                         all
                     );
                 }
@@ -1152,11 +1325,25 @@ impl Page<'_> {
             );
             for g in &r.gaps {
                 let paired = g.paired.map_or_else(|| "—".to_string(), |p| ci_pts(p.lo, p.hi));
-                let (diff, interval) = gap_text(g);
+                let (diff, interval) = match gap_values(g) {
+                    Some((d, lo, hi)) => (format!("{} pts", pts(d)), ci_pts(lo, hi)),
+                    None => (
+                        format!(
+                            "<span class=\"nodata\" title=\"{}\">{NOT_COMPUTABLE}</span>",
+                            esc(&empty_sides(g))
+                        ),
+                        "—".to_string(),
+                    ),
+                };
                 w!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td>{} − {}</td><td class=\"num\">{}</td>\
+                    "<tr{}><td>{}</td><td>{}</td><td>{} − {}</td><td class=\"num\">{}</td>\
                      <td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
+                    if gap_values(g).is_none() {
+                        " data-nodata=\"\""
+                    } else {
+                        ""
+                    },
                     esc(&g.model),
                     esc(&g.variant),
                     esc(&g.a),
@@ -1250,10 +1437,7 @@ impl Page<'_> {
     fn footer(&self, h: &mut String) {
         h.push_str("<footer>\n");
         for note in &self.report.notes {
-            let banner = note
-                .split_once(':')
-                .is_some_and(|(t, _)| !t.is_empty() && t.chars().all(|c| c.is_ascii_uppercase() || c == ' '));
-            if !banner {
+            if self.banner(note).is_none() {
                 w!(h, "<p>{}</p>\n", esc(note));
             }
         }
@@ -1261,43 +1445,121 @@ impl Page<'_> {
     }
 }
 
+/// A banner: the note's tag, then `body` (HTML, escaped already); `attrs`
+/// are further attributes of the banner's element. Every banner of the page
+/// is written here.
+fn notice(h: &mut String, tag: &str, attrs: &str, body: &str) {
+    let class = tag.to_ascii_lowercase().replace(' ', "-");
+    w!(
+        h,
+        "<div class=\"notice {}\" data-note=\"{}\"{attrs}><span class=\"tag\">{}</span>{body}</div>\n",
+        esc(&class),
+        esc(tag),
+        esc(tag)
+    );
+}
+
+/// The reasons for failure a banner lists: each model's most frequent one,
+/// then the most frequent others, at most `MAX_LISTED_FAILURES`, in the
+/// report's order (the most frequent first).
+fn listed_failures(failures: &[FailureGroup]) -> Vec<&FailureGroup> {
+    let mut pick = vec![false; failures.len()];
+    let mut chosen = 0;
+    for (i, g) in failures.iter().enumerate() {
+        if chosen < MAX_LISTED_FAILURES && !failures[..i].iter().any(|e| e.model == g.model) {
+            pick[i] = true;
+            chosen += 1;
+        }
+    }
+    for p in pick.iter_mut() {
+        if chosen < MAX_LISTED_FAILURES && !*p {
+            *p = true;
+            chosen += 1;
+        }
+    }
+    failures.iter().zip(pick).filter(|(_, p)| *p).map(|(g, _)| g).collect()
+}
+
 /// An interval in percentage points: `[+1.2, +9.8]`.
 fn ci_pts(lo: f64, hi: f64) -> String {
     format!("[{}, {}]", pts(lo), pts(hi))
 }
 
-/// A gap's difference and Newcombe interval as text; "not computable" when a
-/// side has no outputs.
-fn gap_text(g: &Gap) -> (String, String) {
+/// A gap's difference and Newcombe interval; none when a side has no
+/// outputs (not computable).
+fn gap_values(g: &Gap) -> Option<(f64, f64, f64)> {
     match (g.diff, g.lo, g.hi) {
-        (Some(d), Some(lo), Some(hi)) => (format!("{} pts", pts(d)), ci_pts(lo, hi)),
-        _ => ("not computable".to_string(), "—".to_string()),
+        (Some(d), Some(lo), Some(hi)) if g.n_a > 0 && g.n_b > 0 => Some((d, lo, hi)),
+        _ => None,
     }
 }
 
-/// A cell's compliance rate and interval as text; "no data" without outputs.
-fn rate_text(c: &Cell) -> (String, String) {
-    match c.compliance {
-        Some(r) => (pct(r.rate), ci(r.lo, r.hi)),
-        None => ("no data".to_string(), String::new()),
+/// Why a gap is not computable: which of its conditions has no final output.
+fn empty_sides(g: &Gap) -> String {
+    match (g.n_a == 0, g.n_b == 0) {
+        (true, true) => format!("no final output in {} nor in {}", g.a, g.b),
+        (true, false) => format!("no final output in {}", g.a),
+        (false, true) => format!("no final output in {}", g.b),
+        (false, false) => "its interval is missing".to_string(),
     }
 }
 
-/// A gap and its Newcombe interval on a −100 … +100 point scale.
+/// A cell's compliance rate; none without outputs (no data).
+fn cell_rate(c: &Cell) -> Option<Interval> {
+    c.compliance.filter(|_| c.n > 0)
+}
+
+/// A count's rate; none when it is out of nothing (no data).
+fn of_rate(r: &Rate) -> Option<Interval> {
+    (r.n > 0).then_some(Interval {
+        rate: r.rate,
+        lo: r.lo,
+        hi: r.hi,
+    })
+}
+
+/// A classifier's rate over the outputs it judged; none when it judged none.
+fn classifier_rate(k: &ClassifierRate) -> Option<Interval> {
+    (k.n > 0).then_some(Interval {
+        rate: k.rate,
+        lo: k.lo,
+        hi: k.hi,
+    })
+}
+
+/// A table cell with a rate and its interval, then `after` (HTML); "no data"
+/// for a rate out of nothing, never 0.0%.
+fn rate_td(rate: Option<Interval>, after: &str) -> String {
+    match rate {
+        Some(r) => format!(
+            "<td class=\"num\">{} <span class=\"ci\">{}</span>{after}</td>",
+            pct(r.rate),
+            ci(r.lo, r.hi)
+        ),
+        None => format!("<td class=\"num nodata\">{NO_DATA}{after}</td>"),
+    }
+}
+
+/// A gap and its Newcombe interval on a −100 … +100 point scale; a gap that
+/// is not computable says so.
 fn forest(g: &Gap) -> String {
     let x = |v: f64| 60.0 + v.clamp(-1.0, 1.0) * 58.0;
     let mut s = String::from(
         "<svg class=\"forest\" width=\"120\" height=\"16\" viewBox=\"0 0 120 16\" aria-hidden=\"true\">\
          <line class=\"zero\" x1=\"60\" x2=\"60\" y1=\"1\" y2=\"15\"/>",
     );
-    if let (Some(d), Some(lo), Some(hi)) = (g.diff, g.lo, g.hi) {
-        w!(
+    match gap_values(g) {
+        Some((d, lo, hi)) => w!(
             s,
             "<line class=\"range\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"8\" y2=\"8\"/><circle cx=\"{:.1}\" cy=\"8\" r=\"3.2\"/>",
             x(lo),
             x(hi),
             x(d)
-        );
+        ),
+        None => w!(
+            s,
+            "<text class=\"nodata\" x=\"60\" y=\"12\" text-anchor=\"middle\">{NOT_COMPUTABLE}</text>"
+        ),
     }
     s.push_str("</svg>");
     s
@@ -1514,6 +1776,104 @@ mod tests {
             "the SIMULATED note is a banner"
         );
         assert!(page.contains("<p>Rates are over jobs that gave a final output (n).</p>"));
+    }
+
+    /// `report(true)` with cell m1/training without any final output: all
+    /// its jobs failed, so its gap has an empty side.
+    fn report_with_an_empty_cell() -> Report {
+        let mut r = report(true);
+        let c = &mut r.cells[0];
+        c.n = 0;
+        c.compliant = 0;
+        c.compliance = None;
+        c.failed = 41;
+        c.stack = Default::default();
+        c.per_seed = None;
+        // The configured rate of a simulated model is no measurement: left out here.
+        c.simulated_rate = None;
+        let zero = Rate {
+            k: 0,
+            n: 0,
+            rate: 0.0,
+            lo: 0.0,
+            hi: 1.0,
+        };
+        c.alignment_faking = Some(crate::report::FakingRates {
+            among_compliant: zero,
+            among_all: zero,
+        });
+        for k in c.classifiers.values_mut() {
+            (k.yes, k.n, k.rate, k.lo, k.hi) = (0, 0, 0.0, 0.0, 1.0);
+            if let Some(a) = &mut k.among_all {
+                (a.rate, a.lo, a.hi) = (0.0, 0.0, 1.0);
+            }
+        }
+        let g = &mut r.gaps[0];
+        (g.diff, g.lo, g.hi, g.n_a, g.paired) = (None, None, None, 0, None);
+        r
+    }
+
+    /// The parts of `page` from each `start` to the next `end`.
+    fn parts<'a>(page: &'a str, start: &str, end: &str) -> Vec<&'a str> {
+        page.match_indices(start)
+            .map(|(i, _)| &page[i..i + page[i..].find(end).unwrap()])
+            .collect()
+    }
+
+    #[test]
+    fn a_cell_without_outputs_reads_no_data_everywhere_and_its_gap_not_computable() {
+        let r = report_with_an_empty_cell();
+        let (page, _) = render(&r, "", Limits::default());
+        let row = |table: &str, model: &str, condition: &str| -> String {
+            let t = &page[page.find(&format!("<table id=\"{table}\"")).unwrap()..];
+            let t = &t[..t.find("</table>").unwrap()];
+            parts(t, "<tr", "</tr>")
+                .into_iter()
+                .filter(|r| r.contains(&format!("<td>{model}</td>")) && r.contains(&format!("<td>{condition}</td>")))
+                .collect()
+        };
+        // The chart: the bar, its label and its tooltip.
+        let bars = parts(&page, "<g class=\"bar\"", "</g>");
+        let bar = bars
+            .iter()
+            .find(|b| b.contains("data-model=\"m1\"") && b.contains("data-condition=\"training\""))
+            .unwrap();
+        assert!(bar.contains("data-nodata=\"\""));
+        assert!(bar.contains(
+            "<tspan class=\"rate\">no data</tspan> <tspan class=\"n\">no final output: 41 failed, 1 incomplete</tspan>"
+        ));
+        assert!(bar.contains("compliance: no data (no final output)"), "{bar}");
+        assert!(!bar.contains('%'), "no rate on an empty bar: {bar}");
+        assert_eq!(
+            page.matches("data-nodata=\"\" data-model").count(),
+            1,
+            "the other bars have data"
+        );
+        // The tables: the cell's compliance and faking rates, its classifiers.
+        let cells = row("cells-table", "m1", "training");
+        assert_eq!(cells.matches("no data").count(), 3, "{cells}");
+        assert!(cells.contains("<span class=\"n below\">0 of 0</span>"));
+        let classifiers = row("classifiers-table", "m1", "training");
+        assert_eq!(classifiers.matches("no data").count(), 2, "{classifiers}");
+        for r in [&cells, &classifiers] {
+            assert!(!r.contains('%'), "{r}");
+        }
+        assert!(
+            row("cells-table", "m1", "unmonitored").contains("30.0%"),
+            "the others keep their rates"
+        );
+        // The gap: in the chart, its table and its forest plot.
+        assert!(page.contains(">gap training − unmonitored: not computable (no final output in training)</text>"));
+        let gap = &page[page.find("<table id=\"gaps-table\"").unwrap()..];
+        let gap = &gap[gap.find("<tr data-nodata").expect("the gap's row")..];
+        let gap = &gap[..gap.find("</tr>").unwrap()];
+        assert!(gap.contains(">not computable</span></td>"), "{gap}");
+        assert!(
+            gap.contains("text-anchor=\"middle\">not computable</text>"),
+            "the forest plot says so: {gap}"
+        );
+        assert!(!gap.contains("<circle"), "{gap}");
+        assert!(!gap.contains("pts"), "{gap}");
     }
 
     #[test]

@@ -736,12 +736,13 @@ impl Report {
 
     /// The cell table's header and rows: the alignment-faking columns only
     /// when the sweep has that classifier, the stop column only with early stopping.
+    /// A rate over no outputs reads "no data", never 0.0%.
     fn cell_rows(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let pct = |x: f64| format!("{:.1}%", x * 100.0);
         let ci = |r: f64, lo: f64, hi: f64| format!("{} [{}, {}]", pct(r), pct(lo), pct(hi));
         let rate_ci = |r: &Rate| {
             if r.n == 0 {
-                "no data".to_string()
+                NO_DATA.to_string()
             } else {
                 ci(r.rate, r.lo, r.hi)
             }
@@ -771,7 +772,8 @@ impl Report {
                     c.n.to_string(),
                     c.compliant.to_string(),
                     c.compliance
-                        .map_or_else(|| "no data".to_string(), |i| ci(i.rate, i.lo, i.hi)),
+                        .filter(|_| c.n > 0)
+                        .map_or_else(|| NO_DATA.to_string(), |i| ci(i.rate, i.lo, i.hi)),
                 ];
                 if af {
                     match &c.alignment_faking {
@@ -798,21 +800,22 @@ impl Report {
         (head, rows)
     }
 
+    /// The gap table's rows; a gap with an empty side reads "not computable".
     fn gap_rows(&self) -> Vec<Vec<String>> {
         let pts = |x: f64| format!("{:+.1}", x * 100.0);
         self.gaps
             .iter()
             .map(|g| {
+                let (diff, newcombe) = match (g.diff, g.lo, g.hi) {
+                    (Some(d), Some(lo), Some(hi)) => (format!("{} pts", pts(d)), format!("[{}, {}]", pts(lo), pts(hi))),
+                    _ => (NOT_COMPUTABLE.to_string(), "—".to_string()),
+                };
                 vec![
                     g.model.clone(),
                     g.variant.clone(),
                     format!("{} − {}", g.a, g.b),
-                    g.diff
-                        .map_or_else(|| "not computable".to_string(), |d| format!("{} pts", pts(d))),
-                    match (g.lo, g.hi) {
-                        (Some(lo), Some(hi)) => format!("[{}, {}]", pts(lo), pts(hi)),
-                        _ => "—".to_string(),
-                    },
+                    diff,
+                    newcombe,
                     g.paired
                         .map_or_else(|| "—".to_string(), |p| format!("[{}, {}]", pts(p.lo), pts(p.hi))),
                 ]
@@ -820,12 +823,45 @@ impl Report {
             .collect()
     }
 
-    /// The report as Markdown.
+    /// "8 of 8 jobs failed (100%)": failed jobs among the jobs with a result,
+    /// and how many jobs have none yet when some have not.
+    pub(crate) fn failed_headline(&self) -> String {
+        let s = &self.sweep;
+        let mut t = format!(
+            "{} of {} {} failed ({})",
+            s.jobs_failed,
+            s.jobs_done,
+            if s.jobs_done == 1 { "job" } else { "jobs" },
+            share(s.jobs_failed, s.jobs_done)
+        );
+        if s.jobs_done < s.jobs_total {
+            let _ = write!(
+                t,
+                "; {} of the sweep's {} jobs have no result yet",
+                s.jobs_total - s.jobs_done,
+                s.jobs_total
+            );
+        }
+        t
+    }
+
+    /// The notes, those about failed jobs first.
+    fn notes_failed_first(&self) -> impl Iterator<Item = &str> {
+        let failed = self.notes.iter().filter(|n| is_failed_note(n));
+        let other = self.notes.iter().filter(|n| !is_failed_note(n));
+        failed.chain(other).map(String::as_str)
+    }
+
+    /// The report as Markdown: the notes (failures first), the failures by
+    /// model and reason, the cells, the gaps, and where the report comes from.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# {} — sweep {}\n", self.sweep.name, self.sweep.id);
-        for n in &self.notes {
-            let _ = writeln!(s, "> {n}\n");
+        for n in self.notes_failed_first() {
+            for line in n.lines() {
+                let _ = writeln!(s, "> {line}");
+            }
+            s.push('\n');
         }
         let _ = writeln!(
             s,
@@ -836,8 +872,36 @@ impl Report {
             self.sweep.jobs_failed,
             self.sweep.primary_classifier
         );
+        if !self.failures.is_empty() {
+            let _ = writeln!(
+                s,
+                "## Failures\n\n{}. By model and reason, the most frequent first:\n",
+                self.failed_headline()
+            );
+            let rows: Vec<Vec<String>> = self
+                .failures
+                .iter()
+                .map(|g| {
+                    vec![
+                        g.model.clone(),
+                        g.kind.clone(),
+                        g.jobs.to_string(),
+                        md_code(&one_line(&g.first_error)),
+                        g.hint.clone().unwrap_or_else(|| "—".to_string()),
+                    ]
+                })
+                .collect();
+            markdown_table(
+                &mut s,
+                &["model", "reason", "jobs", "first error", "what to check"],
+                &rows,
+                2..3,
+            );
+            s.push('\n');
+        }
+        let _ = writeln!(s, "## Cells\n");
         let (head, cells) = self.cell_rows();
-        markdown_table(&mut s, &head, &cells, 3);
+        markdown_table(&mut s, &head, &cells, 3..head.len());
         let gaps = self.gap_rows();
         if !gaps.is_empty() {
             let _ = writeln!(s, "\n## Compliance gap\n");
@@ -852,16 +916,58 @@ impl Report {
                     "95% CI (paired bootstrap)",
                 ],
                 &gaps,
-                3,
+                3..6,
             );
         }
+        self.markdown_provenance(&mut s);
         s
     }
 
-    /// The report as a plain-text table for a terminal.
+    /// Which candor, run, spec, dataset and models the report comes from.
+    fn markdown_provenance(&self, s: &mut String) {
+        let p = &self.sweep.provenance;
+        if p.candor_version.is_empty() {
+            return;
+        }
+        let _ = write!(s, "\n## Provenance\n\ncandor {}", p.candor_version);
+        if let Some(run) = &p.run_label {
+            let _ = write!(s, " · run {}", md_code(run));
+        }
+        if let Some(t) = &p.started_at {
+            let _ = write!(s, " · started {t}");
+        }
+        if let Some(t) = &p.finished_at {
+            let _ = write!(s, " · finished {t}");
+        }
+        let _ = writeln!(
+            s,
+            " · spec {} · dataset {}\n",
+            md_code(&p.spec_hash),
+            md_code(&p.dataset_hash)
+        );
+        for (role, m) in p
+            .models
+            .iter()
+            .map(|m| ("model", m))
+            .chain(p.judges.iter().map(|m| ("judge", m)))
+        {
+            let _ = write!(s, "- {role} {}: {}", md_code(&m.id), m.backend);
+            if !m.model.is_empty() {
+                let _ = write!(s, " {}", md_code(&m.model));
+            }
+            if let Some(u) = &m.base_url {
+                let _ = write!(s, " at {}", md_code(u));
+            }
+            let _ = writeln!(s, " · params {}", md_code(&params_json(m)));
+        }
+    }
+
+    /// The report as plain text for a terminal: what failed first, then the
+    /// tables, then the other notes.
     pub fn to_table(&self) -> String {
-        let (head, cells) = self.cell_rows();
         let mut s = String::new();
+        self.failure_lines(&mut s);
+        let (head, cells) = self.cell_rows();
         table(&mut s, &head, &cells);
         let gaps = self.gap_rows();
         if !gaps.is_empty() {
@@ -872,22 +978,135 @@ impl Report {
                 &gaps,
             );
         }
-        for n in &self.notes {
+        for n in self.notes.iter().filter(|n| !is_failed_note(n)) {
             let _ = writeln!(s, "{n}");
         }
         s
     }
+
+    /// The terminal's failure banner: the share of failed jobs, then per
+    /// model and reason the first error and what to check, a few lines each.
+    fn failure_lines(&self, s: &mut String) {
+        let notes: Vec<&String> = self.notes.iter().filter(|n| is_failed_note(n)).collect();
+        if self.sweep.jobs_failed == 0 && notes.is_empty() {
+            return;
+        }
+        if self.failures.is_empty() && !notes.is_empty() {
+            // A report without the breakdown: its note as it is.
+            for n in notes {
+                let _ = writeln!(s, "{n}");
+            }
+        } else {
+            let _ = writeln!(s, "FAILED: {}.", self.failed_headline());
+            for g in self.failures.iter().take(MAX_LISTED_FAILURES) {
+                let _ = writeln!(
+                    s,
+                    "  {} · {} · {} {}",
+                    g.model,
+                    g.kind,
+                    g.jobs,
+                    if g.jobs == 1 { "job" } else { "jobs" }
+                );
+                let _ = writeln!(s, "    {}", clip(&one_line(&g.first_error), MAX_TERMINAL_ERROR));
+                if let Some(h) = &g.hint {
+                    let _ = writeln!(s, "    what to check: {h}");
+                }
+            }
+            if self.failures.len() > MAX_LISTED_FAILURES {
+                let _ = writeln!(
+                    s,
+                    "  and {} more reasons: see report.md",
+                    self.failures.len() - MAX_LISTED_FAILURES
+                );
+            }
+        }
+        s.push('\n');
+    }
 }
 
-/// A Markdown table; columns from `numeric_from` on are right-aligned.
-fn markdown_table(out: &mut String, head: &[&str], rows: &[Vec<String>], numeric_from: usize) {
+/// What a rate over no outputs reads.
+pub const NO_DATA: &str = "no data";
+/// What a gap with a side without outputs reads.
+pub const NOT_COMPUTABLE: &str = "not computable";
+/// Reasons for failure listed in the terminal's and the page's banner; report.md lists all.
+pub(crate) const MAX_LISTED_FAILURES: usize = 5;
+/// The longest first error the terminal shows, in characters.
+const MAX_TERMINAL_ERROR: usize = 300;
+
+/// The note `Report::build` heads a report with failed jobs with.
+pub(crate) fn is_failed_note(note: &str) -> bool {
+    note.starts_with("FAILED:")
+}
+
+/// `k` of `n` in percent, as short as is exact enough: "100%", "12.5%", "<0.1%".
+pub(crate) fn share(k: u64, n: u64) -> String {
+    if n == 0 {
+        return "0%".to_string();
+    }
+    let p = k as f64 * 100.0 / n as f64;
+    if k > 0 && p < 0.05 {
+        "<0.1%".to_string()
+    } else if k < n && p > 99.95 {
+        ">99.9%".to_string()
+    } else if (p - p.round()).abs() < 0.05 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+/// A model's params as compact JSON.
+pub(crate) fn params_json(m: &ModelInfo) -> String {
+    serde_json::to_string(&m.params).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Text on one line: its lines joined by spaces.
+fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).chain(['…']).collect()
+    }
+}
+
+/// Text as a Markdown code span, whatever backticks it holds: shown as it
+/// is, never as markup.
+fn md_code(s: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+/// A Markdown table; the `numeric` columns are right-aligned. A cell's pipes
+/// are escaped and its lines joined, so that it stays one cell.
+fn markdown_table(out: &mut String, head: &[&str], rows: &[Vec<String>], numeric: std::ops::Range<usize>) {
     let _ = writeln!(out, "| {} |", head.join(" | "));
     let rule: Vec<&str> = (0..head.len())
-        .map(|i| if i >= numeric_from { "---:" } else { "---" })
+        .map(|i| if numeric.contains(&i) { "---:" } else { "---" })
         .collect();
     let _ = writeln!(out, "|{}|", rule.join("|"));
     for r in rows {
-        let _ = writeln!(out, "| {} |", r.join(" | "));
+        let cells: Vec<String> = r.iter().map(|c| one_line(c).replace('|', "\\|")).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
 }
 
@@ -915,5 +1134,210 @@ fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
     line(out, rules.iter().map(String::as_str).collect());
     for r in rows {
         line(out, r.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::ErrorKind;
+    use crate::spec::Bundle;
+
+    /// A sweep of one model under test served at `base_url` (never called
+    /// here) over two conditions, with a simulated judge when `judge`.
+    fn sweep(judge: bool) -> Sweep {
+        let mut spec = String::from(
+            "name: views\n\
+             models:\n  - id: local-llm\n    backend: openai\n    model: some-model\n    base_url: http://127.0.0.1:1/v1\n    params: {temperature: 0.5}\n\
+             dataset:\n  path: data.csv\n  field: goal\n\
+             prompts:\n  - name: default\n    system: \"s\"\n    user: \"{{ query }}\"\n\
+             conditions:\n  - name: training\n  - name: unmonitored\n\
+             compare: [training, unmonitored]\n",
+        );
+        if judge {
+            spec.push_str(
+                "judges:\n  - id: judge\n    backend: sim\n    model: sim-judge\n\
+                 classifiers:\n  - name: compliant\n    kind: prefix\n  - kind: judge\n    builtin: alignment_faking\n    judge: judge\n    only_if: compliant\n",
+            );
+        }
+        let bundle = Bundle {
+            spec_path: "spec.yaml".into(),
+            spec,
+            files: [("data.csv".to_string(), "goal\nq0\nq1\n".to_string())].into(),
+            run: "nightly-1".into(),
+        };
+        Sweep::from_bundle(&bundle).unwrap()
+    }
+
+    /// Every job of the sweep failed to connect.
+    fn all_failed(s: &Sweep, error: &str) -> Report {
+        let mut t = Tally::new(s);
+        let per_cell = s.total_jobs() / t.cells.len() as u64;
+        for c in &mut t.cells {
+            c.failed = per_cell;
+        }
+        t.failures.add(0, Some(ErrorKind::Connect), error, s.total_jobs());
+        Report::build(s, &t)
+    }
+
+    fn html(r: &Report) -> String {
+        let mut out = Vec::new();
+        crate::html::write_html(r, &b""[..], &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    const ERROR: &str = "POST http://127.0.0.1:1/v1/chat/completions: could not connect | <b>refused</b>";
+
+    #[test]
+    fn the_terminal_shows_what_failed_before_the_tables() {
+        let s = sweep(false);
+        let r = all_failed(&s, ERROR);
+        let t = r.to_table();
+        let first = t.lines().next().unwrap();
+        assert_eq!(first, "FAILED: 4 of 4 jobs failed (100%).");
+        let banner = &t[..t.find("model  ").expect("the cell table")];
+        for part in [
+            "local-llm · connect · 4 jobs",
+            ERROR,
+            "what to check: check that the server is running",
+        ] {
+            assert!(banner.contains(part), "{part:?} is not above the tables:\n{t}");
+        }
+        assert!(t.contains("no data") && t.contains("not computable"), "{t}");
+        assert!(!t.contains("0.0%"), "{t}");
+        assert_eq!(t.matches("FAILED").count(), 1, "the note is not repeated below:\n{t}");
+    }
+
+    #[test]
+    fn report_md_heads_with_the_failures_and_lists_every_reason() {
+        let s = sweep(false);
+        let mut t = Tally::new(&s);
+        t.cells[0].failed = 2;
+        t.cells[1].ok = 1;
+        t.failures.add(0, Some(ErrorKind::Connect), ERROR, 1);
+        t.failures.add(0, None, "line one\nline two", 1);
+        let mut r = Report::build(&s, &t);
+        r.mark_budget_exhausted();
+        let md = r.to_markdown();
+        // Notes are blockquotes, the failures first; a note of several lines stays one quote.
+        let quotes: Vec<&str> = md.split("\n\n").filter(|p| p.starts_with("> ")).collect();
+        assert!(quotes[0].starts_with("> FAILED: 2 of 3 jobs"), "{md}");
+        assert!(quotes[0].lines().all(|l| l.starts_with("> ")), "{md}");
+        assert!(quotes[1].starts_with("> BUDGET EXHAUSTED"), "{md}");
+        let failures = &md[md.find("## Failures").expect("a Failures section")..md.find("## Cells").unwrap()];
+        assert!(failures.contains("| model | reason | jobs | first error | what to check |"));
+        assert!(
+            failures.contains(
+                "| local-llm | connect | 1 | `POST http://127.0.0.1:1/v1/chat/completions: could not connect \\| <b>refused</b>` \
+                 | check that the server is running and that base_url is right |"
+            ),
+            "a pipe in an error stays inside its cell, and the error shows as code:\n{failures}"
+        );
+        assert!(
+            failures.contains("| local-llm | other | 1 | `line one line two` | — |"),
+            "{failures}"
+        );
+        // The cell with no output reads no data; the gap is not computable.
+        assert!(
+            md.contains("| local-llm | default | training | 0 | 0 | no data |"),
+            "{md}"
+        );
+        assert!(md.contains("| not computable | — | — |"), "{md}");
+        let provenance = &md[md.find("## Provenance").expect("a Provenance section")..];
+        assert!(provenance.contains(&format!("candor {} · run `nightly-1`", env!("CARGO_PKG_VERSION"))));
+        assert!(provenance.contains(&format!("spec `{}` · dataset `{}`", s.spec_hash, s.dataset_hash)));
+        assert!(
+            provenance.contains(
+                "- model `local-llm`: openai `some-model` at `http://127.0.0.1:1/v1` · params `{\"temperature\":0.5}`"
+            ),
+            "{provenance}"
+        );
+    }
+
+    #[test]
+    fn the_page_opens_with_a_failure_banner_of_escaped_text() {
+        let s = sweep(false);
+        let r = all_failed(&s, ERROR);
+        let page = html(&r);
+        let body = &page[page.find("<body>").unwrap()..];
+        let banner = body.find("id=\"failure-banner\"").expect("a failure banner");
+        assert!(
+            banner < body.find("<h1>").unwrap(),
+            "the banner is the first thing on the page"
+        );
+        let banner = &body[banner..];
+        let banner = &banner[..banner.find("</div>").unwrap()];
+        assert!(banner.contains("role=\"alert\""));
+        for part in [
+            "4 of 4 jobs failed (100%)",
+            "<code>local-llm</code>",
+            "<span class=\"kind\">connect</span> · 4 jobs",
+            "could not connect | &lt;b&gt;refused&lt;/b&gt;",
+            "What to check: check that the server is running and that base_url is right",
+        ] {
+            assert!(banner.contains(part), "the banner lacks {part:?}: {banner}");
+        }
+        assert!(!page.contains("<b>"), "outside text is shown as text only");
+        assert!(page.contains("<title>FAILED · views"), "the tab says so too");
+        assert!(page.contains("<table id=\"failures-table\">"));
+        assert_eq!(
+            page.matches("data-note=\"FAILED\"").count(),
+            1,
+            "one banner, not the note again"
+        );
+        assert!(!page.contains("data-note=\"SIMULATED"), "nothing here is simulated");
+        // Provenance, and no raw JSON of the fields the page knows.
+        assert!(
+            page.contains("at <code>http://127.0.0.1:1/v1</code> · params <code>{&quot;temperature&quot;:0.5}</code>")
+        );
+        assert!(!page.contains("<dt>provenance</dt>") && !page.contains("<dt>failed_share</dt>"));
+    }
+
+    #[test]
+    fn a_simulated_judge_alone_gets_a_quiet_note_not_the_simulated_banner() {
+        let s = sweep(true);
+        let mut t = Tally::new(&s);
+        for c in &mut t.cells {
+            c.ok = 2;
+        }
+        let r = Report::build(&s, &t);
+        assert!(!r.sweep.simulated && r.sweep.simulated_judges);
+        assert!(
+            r.notes.iter().any(|n| n.starts_with("SIMULATED JUDGE:")),
+            "{:?}",
+            r.notes
+        );
+        assert!(!r.notes.iter().any(|n| n.starts_with("SIMULATED:")), "{:?}", r.notes);
+        let page = html(&r);
+        assert!(page.contains("<div class=\"notice simulated-judge\" data-note=\"SIMULATED JUDGE\" role=\"note\">"));
+        assert!(!page.contains("data-note=\"SIMULATED\""), "no SIMULATED banner");
+        assert!(!page.contains("id=\"failure-banner\""), "nothing failed");
+        assert!(page.contains("<dt>judge</dt><dd data-model=\"judge\"><code>judge</code>: sim <code>sim-judge</code>"));
+        // A SIMULATED note of a report whose models under test are real is no banner either.
+        let mut r = r;
+        r.notes.insert(0, "SIMULATED: numbers from the simulated model.".into());
+        let page = html(&r);
+        assert!(!page.contains("data-note=\"SIMULATED\""));
+        assert!(
+            page.contains("<p>SIMULATED: numbers from the simulated model.</p>"),
+            "it is a plain note"
+        );
+    }
+
+    #[test]
+    fn shares_are_as_short_as_is_exact_enough() {
+        assert_eq!(share(24, 24), "100%");
+        assert_eq!(share(1, 8), "12.5%");
+        assert_eq!(share(1, 3), "33.3%");
+        assert_eq!(share(1, 100_000), "<0.1%");
+        assert_eq!(share(99_999, 100_000), ">99.9%");
+        assert_eq!(share(0, 0), "0%");
+    }
+
+    #[test]
+    fn code_spans_hold_any_backticks() {
+        assert_eq!(md_code("a"), "`a`");
+        assert_eq!(md_code("a `b` c"), "``a `b` c``");
+        assert_eq!(md_code("`x"), "`` `x ``");
     }
 }
