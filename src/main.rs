@@ -47,7 +47,7 @@ enum Command {
     /// Show a submitted sweep's progress.
     Status(commands::remote::StatusArgs),
     /// Follow a submitted sweep until it ends, with a bar per model × condition.
-    Watch(commands::remote::IdArgs),
+    Watch(commands::remote::WatchArgs),
     /// Write a submitted sweep's report.json, report.md, report.html, results.jsonl and results.csv.
     Report(commands::remote::ReportArgs),
     /// Stop a submitted sweep.

@@ -7,6 +7,11 @@ mod common;
 use common::*;
 
 fn run(sb: &Sandbox, name: &str, spec: &str) {
+    run_with_exit(sb, name, spec, 0);
+}
+
+/// A run expected to end with `code`; its report is written either way.
+fn run_with_exit(sb: &Sandbox, name: &str, spec: &str, code: i32) {
     sb.file(&format!("{name}.yaml"), spec);
     let o = sb.candor(&[
         "run",
@@ -17,7 +22,7 @@ fn run(sb: &Sandbox, name: &str, spec: &str) {
         "st",
         "--quiet",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
 }
 
 #[test]
@@ -189,11 +194,13 @@ fn a_candidate_with_failed_jobs_is_flagged_unless_max_failed_allows_them() {
     let sb = Sandbox::new();
     sb.file("data.csv", &dataset(60));
     run(&sb, "base", &sim_spec(0, 3));
-    run(
+    // Failed jobs make the run itself exit 7 (the report is still written).
+    run_with_exit(
         &sb,
         "flaky",
         &(sim_spec(0, 3).replace("continuation: 0.4", "continuation: 0.4\n      error_rate: 0.2")
             + "max_attempts: 1\n"),
+        7,
     );
     let o = sb.candor(&["compare", "base", "flaky", "--fail-on-regression"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));

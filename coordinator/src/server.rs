@@ -116,6 +116,13 @@ impl Coordinator {
             };
         }
         t.cache_hits = st.cache_hits;
+        for f in &st.failures {
+            let model = sweep.spec.models.iter().position(|m| m.id == f.model);
+            if let Some(m) = model {
+                let kind = candor_core::ErrorKind::try_from(f.kind.clone()).ok();
+                t.failures.add(m, kind, &f.first_error, f.jobs);
+            }
+        }
         for (i, c) in t.cost_micro_usd.iter_mut().enumerate() {
             let per_model = sweep.space.cells() / sweep.spec.models.len();
             *c = (i * per_model..(i + 1) * per_model)
@@ -146,6 +153,11 @@ impl Coordinator {
                 .collect();
             report.mark_stopped_early(&stops, st.skipped);
         }
+        report.sweep.provenance = candor_core::report::Provenance::of(
+            sweep,
+            Some(st.created_ms),
+            (st.finished_ms > 0).then_some(st.finished_ms),
+        );
         report.sweep.jobs_dead_lettered = st.dead;
         if st.dead > 0 {
             report.notes.insert(
@@ -290,6 +302,16 @@ fn to_status(sweep: &Sweep, st: &SweepState) -> pb::SweepStatus {
         cost_usd: st.spent_micro_usd as f64 / 1e6,
         budget_usd: st.budget_micro_usd as f64 / 1e6,
         cells,
+        failures: st
+            .failures
+            .iter()
+            .map(|f| pb::FailureReason {
+                model: f.model.clone(),
+                kind: f.kind.clone(),
+                jobs: f.jobs,
+                first_error: f.first_error.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -362,6 +384,8 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
             conditions: sweep.space.conditions,
             target_width: sweep.spec.early_stopping.map_or(0.0, |e| e.target_width),
             min_seeds: sweep.spec.early_stopping.map_or(1, |e| e.min_seeds),
+            fail_fast: sweep.spec.fail_fast.unwrap_or(candor_core::spec::DEFAULT_FAIL_FAST),
+            cells_per_model: (sweep.space.cells() / sweep.spec.models.len()) as u64,
         };
         let json = serde_json::to_string(&bundle).expect("bundles serialize");
         let created = self.0.queue.submit(&new, &json).await.map_err(internal)?;
@@ -642,6 +666,7 @@ impl pb::workers_server::Workers for WorkersApi {
                         attempt: f.attempt,
                         cell: f.cell,
                         result: f.result,
+                        persistent: f.persistent,
                     }
                 })
                 .collect();
@@ -651,7 +676,7 @@ impl pb::workers_server::Workers for WorkersApi {
                     O::Retried => resp.retried += 1,
                     O::DeadLettered => resp.dead_lettered += 1,
                     O::Failed => resp.failed += 1,
-                    O::Released | O::Paused => resp.released += 1,
+                    O::Released | O::Paused | O::Held => resp.released += 1,
                     O::AlreadyDone | O::Stale => resp.ignored += 1,
                 }
             }

@@ -85,6 +85,10 @@ pub struct NewSweep {
     /// Early stopping: the target interval width (0: none) and the seeds every cell gets first.
     pub target_width: f64,
     pub min_seeds: u32,
+    /// Fail fast: held failures of a model without an answer before the sweep pauses (0: never).
+    pub fail_fast: u32,
+    /// Report cells per model (variants × conditions): a cell's model is `cell / cells_per_model`.
+    pub cells_per_model: u64,
 }
 
 /// One job handed to a worker.
@@ -180,6 +184,9 @@ pub struct Failure {
     pub cell: u32,
     /// The failed result to record if the job is failed or dead-lettered.
     pub result: Vec<u8>,
+    /// The failure will not pass (no connection, 404, 400): a retryable or
+    /// permanent failure of a model without an answer yet is held (fail fast).
+    pub persistent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +196,8 @@ pub enum FailOutcome {
     Failed,
     Released,
     Paused,
+    /// Held back by fail fast: queued again without using up an attempt.
+    Held,
     AlreadyDone,
     Stale,
 }
@@ -226,6 +235,39 @@ pub struct SweepState {
     pub skipped: u64,
     /// Early stopping: cell -> the first seed it skipped.
     pub cutoffs: HashMap<u64, u32>,
+    /// Failed jobs by model and kind of error, with the first error of each.
+    pub failures: Vec<FailureCount>,
+}
+
+/// Failed jobs of one model for one kind of reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureCount {
+    pub model: String,
+    /// An `ErrorKind` as text (`connect`, `http_404`, ...); empty when unknown.
+    pub kind: String,
+    pub jobs: u64,
+    pub first_error: String,
+}
+
+/// The `failures` hash as counts, in order of model and kind.
+fn failure_counts(h: &HashMap<String, String>) -> Vec<FailureCount> {
+    let mut out: Vec<FailureCount> = h
+        .iter()
+        .filter_map(|(f, v)| {
+            let (model, kind) = f.split_once('\t')?;
+            if kind.contains('\t') {
+                return None;
+            }
+            Some(FailureCount {
+                model: model.to_string(),
+                kind: kind.to_string(),
+                jobs: v.parse().ok()?,
+                first_error: h.get(&format!("{f}\tfirst")).cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.model, &a.kind).cmp(&(&b.model, &b.kind)));
+    out
 }
 
 fn key(id: &str, name: &str) -> String {
@@ -295,6 +337,8 @@ impl Queue {
         inv.arg("conditions").arg(s.conditions);
         inv.arg("target_width").arg(s.target_width);
         inv.arg("min_seeds").arg(s.min_seeds);
+        inv.arg("fail_fast").arg(s.fail_fast);
+        inv.arg("cells_per_model").arg(s.cells_per_model);
         let created: i64 = inv.invoke_async(&mut con).await?;
         Ok(created == 1)
     }
@@ -386,7 +430,8 @@ impl Queue {
                 .arg(&f.error)
                 .arg(backoff)
                 .arg(f.cell)
-                .arg(&f.result[..]);
+                .arg(&f.result[..])
+                .arg(u8::from(f.persistent));
         }
         let r: Vec<String> = inv.invoke_async(&mut con).await.map_err(|e| no_sweep(e, sweep_id))?;
         r.into_iter()
@@ -396,6 +441,7 @@ impl Queue {
                 "failed" => Ok(FailOutcome::Failed),
                 "released" => Ok(FailOutcome::Released),
                 "paused" => Ok(FailOutcome::Paused),
+                "held" => Ok(FailOutcome::Held),
                 "done" => Ok(FailOutcome::AlreadyDone),
                 "stale" => Ok(FailOutcome::Stale),
                 other => Err(QueueError::Protocol(format!("fail outcome {other}"))),
@@ -437,18 +483,20 @@ impl Queue {
     pub async fn state(&self, id: &str) -> Result<Option<SweepState>, QueueError> {
         let mut con = self.con.clone();
         #[allow(clippy::type_complexity)]
-        let (meta, tally, in_flight, retrying, cutoffs): (
+        let (meta, tally, in_flight, retrying, cutoffs, failures): (
             HashMap<String, String>,
             HashMap<String, u64>,
             u64,
             u64,
             HashMap<u64, u32>,
+            HashMap<String, String>,
         ) = redis::pipe()
             .hgetall(key(id, "meta"))
             .hgetall(key(id, "tally"))
             .zcard(key(id, "leases"))
             .zcard(key(id, "retry"))
             .hgetall(key(id, "cutoff"))
+            .hgetall(key(id, "failures"))
             .query_async(&mut con)
             .await?;
         if meta.is_empty() {
@@ -480,6 +528,7 @@ impl Queue {
             tally,
             skipped: n("skipped"),
             cutoffs,
+            failures: failure_counts(&failures),
         }))
     }
 

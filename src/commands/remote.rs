@@ -19,9 +19,13 @@ pub struct SubmitArgs {
     /// label names the same sweep.
     #[arg(long, env = "CANDOR_RUN")]
     run: Option<String>,
-    /// Wait until the sweep ends, following its progress; exit 0 only if it ends done.
+    /// Wait until the sweep ends, following its progress; exit 0 only if it ends done with
+    /// no more failed jobs than --max-failed allows (7 when more failed).
     #[arg(long)]
     wait: bool,
+    /// With --wait: the share of jobs (0 to 1) that may fail with the command still exiting 0 [default: the spec's max_failed, else 0]
+    #[arg(long, env = "CANDOR_MAX_FAILED", value_parser = super::share)]
+    max_failed: Option<f64>,
     /// Also write the sweep id to this file (for `@FILE` in later commands).
     #[arg(long)]
     id_file: Option<PathBuf>,
@@ -33,6 +37,17 @@ pub struct SubmitArgs {
 pub struct IdArgs {
     /// The sweep id printed by `candor submit`, or @FILE to read it from a file.
     id: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    /// The sweep id printed by `candor submit`, or @FILE to read it from a file.
+    id: String,
+    /// The share of jobs (0 to 1) that may fail with the command still exiting 0 (7 when more failed)
+    #[arg(long, env = "CANDOR_MAX_FAILED", value_parser = super::share, default_value_t = 0.0)]
+    max_failed: f64,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -100,7 +115,8 @@ pub async fn submit(a: SubmitArgs) -> i32 {
         async {
             let bundle = super::bundle(&a.spec, a.run.as_deref()).map_err(|e| Fail(exit::BAD_INPUT, e))?;
             // Check here too, so a bad spec fails before any network.
-            candor_core::Sweep::from_bundle(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
+            let sweep = candor_core::Sweep::from_bundle(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
+            let max_failed = a.max_failed.or(sweep.spec.max_failed).unwrap_or(0.0);
             let mut c = a.client.sweeps()?;
             let req = pb::SubmitRequest {
                 bundle: Some(bundle.into()),
@@ -118,7 +134,7 @@ pub async fn submit(a: SubmitArgs) -> i32 {
                 write_atomic(f, format!("{}\n", r.sweep_id).as_bytes())?;
             }
             if a.wait {
-                return follow(&a.client, &r.sweep_id).await;
+                return follow(&a.client, &r.sweep_id, max_failed).await;
             }
             Ok(exit::OK)
         }
@@ -134,6 +150,9 @@ fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
         "jobs_in_flight": s.jobs_in_flight, "jobs_retrying": s.jobs_retrying, "retries": s.retries,
         "lease_expiries": s.lease_expiries, "simulated": s.simulated, "reason": s.reason,
         "created_ms": s.created_ms, "finished_ms": s.finished_ms,
+        "failures": s.failures.iter().map(|f| serde_json::json!({
+            "model": f.model, "kind": f.kind, "jobs": f.jobs, "first_error": f.first_error,
+        })).collect::<Vec<_>>(),
         "cells": s.cells.iter().map(|c| serde_json::json!({
             "model": c.model, "condition": c.condition, "total": c.total, "done": c.done,
         })).collect::<Vec<_>>(),
@@ -154,13 +173,58 @@ fn status_line(s: &pb::SweepStatus) -> String {
         s.jobs_in_flight,
         s.jobs_retrying
     );
-    if s.reason.is_empty() {
-        line
-    } else {
-        format!(
-            "{line}\n  paused: {} (fix it, then `candor resume {}`)",
+    let mut line = line;
+    for f in &s.failures {
+        line.push_str(&format!("\n  {}", failure_line(f)));
+    }
+    if !s.reason.is_empty() {
+        line.push_str(&format!(
+            "\n  paused: {} (fix it, then `candor resume {}`)",
             s.reason, s.sweep_id
-        )
+        ));
+    }
+    line
+}
+
+/// One reason jobs failed: model, kind, how many, the first error and what to check.
+fn failure_line(f: &pb::FailureReason) -> String {
+    let kind = if f.kind.is_empty() { "failed" } else { &f.kind };
+    let hint = f
+        .kind
+        .parse::<candor_core::ErrorKind>()
+        .map(|k| format!(" — {}", k.hint()))
+        .unwrap_or_default();
+    format!(
+        "failed: model {}: {} × {kind}: {}{hint}",
+        f.model, f.jobs, f.first_error
+    )
+}
+
+/// The exit code of a sweep that ended `s`: done with at most `max_failed`
+/// of its jobs failed, or why not.
+fn verdict(s: &pb::SweepStatus, max_failed: f64) -> Result<i32, Fail> {
+    let share = if s.jobs_done == 0 {
+        0.0
+    } else {
+        s.jobs_failed as f64 / s.jobs_done as f64
+    };
+    match s.state.as_str() {
+        "done" if s.jobs_failed > 0 && share > max_failed => Err(Fail(
+            exit::JOBS_FAILED,
+            format!(
+                "sweep {}: {} of {} jobs failed ({:.1}%), more than --max-failed {max_failed} allows",
+                s.sweep_id,
+                s.jobs_failed,
+                s.jobs_done,
+                share * 100.0
+            ),
+        )),
+        "done" => Ok(exit::OK),
+        "paused" if s.reason.starts_with("fail fast") => Err(Fail(
+            exit::JOBS_FAILED,
+            format!("sweep {} is paused: {}", s.sweep_id, s.reason),
+        )),
+        other => Err(Fail(exit::FAILURE, format!("sweep {} is {other}", s.sweep_id))),
     }
 }
 
@@ -264,8 +328,8 @@ pub async fn delete(a: IdArgs) -> i32 {
     )
 }
 
-pub async fn watch(a: IdArgs) -> i32 {
-    done(async { follow(&a.client, &sweep_id(&a.id)?).await }.await)
+pub async fn watch(a: WatchArgs) -> i32 {
+    done(async { follow(&a.client, &sweep_id(&a.id)?, a.max_failed).await }.await)
 }
 
 /// How long `watch` and `submit --wait` keep trying to reach a coordinator
@@ -276,18 +340,19 @@ const RECONNECT_FOR: Duration = Duration::from_secs(300);
 /// seconds otherwise. Reconnects when the coordinator goes away for a while.
 /// Ends when the sweep leaves `running` (done, cancelled, paused, out of
 /// budget); Ok only when it ends done.
-async fn follow(client: &ClientArgs, id: &str) -> Result<i32, Fail> {
+async fn follow(client: &ClientArgs, id: &str, max_failed: f64) -> Result<i32, Fail> {
     let mut c = client.sweeps()?;
     let tty = std::io::stderr().is_terminal();
     let multi = indicatif::MultiProgress::new();
     let style =
-        indicatif::ProgressStyle::with_template("{prefix:<40} {bar:30.cyan/blue} {pos}/{len}").expect("template");
+        indicatif::ProgressStyle::with_template("{prefix:<40} {bar:30.cyan/blue} {pos}/{len} {msg}").expect("template");
     let mut bars: Vec<indicatif::ProgressBar> = Vec::new();
     let mut overall: Option<indicatif::ProgressBar> = None;
     let mut last_line = Instant::now() - Duration::from_secs(60);
     let mut last: Option<pb::SweepStatus> = None;
     let mut lost_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(200);
+    let mut seen = std::collections::HashSet::new();
     loop {
         let lost = match c
             .watch(pb::SweepRef {
@@ -311,6 +376,17 @@ async fn follow(client: &ClientArgs, id: &str) -> Result<i32, Fail> {
                     };
                     lost_since = None;
                     backoff = Duration::from_millis(200);
+                    // The first error of each model and kind, once, as it happens.
+                    for f in &s.failures {
+                        if seen.insert((f.model.clone(), f.kind.clone())) {
+                            let line = failure_line(f);
+                            if tty {
+                                multi.suspend(|| eprintln!("{line}"));
+                            } else {
+                                eprintln!("{line}");
+                            }
+                        }
+                    }
                     if tty {
                         if bars.is_empty() {
                             let o = multi.add(indicatif::ProgressBar::new(s.jobs_total).with_style(style.clone()));
@@ -324,6 +400,9 @@ async fn follow(client: &ClientArgs, id: &str) -> Result<i32, Fail> {
                         }
                         if let Some(o) = &overall {
                             o.set_position(s.jobs_done);
+                            if s.jobs_failed > 0 {
+                                o.set_message(format!("{} failed", s.jobs_failed));
+                            }
                         }
                         for (b, cell) in bars.iter().zip(&s.cells) {
                             b.set_position(cell.done);
@@ -361,10 +440,7 @@ async fn follow(client: &ClientArgs, id: &str) -> Result<i32, Fail> {
     if tty {
         eprintln!("{}", status_line(&s));
     }
-    match s.state.as_str() {
-        "done" => Ok(exit::OK),
-        other => Err(Fail(exit::FAILURE, format!("sweep {} is {other}", s.sweep_id))),
-    }
+    verdict(&s, max_failed)
 }
 
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), Fail> {

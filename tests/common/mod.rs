@@ -501,7 +501,11 @@ pub struct SimServer {
 impl SimServer {
     /// Starts one with `args` and extra environment; its log is `sim-server.log`.
     pub fn start(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> SimServer {
-        let port = free_port();
+        SimServer::start_on(sb, free_port(), args, env)
+    }
+
+    /// Starts one on `port` (a model server that comes up after candor first tried it).
+    pub fn start_on(sb: &Sandbox, port: u16, args: &[&str], env: &[(&str, &str)]) -> SimServer {
         let log = Stdio::from(std::fs::File::create(sb.join("sim-server.log")).unwrap());
         let child = sb
             .cmd(&["sim-server", "--port", &port.to_string()])

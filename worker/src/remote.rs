@@ -242,6 +242,7 @@ impl Shared {
                                     cell: f.cell,
                                     result: f.result.clone(),
                                     attempt: f.attempt,
+                                    persistent: f.persistent,
                                 })
                                 .collect(),
                         })
@@ -269,7 +270,7 @@ impl Shared {
                 FailOutcome::Retried => &m.retried,
                 FailOutcome::DeadLettered => &m.dead_lettered,
                 FailOutcome::Failed => &m.failed,
-                FailOutcome::Released | FailOutcome::Paused => &m.released,
+                FailOutcome::Released | FailOutcome::Paused | FailOutcome::Held => &m.released,
                 FailOutcome::AlreadyDone | FailOutcome::Stale => &m.refused,
             };
             c.fetch_add(1, Ordering::Relaxed);
@@ -284,19 +285,26 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
     for d in batch {
         let e = by.entry(d.sweep_id).or_default();
         let index = d.ex.meta.index;
-        if d.ex.retryable || d.ex.unauthorized {
+        // A failure that will not pass goes through `fail` even when it is
+        // not retried, so that fail fast can hold it.
+        let persistent = d.ex.meta.status == candor_core::Status::Failed
+            && d.ex.error_kind.is_some_and(candor_core::ErrorKind::is_persistent);
+        if d.ex.retryable || d.ex.unauthorized || persistent {
             e.1.push(Failure {
                 index,
                 fence: d.fence,
                 kind: if d.ex.unauthorized {
                     FailKind::Paused
-                } else {
+                } else if d.ex.retryable {
                     FailKind::Retryable
+                } else {
+                    FailKind::Permanent
                 },
                 error: d.ex.error.unwrap_or_default(),
                 attempt: d.attempt,
                 cell: d.ex.cell,
                 result: d.ex.payload,
+                persistent,
             });
         } else {
             e.0.push(Completion {
@@ -533,8 +541,14 @@ pub async fn run(
             let handle = tokio::spawn(
                 async move {
                     let started = Instant::now();
-                    let executed = ex.run(lease.index, lease.attempt, permit).await;
+                    let mut executed = ex.run(lease.index, lease.attempt, permit).await;
                     metrics.observe_latency(started.elapsed().as_secs_f64());
+                    if let Some(error) = executed.error.as_mut() {
+                        // Errors name the URL without secrets (see candor_core::redact).
+                        let kind = executed.error_kind.map(|k| k.to_string()).unwrap_or_default();
+                        tracing::warn!(%error, kind, retryable = executed.retryable, "job failed");
+                        *error = format!("model {}: {error}", ex.sweep().spec.models[executed.model].id);
+                    }
                     let _ = done_tx
                         .send(Done {
                             sweep_id: lease.sweep_id,
@@ -574,6 +588,7 @@ pub async fn run(
             attempt: r.attempt,
             cell: r.cell,
             result: Vec::new(),
+            persistent: false,
         });
     }
     let released: usize = by.values().map(Vec::len).sum();

@@ -18,6 +18,8 @@
 --   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|yK" -> count
 --   candor:s:ID:cutoff       HASH   cell -> first seed skipped (early stopping)
 --   candor:s:ID:decided      HASH   cell -> highest seed whose start was decided
+--   candor:s:ID:failures     HASH   "MODEL\tKIND" -> failed jobs; "MODEL\tKIND\tfirst" -> the first error
+--   candor:s:ID:failfast     HASH   model index -> calls that failed for good before it answered once
 -- delete.lua names every candor:s:ID:* key above: keep it in step.
 local function now_ms()
   local t = redis.call('TIME')
@@ -32,6 +34,22 @@ end
 local function meta_and_state(id)
   local meta = k(id, 'meta')
   return meta, redis.call('HGET', meta, 'state')
+end
+
+-- Counts a failed result by its model and kind of error (the payload is the
+-- JobResult as JSON), keeping the first error of each.
+local function count_failure(id, payload)
+  local ok, r = pcall(cjson.decode, payload)
+  if not ok or type(r) ~= 'table' then
+    return
+  end
+  local model = type(r.model) == 'string' and r.model or '?'
+  local kind = type(r.error_kind) == 'string' and r.error_kind or ''
+  local f = model .. '\t' .. kind
+  if redis.call('HINCRBY', k(id, 'failures'), f, 1) == 1 then
+    local err = type(r.error) == 'string' and r.error or ''
+    redis.call('HSET', k(id, 'failures'), f .. '\tfirst', string.sub(err, 1, 1000))
+  end
 end
 
 -- Records the result of job idx; the caller has checked that it has none.
@@ -52,6 +70,9 @@ local function record(id, idx, status, bits, cell, payload, ncls)
         redis.call('HINCRBY', tally, cell .. ':y' .. c, 1)
       end
     end
+  end
+  if status == 'failed' then
+    count_failure(id, payload)
   end
   local meta = k(id, 'meta')
   if status ~= 'ok' then

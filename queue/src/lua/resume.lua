@@ -1,4 +1,6 @@
--- ARGV: id. Leases a paused sweep's jobs again. Returns its state, or false.
+-- ARGV: id. Leases a paused sweep's jobs again; a model it gave up on (fail
+-- fast) gets as many calls again before it is given up on once more.
+-- Returns its state, or false.
 local id = ARGV[1]
 local meta, state = meta_and_state(id)
 if not state then
