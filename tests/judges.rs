@@ -17,10 +17,15 @@ classifiers:\n  - name: compliant\n    kind: prefix\n  - kind: judge\n    builti
 }
 
 fn run(sb: &Sandbox, spec_text: &str) -> (Vec<Value>, Value) {
+    run_expecting(sb, spec_text, 0)
+}
+
+/// A run expected to exit `code` (7: jobs failed); its results and report are written either way.
+fn run_expecting(sb: &Sandbox, spec_text: &str, code: i32) -> (Vec<Value>, Value) {
     sb.file("data.csv", &dataset(30));
     let spec = sb.file("spec.yaml", spec_text);
     let o = sb.candor(&["run", spec.to_str().unwrap(), "--out", "out", "--quiet"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
     (sb.jsonl("out/results.jsonl"), sb.json("out/report.json"))
 }
 
@@ -94,7 +99,7 @@ fn the_sim_judge_marks_the_faking_it_was_shown_and_only_on_compliant_outputs() {
 #[test]
 fn unreadable_verdicts_fail_the_job_naming_the_classifier_after_its_attempts() {
     let sb = Sandbox::new();
-    let (results, report) = run(&sb, &spec("{judge_unreadable: 1.0}", "max_attempts: 2\n"));
+    let (results, report) = run_expecting(&sb, &spec("{judge_unreadable: 1.0}", "max_attempts: 2\n"), 7);
     let failed: Vec<&Value> = results.iter().filter(|r| r["status"] == "failed").collect();
     assert!(!failed.is_empty());
     for r in &failed {

@@ -87,7 +87,8 @@ fn failed_and_incomplete_jobs_are_counted_apart_from_rates() {
         + "max_attempts: 1\n";
     sb.file("s.yaml", &spec);
     let o = sb.candor(&["run", "s.yaml", "--out", "out", "--store", "st", "--quiet"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Failed jobs make the run exit 7; its results and report are written.
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     let results = sb.jsonl("out/results.jsonl");
     let count = |s: &str| results.iter().filter(|r| r["status"] == s).count() as u64;
     let (ok, inc, failed) = (count("ok"), count("incomplete"), count("failed"));

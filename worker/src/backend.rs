@@ -86,13 +86,16 @@ impl BackendError {
         }
     }
 
-    /// The same error, its message starting with `what` (what was called).
+    /// The same error, its message starting with `what` (what was called);
+    /// a refused key keeps "check the API key for model X" first and names
+    /// the call at the end.
     pub fn context(mut self, what: &str) -> BackendError {
-        let (BackendError::Failed { message, .. }
-        | BackendError::Retryable { message, .. }
-        | BackendError::RateLimited { message, .. }
-        | BackendError::Unauthorized { message }) = &mut self;
-        *message = format!("{what}: {message}");
+        match &mut self {
+            BackendError::Unauthorized { message } => *message = format!("{message} ({what})"),
+            BackendError::Failed { message, .. }
+            | BackendError::Retryable { message, .. }
+            | BackendError::RateLimited { message, .. } => *message = format!("{what}: {message}"),
+        }
         self
     }
 }
