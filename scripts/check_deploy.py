@@ -665,13 +665,15 @@ def nightly(ck: Checks, label: str, cj: dict, docs: list[dict], values: dict | N
     problems = []
     submit, compare = inits.get("submit"), mains.get("compare")
     id_file = "/run/candor/sweep-id"
+    # Without values, the share the chart's default gives.
+    max_failed = str(values["nightly"]["maxFailed"]) if values is not None else "0"
     if not submit or submit.get("args") != ["submit", "/etc/candor/nightly/sweep.yaml", "--run", "$(CANDOR_RUN)",
-                                            "--wait", "--id-file", id_file]:
+                                            "--wait", "--max-failed", max_failed, "--id-file", id_file]:
         problems.append(f"initContainer submit args: {submit and submit.get('args')}")
     if values is not None:
         n = values["nightly"]
         want = ["compare", n["baseline"], f"@{id_file}", "--coordinator", "$(CANDOR_COORDINATOR)",
-                "--threshold", str(n["threshold"]), "--fail-on-regression"]
+                "--threshold", str(n["threshold"]), "--max-failed", max_failed, "--fail-on-regression"]
         if not compare or compare.get("args") != want:
             problems.append(f"container compare args: {compare and compare.get('args')}, want {want}")
         for key in ("schedule", "timeZone"):
