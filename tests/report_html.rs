@@ -5,38 +5,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::*;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The page's DOM after its scripts ran, as headless Chromium serializes it.
-fn rendered_dom(sb: &Sandbox, page: &Path) -> String {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run scripts/check, which installs Chromium (Debian package `chromium`), \
-         then run this test again"
-    );
-    let profile = sb.join("chromium-profile");
-    let out = Command::new(CHROMIUM)
-        .args([
-            "--headless=new",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--no-first-run",
-            "--disable-extensions",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("chromium runs");
-    assert!(out.status.success(), "chromium failed: {}", stderr(&out));
-    stdout(&out)
-}
 
 /// Two simulated models, one of which reasons about training; an
 /// alignment-faking classifier so that the bars have all three parts.

@@ -470,6 +470,9 @@ pub struct SimServerArgs {
     /// Probability of answering 500.
     #[arg(long, default_value = "0", value_parser = probability)]
     error_500: f64,
+    /// Answer 500 to every request whose first message contains MARKER.
+    #[arg(long, value_name = "MARKER")]
+    error_500_when: Option<String>,
     /// Probability of answering 529 (overloaded).
     #[arg(long, default_value = "0", value_parser = probability)]
     error_529: f64,
@@ -517,6 +520,7 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
         rpm: a.rpm,
         window: Duration::from_secs(a.window_secs),
         p500: a.error_500,
+        fail_when: a.error_500_when,
         p529: a.error_529,
         malformed: a.malformed,
         truncated: a.truncated,

@@ -37,6 +37,9 @@ pub struct Config {
     pub window: Duration,
     /// Probabilities of each injected failure, per request.
     pub p500: f64,
+    /// Answer 500 to every request whose first message contains this marker
+    /// (a job that fails every time, among jobs that do not).
+    pub fail_when: Option<String>,
     pub p529: f64,
     pub malformed: f64,
     pub truncated: f64,
@@ -275,6 +278,16 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
     // Injected failures.
     let r = s.draw();
     let c = &s.cfg;
+    if let Some(marker) = &c.fail_when
+        && messages.first().is_some_and(|m| m.content.contains(marker.as_str()))
+    {
+        s.stats.injected.fetch_add(1, Ordering::Relaxed);
+        return respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            headers,
+            error_body(api, "api_error", "injected server error (--error-500-when)"),
+        );
+    }
     let mut edge = c.p500;
     if r < edge {
         s.stats.injected.fetch_add(1, Ordering::Relaxed);
