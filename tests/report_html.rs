@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use common::*;
 
