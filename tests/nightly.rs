@@ -165,6 +165,26 @@ fn a_local_run_label_is_a_sweep_of_its_own() {
 }
 
 #[test]
+fn each_run_label_gets_its_own_report_directory_and_provenance() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(3));
+    sb.file("s.yaml", &sim_spec(0, 1));
+    for label in ["night-1", "night-2"] {
+        let o = sb.candor(&["run", "s.yaml", "--run", label, "--quiet"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    // The second label did not overwrite the first.
+    for label in ["night-1", "night-2"] {
+        let p = sb.json(&format!("runs/small/{label}/report.json"))["sweep"]["provenance"].clone();
+        assert_eq!(p["run_label"], label, "{p}");
+        assert_eq!(p["candor_version"], env!("CARGO_PKG_VERSION"), "{p}");
+        assert!(p["started_at"].is_string() && p["finished_at"].is_string(), "{p}");
+        assert_eq!(p["models"][0]["id"], "sim", "{p}");
+        assert!(p["spec_hash"].as_str().is_some_and(|h| !h.is_empty()), "{p}");
+    }
+}
+
+#[test]
 fn workers_count_every_answer_of_a_model_api_and_probes_answer() {
     let mut c = Cluster::start(false, 5_000);
     // The server takes 5 requests a second; the spec claims twice that, so
