@@ -297,10 +297,14 @@ pub async fn run_local(
     let budget = Arc::new(Budget {
         limit_micro_usd: sweep.spec.budget_usd.map(|b| (b * 1e6) as u64),
         spent: AtomicU64::new(log.spent_micro_usd()),
-        jobs: AtomicU64::new(resumed),
+        // Results that cost nothing tell nothing of a job's cost: then the
+        // first job of this run goes alone, as in a fresh run.
+        jobs: AtomicU64::new(if log.max_cost_micro_usd() > 0 { resumed } else { 0 }),
         in_flight: AtomicU64::new(0),
         exhausted: AtomicBool::new(false),
-        max_cost: AtomicU64::new(0),
+        // A resumed run knows its dearest job so far: jobs in flight are
+        // counted at it from the start, not at $0.
+        max_cost: AtomicU64::new(log.max_cost_micro_usd()),
         gate: std::sync::Mutex::new(()),
     });
     progress.total.store(total, Ordering::Relaxed);

@@ -157,6 +157,7 @@ impl Store {
         }
         let mut log = SweepLog {
             spent_micro_usd: 0,
+            max_cost_micro_usd: 0,
             file,
             path,
             done: DoneSet::new(total),
@@ -165,13 +166,15 @@ impl Store {
             buf: Vec::new(),
         };
         let mut done = DoneSet::new(total);
-        let mut spent = 0u64;
+        let (mut spent, mut max_cost) = (0u64, 0u64);
         let end = log.scan_frames(|meta, _| {
             if done.insert(meta.index) {
                 spent += meta.cost_micro_usd;
+                max_cost = max_cost.max(meta.cost_micro_usd);
             }
         })?;
         log.spent_micro_usd = spent;
+        log.max_cost_micro_usd = max_cost;
         log.done = done;
         if end < len {
             log.file.set_len(end).map_err(io(&log.path))?;
@@ -192,6 +195,7 @@ pub struct SweepLog {
     dropped_bytes: u64,
     buf: Vec<u8>,
     spent_micro_usd: u64,
+    max_cost_micro_usd: u64,
 }
 
 impl SweepLog {
@@ -206,6 +210,11 @@ impl SweepLog {
     /// The cost of every result in the log, in micro-USD.
     pub fn spent_micro_usd(&self) -> u64 {
         self.spent_micro_usd
+    }
+
+    /// The cost of the dearest result in the log, in micro-USD.
+    pub fn max_cost_micro_usd(&self) -> u64 {
+        self.max_cost_micro_usd
     }
 
     /// Bytes of a torn tail dropped when the log was opened.
@@ -237,6 +246,7 @@ impl SweepLog {
                 continue;
             }
             self.spent_micro_usd += meta.cost_micro_usd;
+            self.max_cost_micro_usd = self.max_cost_micro_usd.max(meta.cost_micro_usd);
             let start = self.buf.len();
             self.buf.extend_from_slice(&(body_len as u32).to_le_bytes());
             self.buf.extend_from_slice(&[0; 4]);
@@ -376,6 +386,8 @@ mod tests {
         let log = store.open_sweep("abcd", 10).unwrap();
         assert_eq!(log.done().count(), 2);
         assert!(log.done().contains(3) && log.done().contains(5) && !log.done().contains(4));
+        // A resumed run's budget starts from what the log cost, and its dearest job.
+        assert_eq!((log.spent_micro_usd(), log.max_cost_micro_usd()), (8000, 5000));
         let mut seen = Vec::new();
         log.scan(|m, p| seen.push((m, p.to_vec()))).unwrap();
         assert_eq!(seen, vec![(meta(3), b"three".to_vec()), (meta(5), b"five".to_vec())]);
