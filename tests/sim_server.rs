@@ -440,3 +440,57 @@ fn a_budget_stops_a_distributed_sweep() {
             .sum();
     assert!((sum - cost).abs() < 1e-5, "{sum} vs {cost}");
 }
+
+#[test]
+fn a_resumed_run_counts_jobs_in_flight_at_the_dearest_stored_cost() {
+    let sb = Sandbox::new();
+    // One call per job, each taking 100 ms, so a run killed after a second holds a few results.
+    let server = start(&sb, &["--continuation", "0", "--latency-ms", "100"]);
+    sb.file("data.csv", &dataset(20));
+    let spec = priced_spec(
+        &sb,
+        server.port,
+        "m",
+        ", price: {input_per_mtok: 1000, output_per_mtok: 1000}",
+    );
+    sb.file(
+        &spec,
+        &(std::fs::read_to_string(sb.join(&spec)).unwrap() + "budget_usd: 1.0\n"),
+    );
+    let args = |concurrency: &'static str| {
+        vec![
+            "run".to_string(),
+            spec.clone(),
+            "--out".into(),
+            "out".into(),
+            "--store".into(),
+            "st".into(),
+            "--quiet".into(),
+            "--concurrency".into(),
+            concurrency.into(),
+        ]
+    };
+    let first: Vec<String> = args("1");
+    let mut child = sb.spawn(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Resumed with room for 32 jobs at once: those in flight are counted at the
+    // dearest stored job, so the budget is not passed by 32 jobs at once.
+    let again: Vec<String> = args("32");
+    let o = sb.candor(&again.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    let report = sb.json("out/report.json");
+    let cost = report["sweep"]["cost_usd"].as_f64().unwrap();
+    let results = sb.jsonl("out/results.jsonl");
+    let dearest = results
+        .iter()
+        .map(|r| r["cost_usd"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(dearest > 0.0 && dearest < 0.5, "each job costs a few cents: {dearest}");
+    assert!(
+        cost <= 1.0 + 2.0 * dearest,
+        "spent {cost} of a $1 budget (dearest job {dearest}) after a resume"
+    );
+}
