@@ -801,6 +801,17 @@ def image_env() -> dict[str, str]:
     return env
 
 
+def dockerfile_members(ck: Checks) -> None:
+    """The image builds the whole workspace: deploy/Dockerfile copies every member crate of Cargo.toml."""
+    import tomllib
+    members = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY\s+(\S+?)/?\s+\S+\s*$", text, re.M))
+    missing = [m for m in members if m != "." and m not in copied]
+    ck.check(not missing, f"deploy/Dockerfile copies every workspace member ({len(members) - 1} crates besides the root)",
+             f"not copied: {', '.join(missing)}")
+
+
 def with_address(url: str, addr: str) -> str:
     """`url` with its host:port replaced by `addr` (scheme, credentials, path unchanged)."""
     u = urlparse(url)
@@ -1534,6 +1545,8 @@ def main() -> int:
     kustomized = kustomize(ck)
     if kustomized:
         rendered_files.append(kustomized)
+
+    dockerfile_members(ck)
 
     ck.step("5. yamllint")
     yamllint(ck, rendered_files)

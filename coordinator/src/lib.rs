@@ -2,7 +2,6 @@
 //! dispatches every job of a sweep to an in-process executor, keeps results
 //! in the embedded store and writes the report.
 
-pub mod export;
 pub mod local;
 pub mod metrics;
 pub mod server;

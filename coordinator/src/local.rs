@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use candor_core::early::EarlyStop;
-use candor_core::report::{Provenance, Report};
-use candor_core::store::{DoneSet, Store, StoreError, SweepLog};
 use candor_core::{ErrorKind, Status, Sweep};
-use candor_worker::cache::{Cache, FileCache};
-use candor_worker::limit::LocalLimiter;
-use candor_worker::{Executed, Executor};
+use candor_exec::cache::{Cache, FileCache};
+use candor_exec::limit::LocalLimiter;
+use candor_exec::{Executed, Executor};
+use candor_report::report::{Provenance, Report};
+use candor_store::{DoneSet, Store, StoreError, SweepLog};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::export::{ExportError, export};
+use candor_report::export::{ExportError, export};
 
 /// Results are flushed to disk (fdatasync) at least this often.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);

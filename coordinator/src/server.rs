@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use candor_core::Sweep;
-use candor_core::report::{CellCounts, Report, Tally};
 use candor_core::spec::Bundle;
-use candor_core::store::DoneSet;
+use candor_exec::Executor;
 use candor_proto::v1 as pb;
 use candor_queue::{Completion, FailKind, Failure, JobRef, JobStatus, Queue, QueueError, SweepState};
-use candor_worker::Executor;
+use candor_report::report::{CellCounts, Report, Tally};
+use candor_store::DoneSet;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -82,7 +82,7 @@ impl Coordinator {
         // Only used to write dead letters' failed results: it calls no model.
         let ex = Arc::new(Executor::new(
             Arc::new(sweep),
-            Arc::new(candor_worker::limit::LocalLimiter::default()),
+            Arc::new(candor_exec::limit::LocalLimiter::default()),
             None,
             Arc::new(tokio::sync::Semaphore::new(1)),
         ));
@@ -153,7 +153,7 @@ impl Coordinator {
                 .collect();
             report.mark_stopped_early(&stops, st.skipped);
         }
-        report.sweep.provenance = candor_core::report::Provenance::of(
+        report.sweep.provenance = candor_report::report::Provenance::of(
             sweep,
             Some(st.created_ms),
             (st.finished_ms > 0).then_some(st.finished_ms),

@@ -244,6 +244,20 @@ impl std::str::FromStr for ErrorKind {
     }
 }
 
+/// What is kept about a result besides its payload: what reports, budgets
+/// and early stopping read without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub index: u64,
+    pub status: Status,
+    /// Bit `i` is the verdict of classifier `i`.
+    pub class_bits: u32,
+    /// Model calls of the job answered from the response cache.
+    pub cache_hits: u16,
+    /// What the job's model calls cost, in millionths of a US dollar.
+    pub cost_micro_usd: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorKind;

@@ -10,11 +10,11 @@ use candor_core::JobId;
 use candor_core::judge::auroc;
 use candor_core::spec::{ClassifierSpec, JudgeInput};
 use candor_core::stats::{Z95, wilson};
-use candor_worker::cache::{Cache, FileCache};
-use candor_worker::classify::classify;
-use candor_worker::execute::backend_for;
-use candor_worker::judging::{Judges, Spent};
-use candor_worker::limit::{Limiter, LocalLimiter};
+use candor_exec::cache::{Cache, FileCache};
+use candor_exec::classify::classify;
+use candor_exec::execute::backend_for;
+use candor_exec::judging::{Judges, Spent};
+use candor_exec::limit::{Limiter, LocalLimiter};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use candor_core::compare::{Options, compare as diff};
-use candor_core::report::Report;
 use candor_proto::v1 as pb;
+use candor_report::compare::{Options, compare as diff};
+use candor_report::report::Report;
 
 use crate::client::Fail;
 use crate::exit;

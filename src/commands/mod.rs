@@ -50,7 +50,7 @@ pub fn share(s: &str) -> Result<f64, String> {
 }
 
 /// Prints a report's failures by model and reason on stderr, if it has any.
-pub fn print_failures(report: &candor_core::report::Report) {
+pub fn print_failures(report: &candor_report::report::Report) {
     if report.failures.is_empty() {
         return;
     }
@@ -71,7 +71,7 @@ pub fn print_failures(report: &candor_core::report::Report) {
 
 /// The exit code of a sweep that ended: 0 unless more of its jobs failed
 /// than `max_failed` (a share of the jobs with a result) allows.
-pub fn failed_verdict(report: &candor_core::report::Report, max_failed: f64) -> i32 {
+pub fn failed_verdict(report: &candor_report::report::Report, max_failed: f64) -> i32 {
     let s = &report.sweep;
     if s.jobs_failed > 0 && s.failed_share > max_failed {
         eprintln!(

@@ -462,7 +462,7 @@ pub async fn report(a: ReportArgs) -> i32 {
                 .await
                 .map_err(|s| rpc_failure("report", &s))?
                 .into_inner();
-            let report: candor_core::report::Report = serde_json::from_str(&r.report_json).map_err(|e| {
+            let report: candor_report::report::Report = serde_json::from_str(&r.report_json).map_err(|e| {
                 Fail(
                     exit::FAILURE,
                     format!("report: the coordinator sent an unreadable report: {e}"),
@@ -493,7 +493,7 @@ pub async fn report(a: ReportArgs) -> i32 {
                 .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", path.display())))?;
             write_atomic(&out.join("report.json"), r.report_json.as_bytes())?;
             write_atomic(&out.join("report.md"), r.report_md.as_bytes())?;
-            candor_coordinator::export::write_views(&report, &out).map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
+            candor_report::export::write_views(&report, &out).map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
             println!("{}", report.to_table());
             println!(
                 "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({lines} results)",

@@ -515,7 +515,7 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
     } else {
         a.comply_when
     };
-    let cfg = candor_worker::sim_server::Config {
+    let cfg = candor_sim::Config {
         latency: Duration::from_millis(a.latency_ms),
         rpm: a.rpm,
         window: Duration::from_secs(a.window_secs),
@@ -542,7 +542,7 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
     eprintln!(
         "sim-server listening on {addr}: Anthropic at http://{addr}/v1/messages, OpenAI at http://{addr}/v1/chat/completions, counts at /stats"
     );
-    match candor_worker::sim_server::serve(listener, cfg, signalled()).await {
+    match candor_sim::serve(listener, cfg, signalled()).await {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e}");

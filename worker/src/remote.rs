@@ -21,10 +21,12 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use crate::cache::{Cache, RedisCache};
-use crate::execute::{Executed, Executor};
-use crate::limit::{Limiter, LocalLimiter, RedisLimiter};
+use crate::cache::RedisCache;
+use crate::limit::RedisLimiter;
 use crate::metrics::Metrics;
+use candor_exec::cache::Cache;
+use candor_exec::execute::{Executed, Executor};
+use candor_exec::limit::{Limiter, LocalLimiter};
 
 type Client = WorkersClient<InterceptedService<Channel, Attach>>;
 

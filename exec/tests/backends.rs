@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use candor_core::spec::{BackendKind, ModelEntry, Params};
 use candor_core::{JobId, Message};
-use candor_worker::anthropic::Anthropic;
-use candor_worker::backend::{Backend, BackendError, ChatReply, ChatRequest};
-use candor_worker::http::{Secret, client};
-use candor_worker::openai::OpenAi;
-use candor_worker::retrying::Retrying;
+use candor_exec::anthropic::Anthropic;
+use candor_exec::backend::{Backend, BackendError, ChatReply, ChatRequest};
+use candor_exec::http::{Secret, client};
+use candor_exec::openai::OpenAi;
+use candor_exec::retrying::Retrying;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

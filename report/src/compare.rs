@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::report::{Cell, FailureGroup, Gap, ModelInfo, Report};
-use crate::stats::{Interval, Z95, newcombe_diff};
+use candor_core::stats::{Interval, Z95, newcombe_diff};
 
 /// What makes a change worth flagging, and a side worth trusting.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -338,7 +338,7 @@ fn model_text(m: &ModelInfo) -> String {
     if let Some(u) = &m.base_url {
         let _ = write!(s, " at {u}");
     }
-    if m.params != crate::spec::Params::default() {
+    if m.params != candor_core::spec::Params::default() {
         let _ = write!(s, " {}", serde_json::to_string(&m.params).unwrap_or_default());
     }
     s.push(')');
@@ -702,7 +702,7 @@ impl Comparison {
 mod tests {
     use super::*;
     use crate::report::{Provenance, Stack, SweepInfo};
-    use crate::stats::wilson;
+    use candor_core::stats::wilson;
 
     #[test]
     fn mover_reduces_to_the_sum_of_half_widths_in_quadrature() {

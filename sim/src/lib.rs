@@ -19,8 +19,8 @@ use candor_core::{JobId, Message, Role};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::backend::{Backend, ChatRequest};
-use crate::sim::{Rng, Sim};
+use candor_exec::backend::{Backend, ChatRequest};
+use candor_exec::sim::{Rng, Sim};
 
 /// The largest request body accepted.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use candor_core::JobId;
 use candor_core::Sweep;
 use candor_core::spec::JudgeInput;
-use candor_worker::cache::{Cache, FileCache};
-use candor_worker::execute::backend_for;
-use candor_worker::judging::{Judges, Spent};
-use candor_worker::limit::{Limiter, LocalLimiter};
+use candor_exec::cache::{Cache, FileCache};
+use candor_exec::execute::backend_for;
+use candor_exec::judging::{Judges, Spent};
+use candor_exec::limit::{Limiter, LocalLimiter};
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -157,7 +157,7 @@ classifiers:
     let sweep = Arc::new(Sweep::load(&dir.path().join("spec.yaml")).unwrap());
     let generation = Arc::new(tokio::sync::Semaphore::new(1));
     let judging = Arc::new(tokio::sync::Semaphore::new(1));
-    let ex = Arc::new(candor_worker::Executor::new(
+    let ex = Arc::new(candor_exec::Executor::new(
         sweep,
         Arc::new(LocalLimiter::default()),
         None,

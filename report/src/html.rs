@@ -20,7 +20,7 @@ use crate::report::{
     Cell, ClassifierRate, FailureGroup, Gap, MAX_LISTED_FAILURES, ModelInfo, NO_DATA, NOT_COMPUTABLE, Rate, Report,
     is_failed_note, params_json,
 };
-use crate::stats::Interval;
+use candor_core::stats::Interval;
 
 /// Most results embedded for the transcript browser.
 pub const MAX_EMBEDDED_JOBS: usize = 2_000;

@@ -7,10 +7,10 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use candor_core::report::{Failures, Report, Tally};
-use candor_core::store::{StoreError, SweepLog};
+use crate::report::{Failures, Report, Tally};
+use crate::{csv, html};
 use candor_core::{ErrorKind, Status, Sweep};
-use candor_core::{csv, html};
+use candor_store::{StoreError, SweepLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use candor_core::RecordMeta;
 use candor_core::judge::{self, Judgement};
 use candor_core::spec::{BackendKind, JudgeInput, ModelEntry};
-use candor_core::store::RecordMeta;
 use candor_core::{ErrorKind, JobId, JobResult, JobTuple, Role, Status, Sweep, Transcript, Usage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -77,7 +77,7 @@ pub fn backend_for(m: &ModelEntry, limiter: &Arc<dyn Limiter>, cache: &Option<Ar
         )),
         BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
     };
-    let inner: Arc<dyn Backend> = Arc::new(crate::metrics::Counted(inner));
+    let inner: Arc<dyn Backend> = Arc::new(crate::counted::Counted(inner));
     let limited = Arc::new(RateLimited::new(
         inner,
         limiter.clone(),

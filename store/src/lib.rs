@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::result::Status;
+use candor_core::{RecordMeta, Status};
 
 const MAGIC: &[u8; 15] = b"CANDOR-STORE-3\n";
 const HEADER_LEN: u64 = 15 + 16 + 8;
@@ -33,19 +33,6 @@ pub enum StoreError {
     Corrupt { path: PathBuf, offset: u64, reason: String },
     #[error("record of {len} bytes is larger than the store's limit of {MAX_RECORD_BYTES}")]
     TooLarge { len: usize },
-}
-
-/// What the store keeps about each record besides its payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordMeta {
-    pub index: u64,
-    pub status: Status,
-    /// Bit `i` is the verdict of classifier `i`.
-    pub class_bits: u32,
-    /// Model calls of the job answered from the response cache.
-    pub cache_hits: u16,
-    /// What the job's model calls cost, in millionths of a US dollar.
-    pub cost_micro_usd: u64,
 }
 
 /// Which jobs of a sweep have a result: one bit per job.

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::result::{ErrorKind, Status};
-use crate::spec::{BackendKind, SimConfig, Sweep};
-use crate::stats::{BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, Interval, Z95, newcombe_diff, paired_bootstrap, wilson};
-use crate::store::RecordMeta;
+use candor_core::RecordMeta;
+use candor_core::result::{ErrorKind, Status};
+use candor_core::spec::{BackendKind, SimConfig, Sweep};
+use candor_core::stats::{BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, Interval, Z95, newcombe_diff, paired_bootstrap, wilson};
 
 /// Counts for one model × variant × condition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,20 +136,20 @@ pub struct ModelInfo {
     /// The endpoint, without user info or query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    pub params: crate::spec::Params,
+    pub params: candor_core::spec::Params,
 }
 
 impl Provenance {
     /// The provenance of `sweep`; `started_ms`/`finished_ms` are Unix times in milliseconds.
     pub fn of(sweep: &Sweep, started_ms: Option<u64>, finished_ms: Option<u64>) -> Provenance {
-        let info = |m: &crate::spec::ModelEntry| ModelInfo {
+        let info = |m: &candor_core::spec::ModelEntry| ModelInfo {
             id: m.id.clone(),
             backend: serde_json::to_value(m.backend)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default(),
             model: m.model.clone(),
-            base_url: m.base_url.as_deref().map(crate::redact::url),
+            base_url: m.base_url.as_deref().map(candor_core::redact::url),
             params: m.params.clone(),
         };
         Provenance {
@@ -1140,8 +1140,8 @@ fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::ErrorKind;
-    use crate::spec::Bundle;
+    use candor_core::result::ErrorKind;
+    use candor_core::spec::Bundle;
 
     /// A sweep of one model under test served at `base_url` (never called
     /// here) over two conditions, with a simulated judge when `judge`.
