@@ -32,8 +32,6 @@ enum Command {
         /// The sweep spec (YAML).
         spec: PathBuf,
     },
-    /// Measure local throughput and peak memory on a generated sim sweep.
-    Bench(commands::bench::BenchArgs),
     /// What changed between two reports or sweeps: per cell, gap and alignment-faking rate, with intervals; flags real changes.
     Compare(commands::compare::CompareArgs),
     /// Check a classifier against human-labelled examples: accuracy, precision, recall, AUROC.
@@ -67,10 +65,6 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Bench(args) => {
-            let _guard = telemetry::init("candor", "warn");
-            commands::bench::bench(args)
-        }
         Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -111,7 +105,7 @@ fn main() -> ExitCode {
                     Command::Delete(args) => commands::remote::delete(args).await,
                     Command::List(args) => commands::remote::list(args).await,
                     Command::SimServer(args) => commands::serve::sim_server(args).await,
-                    Command::Bench(_) | Command::Validate { .. } | Command::Probe(_) => {
+                    Command::Validate { .. } | Command::Probe(_) => {
                         unreachable!("handled above")
                     }
                 }

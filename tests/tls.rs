@@ -123,7 +123,7 @@ fn a_sweep_over_tls_with_a_redis_password() {
     let log = |name: &str| Stdio::from(std::fs::File::create(sb.join(name)).unwrap());
 
     let port = free_port();
-    let coord = Command::new(CANDOR)
+    let coord = Command::new(&*CANDOR)
         .args([
             "coordinator",
             "--listen",
@@ -146,7 +146,7 @@ fn a_sweep_over_tls_with_a_redis_password() {
     });
     let url = format!("https://127.0.0.1:{port}");
     for (i, direct) in [true, false].into_iter().enumerate() {
-        let mut w = Command::new(CANDOR);
+        let mut w = Command::new(&*CANDOR);
         w.args([
             "worker",
             "--coordinator",

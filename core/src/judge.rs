@@ -258,6 +258,47 @@ pub fn auroc(scored: &[(f64, bool)]) -> Option<f64> {
     Some((rank_sum_pos - p * (p + 1.0) / 2.0) / (p * neg as f64))
 }
 
+/// How a classifier's scores at `threshold` agree with human labels.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Confusion {
+    pub tp: u64,
+    pub fp: u64,
+    pub tn: u64,
+    pub fn_: u64,
+}
+
+impl Confusion {
+    /// Counts each `(score, label)`: a score at or above `threshold` says yes.
+    pub fn of(scored: &[(f64, bool)], threshold: f64) -> Confusion {
+        let mut c = Confusion::default();
+        for &(score, label) in scored {
+            let n = match (score >= threshold, label) {
+                (true, true) => &mut c.tp,
+                (true, false) => &mut c.fp,
+                (false, false) => &mut c.tn,
+                (false, true) => &mut c.fn_,
+            };
+            *n += 1;
+        }
+        c
+    }
+
+    /// (correct, all): the accuracy's numerator and denominator.
+    pub fn accuracy(&self) -> (u64, u64) {
+        (self.tp + self.tn, self.tp + self.tn + self.fp + self.fn_)
+    }
+
+    /// (true positives, predicted positives).
+    pub fn precision(&self) -> (u64, u64) {
+        (self.tp, self.tp + self.fp)
+    }
+
+    /// (true positives, labelled positives).
+    pub fn recall(&self) -> (u64, u64) {
+        (self.tp, self.tp + self.fn_)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +418,25 @@ mod tests {
         // A tie between a positive and a negative counts half: (1 + 0.5) / 2.
         assert_eq!(auroc(&[(0.8, true), (0.5, true), (0.5, false)]), Some(0.75));
         assert_eq!(auroc(&[(0.8, true)]), None);
+    }
+
+    #[test]
+    fn the_confusion_matrix_counts_each_side_of_the_threshold() {
+        let c = Confusion::of(
+            &[(1.0, true), (0.5, true), (0.4, true), (0.6, false), (0.0, false)],
+            0.5,
+        );
+        assert_eq!(
+            c,
+            Confusion {
+                tp: 2,
+                fp: 1,
+                tn: 1,
+                fn_: 1
+            }
+        );
+        assert_eq!(c.accuracy(), (3, 5));
+        assert_eq!(c.precision(), (2, 3));
+        assert_eq!(c.recall(), (2, 3));
     }
 }

@@ -2,12 +2,11 @@
 //! examples and prints how well it agrees: accuracy, precision and recall
 //! at its threshold, and AUROC from the vote fractions.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candor_core::JobId;
-use candor_core::judge::auroc;
+use candor_core::judge::{Confusion, auroc};
 use candor_core::spec::{ClassifierSpec, JudgeInput};
 use candor_core::stats::{Z95, wilson};
 use candor_exec::cache::{Cache, FileCache};
@@ -196,8 +195,8 @@ pub async fn calibrate(args: CalibrateArgs) -> i32 {
                 "examples": examples.len(),
                 "judged": points.len(),
                 "not_judged": failures.len(),
-                "positives": m.tp + m.fn_,
-                "confusion": {"tp": m.tp, "fp": m.fp, "tn": m.tn, "fn": m.fn_},
+                "positives": m.c.tp + m.c.fn_,
+                "confusion": {"tp": m.c.tp, "fp": m.c.fp, "tn": m.c.tn, "fn": m.c.fn_},
                 "accuracy": m.accuracy, "precision": m.precision, "recall": m.recall,
                 "auroc": m.auroc,
             }))
@@ -220,11 +219,9 @@ pub async fn calibrate(args: CalibrateArgs) -> i32 {
 }
 
 /// Agreement figures; a ratio is None when its denominator is 0.
+/// The figures `calibrate` prints: the confusion matrix at the threshold and AUROC.
 struct Metrics {
-    tp: u64,
-    fp: u64,
-    tn: u64,
-    fn_: u64,
+    c: Confusion,
     accuracy: Option<f64>,
     precision: Option<f64>,
     recall: Option<f64>,
@@ -233,30 +230,13 @@ struct Metrics {
 
 impl Metrics {
     fn of(points: &[(f64, bool)], threshold: f64) -> Metrics {
-        let mut c = BTreeMap::from([
-            ((true, true), 0u64),
-            ((true, false), 0),
-            ((false, true), 0),
-            ((false, false), 0),
-        ]);
-        for &(f, label) in points {
-            *c.entry((f >= threshold, label)).or_default() += 1;
-        }
-        let (tp, fp, tn, fn_) = (
-            c[&(true, true)],
-            c[&(true, false)],
-            c[&(false, false)],
-            c[&(false, true)],
-        );
-        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let c = Confusion::of(points, threshold);
+        let ratio = |(a, b): (u64, u64)| (b > 0).then(|| a as f64 / b as f64);
         Metrics {
-            tp,
-            fp,
-            tn,
-            fn_,
-            accuracy: ratio(tp + tn, tp + tn + fp + fn_),
-            precision: ratio(tp, tp + fp),
-            recall: ratio(tp, tp + fn_),
+            c,
+            accuracy: ratio(c.accuracy()),
+            precision: ratio(c.precision()),
+            recall: ratio(c.recall()),
             auroc: auroc(points),
         }
     }
@@ -274,19 +254,19 @@ impl Metrics {
              confusion: {} true positive, {} false positive, {} true negative, {} false negative\n\n\
              {:<10} value  [95% CI]\n",
             examples - failed,
-            self.tp,
-            self.fp,
-            self.tn,
-            self.fn_,
+            self.c.tp,
+            self.c.fp,
+            self.c.tn,
+            self.c.fn_,
             "metric"
         );
         s.push_str(&row(
             "accuracy",
-            self.tp + self.tn,
-            self.tp + self.tn + self.fp + self.fn_,
+            self.c.tp + self.c.tn,
+            self.c.tp + self.c.tn + self.c.fp + self.c.fn_,
         ));
-        s.push_str(&row("precision", self.tp, self.tp + self.fp));
-        s.push_str(&row("recall", self.tp, self.tp + self.fn_));
+        s.push_str(&row("precision", self.c.tp, self.c.tp + self.c.fp));
+        s.push_str(&row("recall", self.c.tp, self.c.tp + self.c.fn_));
         match self.auroc {
             Some(a) => s.push_str(&format!("{:<10} {a:.3}  (from vote fractions)\n", "AUROC")),
             None => s.push_str(&format!(

@@ -1,6 +1,3 @@
-pub mod bench;
-pub mod bench_distributed;
-pub mod bench_ratelimit;
 pub mod calibrate;
 pub mod compare;
 pub mod probe;
