@@ -12,7 +12,7 @@ use crate::exit;
 #[derive(clap::Args, Clone)]
 pub struct ClientArgs {
     /// The coordinator's URL (http://HOST:PORT, or https:// for TLS).
-    #[arg(long, env = "CANDOR_COORDINATOR", hide_env_values = true)]
+    #[arg(long, env = "CANDOR_COORDINATOR", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub coordinator: String,
     /// Read the bearer token from this file instead of the CANDOR_TOKEN environment variable.
     #[arg(long, env = "CANDOR_TOKEN_FILE", hide_env_values = true)]

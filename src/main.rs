@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod config;
 mod exit;
 mod progress;
 mod telemetry;
@@ -10,7 +11,7 @@ mod telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -63,7 +64,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let effective = match &cli.command {
+        Command::Coordinator(a) if a.dump_config() => Some(Vec::new()),
+        Command::Worker(a) if a.dump_config() => Some(a.effective()),
+        _ => None,
+    };
+    if let (Some(effective), Some((name, sub))) = (effective, matches.subcommand()) {
+        let cmd = Cli::command();
+        let cmd = cmd.find_subcommand(name).expect("the parsed subcommand");
+        print!("{}", config::dump(cmd, sub, &effective));
+        return ExitCode::SUCCESS;
+    }
     let code = match cli.command {
         Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -62,3 +62,87 @@ fn the_domain_store_and_reports_link_no_network_crates() {
         );
     }
 }
+
+/// Every `.rs` file of the product's crates (not tests, not benchmarks).
+fn product_sources() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut todo: Vec<std::path::PathBuf> = [
+        "src",
+        "core",
+        "store",
+        "report",
+        "exec",
+        "sim",
+        "queue",
+        "worker",
+        "coordinator",
+        "proto",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
+    let mut files = Vec::new();
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if p.is_dir() && name != "tests" && name != "target" {
+                todo.push(p);
+            } else if name.ends_with(".rs") {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
+/// The quoted upper-case names after each `marker` in `text`.
+fn names_after(text: &str, marker: &str) -> Vec<String> {
+    text.match_indices(marker)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + marker.len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            (name.len() > 2 && rest[name.len()..].starts_with('"')).then_some(name)
+        })
+        .collect()
+}
+
+/// ARCHITECTURE.md's Environment table lists every variable the programs
+/// read: each flag's `env = "…"`, each `env::var("…")`, each `name: "…"`
+/// of `config::ENV_ONLY`, and each `…_ENV` constant.
+#[test]
+fn every_environment_variable_the_code_reads_is_listed_in_architecture_md() {
+    let arch = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
+    let table = &arch[arch.find("## Environment").expect("an Environment section")..];
+    let mut read = BTreeSet::new();
+    for f in product_sources() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for marker in [
+            "env = \"",
+            "env::var(\"",
+            "env::var_os(\"",
+            "name: \"",
+            "_ENV: &str = \"",
+        ] {
+            for name in names_after(&text, marker) {
+                read.insert((name, f.display().to_string()));
+            }
+        }
+    }
+    assert!(
+        read.iter().any(|(n, _)| n == "CANDOR_REDIS_URL") && read.iter().any(|(n, _)| n == "CANDOR_LOG"),
+        "the scan found too little: {read:?}"
+    );
+    let missing: Vec<String> = read
+        .iter()
+        .filter(|(n, _)| !table.contains(&format!("`{n}`")))
+        .map(|(n, f)| format!("{n} (read in {f})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in ARCHITECTURE.md's Environment table: {missing:?}"
+    );
+}

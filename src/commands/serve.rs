@@ -11,6 +11,7 @@ use candor_worker::metrics::Metrics as WorkerMetrics;
 use candor_worker::remote::{RemoteOptions, run as run_worker};
 
 use crate::client::{ClientArgs, redact, redis_url};
+use crate::config::RedisArgs;
 use crate::exit;
 use crate::telemetry::{Endpoints, bind, serve_http};
 
@@ -19,17 +20,9 @@ pub struct CoordinatorArgs {
     /// Address for the gRPC API (port 0 picks a free port).
     #[arg(long, env = "CANDOR_LISTEN", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
-    /// Redis URL: redis://HOST:PORT or rediss:// for TLS; may carry a password. Prefer the
-    /// CANDOR_REDIS_URL environment variable when it does.
-    #[arg(long, env = "CANDOR_REDIS_URL", hide_env_values = true)]
-    redis: String,
-    /// A PEM CA certificate to trust for a rediss:// Redis (default: the public web roots).
-    #[arg(long, env = "CANDOR_REDIS_CA")]
-    redis_ca: Option<PathBuf>,
-    /// Read the Redis password from this file (or from the CANDOR_REDIS_PASSWORD environment
-    /// variable); it is added to the Redis URL.
-    #[arg(long, env = "CANDOR_REDIS_PASSWORD_FILE", hide_env_values = true)]
-    redis_password_file: Option<PathBuf>,
+    /// Where the sweeps are kept (--redis is required).
+    #[command(flatten)]
+    redis: RedisArgs,
     /// Address for HTTP /metrics, /healthz, /readyz and /queue (the backlog as JSON, for autoscalers).
     #[arg(long, env = "CANDOR_HTTP")]
     http: Option<SocketAddr>,
@@ -56,17 +49,10 @@ pub struct CoordinatorArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Redis URL to record results in directly (as the coordinator's); without it results go
-    /// through the coordinator. Prefer the CANDOR_REDIS_URL environment variable.
-    #[arg(long, env = "CANDOR_REDIS_URL", hide_env_values = true)]
-    redis: Option<String>,
-    /// A PEM CA certificate to trust for a rediss:// Redis (default: the public web roots).
-    #[arg(long, env = "CANDOR_REDIS_CA")]
-    redis_ca: Option<PathBuf>,
-    /// Read the Redis password from this file (or from the CANDOR_REDIS_PASSWORD environment
-    /// variable); it is added to the Redis URL.
-    #[arg(long, env = "CANDOR_REDIS_PASSWORD_FILE", hide_env_values = true)]
-    redis_password_file: Option<PathBuf>,
+    /// The coordinator's Redis, to record results in directly; without --redis results go
+    /// through the coordinator.
+    #[command(flatten)]
+    redis: RedisArgs,
     /// Jobs calling the models under test at once.
     #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -97,103 +83,26 @@ pub struct WorkerArgs {
     dump_config: bool,
 }
 
-/// `KEY=value` lines of an effective configuration, in the environment's
-/// terms, so they can be compared with what a deployment sets.
-struct Dump(String);
-
-impl Dump {
-    fn new() -> Self {
-        Dump(String::new())
-    }
-
-    fn set(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
-        use std::fmt::Write as _;
-        let _ = writeln!(self.0, "{key}={value}");
-        self
-    }
-
-    fn opt<T: std::fmt::Display>(&mut self, key: &str, value: Option<T>) -> &mut Self {
-        match value {
-            Some(v) => self.set(key, v),
-            None => self.set(key, "(unset)"),
-        }
-    }
-
-    fn path(&mut self, key: &str, value: Option<&PathBuf>) -> &mut Self {
-        self.opt(key, value.map(|p| p.display().to_string()))
-    }
-
-    /// A secret: whether it is set, never its value.
-    fn secret(&mut self, key: &str) -> &mut Self {
-        let set = std::env::var_os(key).is_some_and(|v| !v.is_empty());
-        self.set(key, if set { "(set)" } else { "(unset)" })
-    }
-
-    fn print(&self) -> i32 {
-        print!("{}", self.0);
-        exit::OK
-    }
-}
-
-fn dump_redis(d: &mut Dump, url: Option<&str>, ca: Option<&PathBuf>, password_file: Option<&PathBuf>) {
-    d.opt("CANDOR_REDIS_URL", url.map(redact))
-        .path("CANDOR_REDIS_CA", ca)
-        .path("CANDOR_REDIS_PASSWORD_FILE", password_file)
-        .secret("CANDOR_REDIS_PASSWORD");
-}
-
-fn dump_common(d: &mut Dump) {
-    d.secret("CANDOR_TOKEN")
-        .opt("CANDOR_LOG", std::env::var("CANDOR_LOG").ok())
-        .opt(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
-        );
-}
-
 impl CoordinatorArgs {
-    fn dump(&self) -> i32 {
-        let mut d = Dump::new();
-        d.set("CANDOR_LISTEN", self.listen).opt("CANDOR_HTTP", self.http);
-        dump_redis(
-            &mut d,
-            Some(&self.redis),
-            self.redis_ca.as_ref(),
-            self.redis_password_file.as_ref(),
-        );
-        d.path("CANDOR_TOKEN_FILE", self.token_file.as_ref())
-            .path("CANDOR_TLS_CERT", self.tls_cert.as_ref())
-            .path("CANDOR_TLS_KEY", self.tls_key.as_ref())
-            .set("CANDOR_LEASE_TTL_MS", self.lease_ttl_ms);
-        dump_common(&mut d);
-        d.print()
+    /// Whether only the configuration is to be printed.
+    pub fn dump_config(&self) -> bool {
+        self.dump_config
     }
 }
 
 impl WorkerArgs {
-    fn dump(&self) -> i32 {
-        let mut d = Dump::new();
-        d.set("CANDOR_COORDINATOR", &self.client.coordinator)
-            .path("CANDOR_TOKEN_FILE", self.client.token_file.as_ref())
-            .path("CANDOR_TLS_CA", self.client.tls_ca.as_ref());
-        dump_redis(
-            &mut d,
-            self.redis.as_deref(),
-            self.redis_ca.as_ref(),
-            self.redis_password_file.as_ref(),
-        );
-        d.set("CANDOR_CONCURRENCY", self.concurrency)
-            .set(
-                "CANDOR_JUDGE_CONCURRENCY",
-                self.judge_concurrency.unwrap_or(self.concurrency),
-            )
-            .opt("CANDOR_HTTP", self.http)
-            .set("CANDOR_GRACE_SECS", self.grace_secs)
-            .set("CANDOR_NO_CACHE", self.no_cache)
-            .set("CANDOR_CACHE_TTL_DAYS", self.cache_ttl_days)
-            .opt("CANDOR_WORKER_ID", self.id.as_ref());
-        dump_common(&mut d);
-        d.print()
+    /// Whether only the configuration is to be printed.
+    pub fn dump_config(&self) -> bool {
+        self.dump_config
+    }
+
+    /// Values `--dump-config` shows that no flag holds: the judge stage's
+    /// slots default to --concurrency.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            "judge_concurrency",
+            self.judge_concurrency.unwrap_or(self.concurrency).to_string(),
+        )]
     }
 }
 
@@ -208,7 +117,8 @@ async fn signalled() {
 
 /// Connects to Redis (with the password from `password_file` or the
 /// environment added to `url`), retrying while it is not up yet.
-async fn connect_redis(url: &str, ca: Option<&PathBuf>, password_file: Option<&PathBuf>) -> Result<Queue, String> {
+async fn connect_redis(url: &str, r: &RedisArgs) -> Result<Queue, String> {
+    let (ca, password_file) = (r.ca.as_ref(), r.password_file.as_ref());
     let url = &redis_url(url, password_file.map(PathBuf::as_path))?;
     let shown = redact(url);
     let ca = match ca {
@@ -240,9 +150,6 @@ async fn connect_redis(url: &str, ca: Option<&PathBuf>, password_file: Option<&P
 }
 
 pub async fn coordinator(a: CoordinatorArgs) -> i32 {
-    if a.dump_config {
-        return a.dump();
-    }
     let token = match candor_proto::auth::Token::load(a.token_file.as_deref()) {
         Ok(t) => t,
         Err(e) => {
@@ -269,7 +176,10 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
         },
         None => None,
     };
-    let queue = match connect_redis(&a.redis, a.redis_ca.as_ref(), a.redis_password_file.as_ref()).await {
+    let Some(redis_url) = a.redis.url.clone() else {
+        return bad("--redis (or CANDOR_REDIS_URL) is required: the coordinator keeps its sweeps in Redis".into());
+    };
+    let queue = match connect_redis(&redis_url, &a.redis).await {
         Ok(q) => q,
         Err(e) => return bad(e),
     };
@@ -317,9 +227,9 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
         "coordinator listening on {addr}{}{}; redis {}",
         if tls_enabled(&a) { " (tls)" } else { "" },
         http_addr.map(|h| format!(", http on {h}")).unwrap_or_default(),
-        redact(&a.redis)
+        redact(&redis_url)
     );
-    tracing::info!(%addr, redis = %redact(&a.redis), "coordinator started");
+    tracing::info!(%addr, redis = %redact(&redis_url), "coordinator started");
     match serve(co, ServeOptions { listener, token, tls }, signalled()).await {
         Ok(()) => exit::OK,
         Err(e) => {
@@ -339,9 +249,6 @@ fn bad(msg: String) -> i32 {
 }
 
 pub async fn worker(a: WorkerArgs) -> i32 {
-    if a.dump_config {
-        return a.dump();
-    }
     let token = match a.client.token() {
         Ok(t) => t,
         Err(f) => return bad(f.1),
@@ -357,8 +264,8 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         },
         None => None,
     };
-    let redis = match &a.redis {
-        Some(url) => match connect_redis(url, a.redis_ca.as_ref(), a.redis_password_file.as_ref()).await {
+    let redis = match &a.redis.url {
+        Some(url) => match connect_redis(url, &a.redis).await {
             Ok(q) => Some(q),
             Err(e) => return bad(e),
         },
@@ -398,6 +305,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         a.client.coordinator,
         a.concurrency,
         a.redis
+            .url
             .as_deref()
             .map(|u| format!(", results to redis {}", redact(u)))
             .unwrap_or_default(),
