@@ -1541,7 +1541,7 @@ def main() -> int:
     for name, docs in renders.items():
         validate_objects(ck, name, docs, OUT / "objects" / name)
 
-    ck.step(f"4. kustomize base ({rel(KUSTOMIZE)})")
+    ck.step(f"4. kustomize base ({rel(KUSTOMIZE)}) and the image's deploy/Dockerfile")
     kustomized = kustomize(ck)
     if kustomized:
         rendered_files.append(kustomized)

@@ -23,9 +23,21 @@ pub type Key = [u8; 16];
 /// The largest cached reply.
 const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The cache could not be read or written (its file, or Redis for a
+/// fleet). A miss, not a failure: the model is called instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CacheError(Box<dyn std::error::Error + Send + Sync>);
+
+impl CacheError {
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        CacheError(e.into())
+    }
+}
+
 pub trait Cache: Send + Sync {
-    fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
-    fn put<'a>(&'a self, key: Key, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>>;
+    fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, CacheError>>;
+    fn put<'a>(&'a self, key: Key, value: Vec<u8>) -> BoxFuture<'a, Result<(), CacheError>>;
 }
 
 /// The cache key of a request.
@@ -149,7 +161,7 @@ impl FileCache {
 }
 
 impl Cache for FileCache {
-    fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+    fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, CacheError>> {
         let found = self.index.lock().expect("lock").get(&key).copied();
         // The whole frame is read and checked: another process appending to
         // the same file can only make a lookup miss, never answer wrongly.
@@ -160,7 +172,7 @@ impl Cache for FileCache {
                     .lock()
                     .expect("lock")
                     .read_exact_at(&mut frame, off)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(CacheError::new)?;
                 let crc = u32::from_le_bytes(frame[4..8].try_into().expect("4"));
                 let ok = frame[8..24] == key && crc32fast::hash(&frame[8..]) == crc;
                 Ok(ok.then(|| frame.split_off(24)))
@@ -170,7 +182,7 @@ impl Cache for FileCache {
         Box::pin(async move { r })
     }
 
-    fn put<'a>(&'a self, key: Key, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
+    fn put<'a>(&'a self, key: Key, value: Vec<u8>) -> BoxFuture<'a, Result<(), CacheError>> {
         let r = (|| {
             if value.len() > MAX_VALUE_BYTES {
                 return Ok(());
@@ -188,7 +200,7 @@ impl Cache for FileCache {
             self.index.lock().expect("lock").insert(key, (at, value.len() as u32));
             Ok::<(), std::io::Error>(())
         })()
-        .map_err(|e| e.to_string());
+        .map_err(CacheError::new);
         Box::pin(async move { r })
     }
 }

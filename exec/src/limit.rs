@@ -46,15 +46,27 @@ pub fn key(m: &ModelEntry, api_key: Option<&str>) -> String {
     )
 }
 
+/// A budget could not be read or changed: the store it lives in (Redis,
+/// for a fleet) failed. The call is not made; the job may try again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LimitError(Box<dyn std::error::Error + Send + Sync>);
+
+impl LimitError {
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        LimitError(e.into())
+    }
+}
+
 /// Where the budgets live.
 pub trait Limiter: Send + Sync {
     /// Takes `cost` (requests, input, output tokens); Ok(0) when granted,
     /// else how many milliseconds to wait before asking again.
-    fn take<'a>(&'a self, key: &'a str, limits: [u64; 3], cost: [f64; 3]) -> BoxFuture<'a, Result<u64, String>>;
+    fn take<'a>(&'a self, key: &'a str, limits: [u64; 3], cost: [f64; 3]) -> BoxFuture<'a, Result<u64, LimitError>>;
     /// Corrects an earlier take by `delta`.
-    fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), String>>;
+    fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), LimitError>>;
     /// Holds off every caller for `d`.
-    fn cool<'a>(&'a self, key: &'a str, d: Duration) -> BoxFuture<'a, Result<(), String>>;
+    fn cool<'a>(&'a self, key: &'a str, d: Duration) -> BoxFuture<'a, Result<(), LimitError>>;
 }
 
 fn interval(limit: u64) -> f64 {
@@ -89,7 +101,7 @@ impl LocalLimiter {
 }
 
 impl Limiter for LocalLimiter {
-    fn take<'a>(&'a self, key: &'a str, limits: [u64; 3], cost: [f64; 3]) -> BoxFuture<'a, Result<u64, String>> {
+    fn take<'a>(&'a self, key: &'a str, limits: [u64; 3], cost: [f64; 3]) -> BoxFuture<'a, Result<u64, LimitError>> {
         let now = self.now();
         let mut st = self.state.lock().expect("lock");
         let g = st.entry(key.to_string()).or_default();
@@ -112,7 +124,7 @@ impl Limiter for LocalLimiter {
         Box::pin(async move { Ok(r) })
     }
 
-    fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), String>> {
+    fn settle<'a>(&'a self, key: &'a str, limits: [u64; 3], delta: [f64; 3]) -> BoxFuture<'a, Result<(), LimitError>> {
         let mut st = self.state.lock().expect("lock");
         let g = st.entry(key.to_string()).or_default();
         for ((tat, &lim), dt) in g.tat.iter_mut().zip(&limits).zip(delta) {
@@ -123,7 +135,7 @@ impl Limiter for LocalLimiter {
         Box::pin(async { Ok(()) })
     }
 
-    fn cool<'a>(&'a self, key: &'a str, d: Duration) -> BoxFuture<'a, Result<(), String>> {
+    fn cool<'a>(&'a self, key: &'a str, d: Duration) -> BoxFuture<'a, Result<(), LimitError>> {
         let until = self.now() + d.as_secs_f64() * 1000.0;
         let mut st = self.state.lock().expect("lock");
         let g = st.entry(key.to_string()).or_default();
@@ -317,18 +329,18 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             // 60 rpm: the first is granted, the second waits about a second.
-            assert_eq!(l.take("k", [60, 0, 0], [1.0, 0.0, 0.0]).await, Ok(0));
+            assert_eq!(l.take("k", [60, 0, 0], [1.0, 0.0, 0.0]).await.ok(), Some(0));
             let w = l.take("k", [60, 0, 0], [1.0, 0.0, 0.0]).await.unwrap();
             assert!((1000..=1030).contains(&w), "{w}");
             // Other keys have their own budget.
-            assert_eq!(l.take("other", [60, 0, 0], [1.0, 0.0, 0.0]).await, Ok(0));
+            assert_eq!(l.take("other", [60, 0, 0], [1.0, 0.0, 0.0]).await.ok(), Some(0));
             // Tokens: 6000 tokens at 60000 tpm hold the budget about 6 s.
-            assert_eq!(l.take("t", [0, 60_000, 0], [1.0, 6000.0, 0.0]).await, Ok(0));
+            assert_eq!(l.take("t", [0, 60_000, 0], [1.0, 6000.0, 0.0]).await.ok(), Some(0));
             let w = l.take("t", [0, 60_000, 0], [1.0, 10.0, 0.0]).await.unwrap();
             assert!((6000..=6200).contains(&w), "{w}");
             // Reporting fewer tokens than estimated gives them back.
             l.settle("t", [0, 60_000, 0], [0.0, -6000.0, 0.0]).await.unwrap();
-            assert_eq!(l.take("t", [0, 60_000, 0], [1.0, 10.0, 0.0]).await, Ok(0));
+            assert_eq!(l.take("t", [0, 60_000, 0], [1.0, 10.0, 0.0]).await.ok(), Some(0));
             // A cooldown holds off even an unlimited key.
             l.cool("c", Duration::from_secs(2)).await.unwrap();
             let w = l.take("c", [0, 0, 0], [1.0, 0.0, 0.0]).await.unwrap();

@@ -1,7 +1,7 @@
 //! The response cache in Redis, shared by every worker.
 
 use candor_exec::backend::BoxFuture;
-use candor_exec::cache::{Cache, Key};
+use candor_exec::cache::{Cache, CacheError, Key};
 use redis::AsyncCommands;
 
 /// The cache in Redis, shared by every worker: one key per request,
@@ -20,18 +20,18 @@ fn redis_key(key: &Key) -> String {
 }
 
 impl Cache for RedisCache {
-    fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+    fn get<'a>(&'a self, key: Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, CacheError>> {
         Box::pin(async move {
             let mut con = self.con.clone();
-            con.get(redis_key(&key)).await.map_err(|e| e.to_string())
+            con.get(redis_key(&key)).await.map_err(CacheError::new)
         })
     }
-    fn put<'a>(&'a self, key: Key, value: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
+    fn put<'a>(&'a self, key: Key, value: Vec<u8>) -> BoxFuture<'a, Result<(), CacheError>> {
         Box::pin(async move {
             let mut con = self.con.clone();
             con.set_ex::<_, _, ()>(redis_key(&key), value, self.ttl.as_secs().max(1))
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(CacheError::new)
         })
     }
 }
