@@ -155,8 +155,16 @@ fn limit_headers(api: Api, limit: Option<u32>, remaining: u32, reset: Duration) 
     h
 }
 
-/// The conversation in a request: (model, system, messages, seed).
-fn parse_request(api: Api, v: &Value) -> Result<(String, String, Vec<Message>, u64), String> {
+/// The conversation a request asks about.
+struct Conversation {
+    model: String,
+    system: String,
+    messages: Vec<Message>,
+    seed: u64,
+}
+
+/// The conversation in a request, or what is wrong with it.
+fn parse_request(api: Api, v: &Value) -> Result<Conversation, String> {
     let model = v
         .get("model")
         .and_then(Value::as_str)
@@ -170,7 +178,7 @@ fn parse_request(api: Api, v: &Value) -> Result<(String, String, Vec<Message>, u
         Api::Anthropic => v.get("system").and_then(Value::as_str).unwrap_or_default().to_string(),
         Api::OpenAi => String::new(),
     };
-    let mut out = Vec::new();
+    let mut messages = Vec::new();
     for m in msgs {
         let role = m
             .get("role")
@@ -186,43 +194,109 @@ fn parse_request(api: Api, v: &Value) -> Result<(String, String, Vec<Message>, u
             _ => return Err("each message needs `content`".into()),
         };
         match role {
-            "user" => out.push(Message::user(content)),
-            "assistant" => out.push(Message::assistant(content)),
+            "user" => messages.push(Message::user(content)),
+            "assistant" => messages.push(Message::assistant(content)),
             "system" if api == Api::OpenAi => system.push_str(&content),
             other => return Err(format!("unknown role `{other}`")),
         }
     }
-    if out.first().map(|m| m.role) != Some(Role::User) {
+    if messages.first().map(|m| m.role) != Some(Role::User) {
         return Err("the first message must be from the user".into());
     }
     let seed = v.get("seed").and_then(Value::as_u64).unwrap_or(0);
-    Ok((model, system, out, seed))
+    Ok(Conversation {
+        model,
+        system,
+        messages,
+        seed,
+    })
 }
 
+/// One request to either API: key, rate limit, body, injected failures,
+/// then the sim model's answer in the API's shape.
 async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -> Response {
     s.stats.requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(want) = &s.cfg.require_key {
-        let got = match api {
-            Api::Anthropic => req_headers.get("x-api-key").and_then(|v| v.to_str().ok()),
-            Api::OpenAi => req_headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ")),
-        };
-        if got != Some(want.as_str()) {
-            s.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-            let kind = if api == Api::Anthropic {
-                "authentication_error"
-            } else {
-                "invalid_api_key"
-            };
+    if let Err(refused) = check_key(&s, api, &req_headers) {
+        return refused;
+    }
+    let headers = match admit(&s, api) {
+        Ok(h) => h,
+        Err(limited) => return limited,
+    };
+    let conv = match serde_json::from_slice::<Value>(&body) {
+        Err(e) => Err(format!("body is not JSON: {e}")),
+        Ok(v) => parse_request(api, &v),
+    };
+    let conv = match conv {
+        Ok(c) => c,
+        Err(e) => {
             return respond(
-                StatusCode::UNAUTHORIZED,
-                HeaderMap::new(),
-                error_body(api, kind, "invalid API key"),
+                StatusCode::BAD_REQUEST,
+                headers,
+                error_body(api, "invalid_request_error", &e),
             );
         }
+    };
+    if !s.cfg.latency.is_zero() {
+        tokio::time::sleep(s.cfg.latency).await;
     }
+    let truncate = match inject(&s, api, &conv) {
+        Injected::Nothing => false,
+        Injected::Truncate => true,
+        Injected::Slow => {
+            tokio::time::sleep(s.cfg.slow_by).await;
+            false
+        }
+        Injected::Answer(status, body) => return respond(status, headers, body),
+    };
+    let text = match answer(&s, api, &conv).await {
+        Ok(t) => t,
+        Err(e) => {
+            return respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                headers,
+                error_body(api, "api_error", &e),
+            );
+        }
+    };
+    if truncate {
+        return cut_short(headers, text);
+    }
+    s.stats.ok.fetch_add(1, Ordering::Relaxed);
+    respond(StatusCode::OK, headers, text)
+}
+
+/// With `--require-key`, a request without that key is refused with 401.
+fn check_key(s: &Server, api: Api, req_headers: &HeaderMap) -> Result<(), Response> {
+    let Some(want) = &s.cfg.require_key else {
+        return Ok(());
+    };
+    let got = match api {
+        Api::Anthropic => req_headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+        Api::OpenAi => req_headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ")),
+    };
+    if got == Some(want.as_str()) {
+        return Ok(());
+    }
+    s.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+    let kind = if api == Api::Anthropic {
+        "authentication_error"
+    } else {
+        "invalid_api_key"
+    };
+    Err(respond(
+        StatusCode::UNAUTHORIZED,
+        HeaderMap::new(),
+        error_body(api, kind, "invalid API key"),
+    ))
+}
+
+/// Admits the request under the requests-per-minute limit (its rate-limit
+/// headers to answer with), or answers 429 with `retry-after`.
+fn admit(s: &Server, api: Api) -> Result<HeaderMap, Response> {
     let t = s.started.elapsed().as_secs_f64();
     let remaining = match s.admit() {
         Ok(r) => r,
@@ -235,11 +309,11 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
             } else {
                 "rate_limit_exceeded"
             };
-            return respond(
+            return Err(respond(
                 StatusCode::TOO_MANY_REQUESTS,
                 h,
                 error_body(api, kind, "requests per minute exceeded"),
-            );
+            ));
         }
     };
     {
@@ -250,126 +324,106 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
         at.push(t);
     }
     s.stats.admitted.fetch_add(1, Ordering::Relaxed);
-    let headers = limit_headers(api, s.cfg.rpm, remaining, Duration::from_secs(60));
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            let msg = format!("body is not JSON: {e}");
-            return respond(
-                StatusCode::BAD_REQUEST,
-                headers,
-                error_body(api, "invalid_request_error", &msg),
-            );
-        }
-    };
-    let (model, system, messages, seed) = match parse_request(api, &v) {
-        Ok(x) => x,
-        Err(e) => {
-            return respond(
-                StatusCode::BAD_REQUEST,
-                headers,
-                error_body(api, "invalid_request_error", &e),
-            );
-        }
-    };
-    if !s.cfg.latency.is_zero() {
-        tokio::time::sleep(s.cfg.latency).await;
-    }
-    // Injected failures.
+    Ok(limit_headers(api, s.cfg.rpm, remaining, Duration::from_secs(60)))
+}
+
+/// What an injected failure does to a request.
+enum Injected {
+    Nothing,
+    /// Answer this instead of the model.
+    Answer(StatusCode, String),
+    /// Answer late by `--slow-by`.
+    Slow,
+    /// Promise the whole body and send half of it.
+    Truncate,
+}
+
+/// Draws the request's injected failure, if any (each counted in `injected`).
+fn inject(s: &Server, api: Api, conv: &Conversation) -> Injected {
     let r = s.draw();
     let c = &s.cfg;
-    if let Some(marker) = &c.fail_when
-        && messages.first().is_some_and(|m| m.content.contains(marker.as_str()))
-    {
-        s.stats.injected.fetch_add(1, Ordering::Relaxed);
-        return respond(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            headers,
-            error_body(api, "api_error", "injected server error (--error-500-when)"),
-        );
-    }
+    let marked = c
+        .fail_when
+        .as_ref()
+        .is_some_and(|marker| conv.messages[0].content.contains(marker.as_str()));
     let mut edge = c.p500;
-    if r < edge {
-        s.stats.injected.fetch_add(1, Ordering::Relaxed);
-        return respond(
+    let injected = if marked {
+        let body = error_body(api, "api_error", "injected server error (--error-500-when)");
+        Injected::Answer(StatusCode::INTERNAL_SERVER_ERROR, body)
+    } else if r < edge {
+        Injected::Answer(
             StatusCode::INTERNAL_SERVER_ERROR,
-            headers,
             error_body(api, "api_error", "injected server error"),
-        );
-    }
-    edge += c.p529;
-    if r < edge {
-        s.stats.injected.fetch_add(1, Ordering::Relaxed);
+        )
+    } else if r < {
+        edge += c.p529;
+        edge
+    } {
         let status = StatusCode::from_u16(529).expect("valid");
-        return respond(
-            status,
-            headers,
-            error_body(api, "overloaded_error", "injected: overloaded"),
-        );
-    }
-    edge += c.malformed;
-    if r < edge {
-        s.stats.injected.fetch_add(1, Ordering::Relaxed);
-        return respond(
+        Injected::Answer(status, error_body(api, "overloaded_error", "injected: overloaded"))
+    } else if r < {
+        edge += c.malformed;
+        edge
+    } {
+        Injected::Answer(
             StatusCode::OK,
-            headers,
-            "{\"id\": \"injected\", \"content\": [{\"type\": \"te",
-        );
-    }
-    let truncate = {
+            "{\"id\": \"injected\", \"content\": [{\"type\": \"te".to_string(),
+        )
+    } else if r < {
         edge += c.truncated;
-        r < edge
+        edge
+    } {
+        // Counted when the body is cut.
+        return Injected::Truncate;
+    } else if r < edge + c.slow {
+        Injected::Slow
+    } else {
+        return Injected::Nothing;
     };
-    if !truncate && r < edge + c.slow {
-        s.stats.injected.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(c.slow_by).await;
-    }
+    s.stats.injected.fetch_add(1, Ordering::Relaxed);
+    injected
+}
 
-    // The sim model answers. Its choices hang on the conversation's first
-    // user message, the model and the seed, so a conversation's turns agree.
+/// The sim model's reply to `conv`, as the API's JSON body. Its choices
+/// hang on the conversation's first user message, the model and the seed,
+/// so a conversation's turns agree.
+async fn answer(s: &Server, api: Api, conv: &Conversation) -> Result<String, String> {
+    let c = &s.cfg;
     let mut h = Sha256::new();
-    h.update(model.as_bytes());
-    h.update(system.as_bytes());
-    h.update(messages[0].content.as_bytes());
-    h.update(seed.to_le_bytes());
+    h.update(conv.model.as_bytes());
+    h.update(conv.system.as_bytes());
+    h.update(conv.messages[0].content.as_bytes());
+    h.update(conv.seed.to_le_bytes());
     let digest: [u8; 32] = h.finalize().into();
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest[..16]);
     let rule = c
         .comply_when
         .iter()
-        .position(|(marker, _)| messages[0].content.contains(marker.as_str()));
+        .position(|(marker, _)| conv.messages[0].content.contains(marker.as_str()));
     let condition = rule.map_or_else(|| "default".to_string(), |i| format!("rule{i}"));
     let entry = ModelEntry {
-        model: model.clone(),
+        model: conv.model.clone(),
         ..s.model.clone()
     };
+    let messages = &conv.messages;
     let turn = 1 + messages.iter().filter(|m| m.role == Role::Assistant).count() as u32
         - u32::from(messages.last().map(|m| m.role) == Some(Role::Assistant));
     let req = ChatRequest {
         model: &entry,
-        system: &system,
-        messages: &messages,
+        system: &conv.system,
+        messages,
         params: &entry.params,
         job_id: JobId(id),
-        seed: seed as u32,
+        seed: conv.seed as u32,
         turn,
         attempt: 1,
         condition: &condition,
         judge: None,
     };
-    let reply = match Sim.complete(req).await {
-        Ok(r) => r,
-        Err(e) => {
-            return respond(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                headers,
-                error_body(api, "api_error", &e.to_string()),
-            );
-        }
-    };
-    let (stop, fin) = ("end_turn", "stop");
-    let text = match api {
+    let reply = Sim.complete(req).await.map_err(|e| e.to_string())?;
+    let (stop, fin, model) = ("end_turn", "stop", &conv.model);
+    Ok(match api {
         Api::Anthropic => json!({
             "id": format!("msg_{}", hex8(&id)), "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": reply.text}], "stop_reason": stop, "stop_sequence": null,
@@ -382,20 +436,18 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
                       "total_tokens": reply.usage.input_tokens + reply.usage.output_tokens}
         }),
     }
-    .to_string();
-    if truncate {
-        s.stats.injected.fetch_add(1, Ordering::Relaxed);
-        // Promise the whole body, send half, then break the connection.
-        let half = Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2]);
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            vec![Ok(half), Err(std::io::Error::other("injected: body cut short"))];
-        let mut resp = respond(StatusCode::OK, headers, Body::from_stream(tokio_stream::iter(chunks)));
-        resp.headers_mut()
-            .insert("content-length", HeaderValue::from(text.len()));
-        return resp;
-    }
-    s.stats.ok.fetch_add(1, Ordering::Relaxed);
-    respond(StatusCode::OK, headers, text)
+    .to_string())
+}
+
+/// A 200 that promises the whole body, sends half, then breaks the connection.
+fn cut_short(headers: HeaderMap, text: String) -> Response {
+    let half = Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2]);
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        vec![Ok(half), Err(std::io::Error::other("injected: body cut short"))];
+    let mut resp = respond(StatusCode::OK, headers, Body::from_stream(tokio_stream::iter(chunks)));
+    resp.headers_mut()
+        .insert("content-length", HeaderValue::from(text.len()));
+    resp
 }
 
 fn hex8(id: &[u8; 16]) -> String {
