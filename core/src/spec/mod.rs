@@ -6,8 +6,8 @@
 //! simulated model), [`prompts`] (dataset, conditions, prompt variants and
 //! their templates), [`classifiers`] (prefix and judge classifiers),
 //! [`bundle`] (a spec and its files as one value, and parsing it),
-//! [`identity`] (what sweep and job ids hash). Here: the spec file's shape,
-//! the [`Sweep`], and [`Sweep::resolve`], which checks and builds it in
+//! `identity` (what sweep and job ids hash). Here: the spec file's shape,
+//! the [`Sweep`], and `Sweep::resolve`, which checks and builds it in
 //! named steps.
 
 use std::collections::BTreeSet;
