@@ -78,7 +78,15 @@ impl Coordinator {
             .ok_or_else(|| Status::not_found(format!("no sweep with id {id}")))?;
         let bundle: Bundle =
             serde_json::from_str(&json).map_err(|e| Status::internal(format!("stored bundle of {id}: {e}")))?;
-        let sweep = Sweep::from_bundle(&bundle).map_err(|e| Status::internal(format!("stored bundle of {id}: {e}")))?;
+        // Submit checked the bundle before it stored it: build it again
+        // without the checks.
+        let sweep = Sweep::from_checked_bundle(&bundle, id)
+            .map_err(|e| Status::internal(format!("stored bundle of {id}: {e}")))?;
+        Ok(self.cache(id, sweep))
+    }
+
+    /// Caches the loaded sweep `id` in an executor, for reports and dead letters.
+    fn cache(&self, id: &str, sweep: Sweep) -> Arc<Executor> {
         // Only used to write dead letters' failed results: it calls no model.
         let ex = Arc::new(Executor::new(
             Arc::new(sweep),
@@ -91,7 +99,7 @@ impl Coordinator {
             cache.clear();
         }
         cache.insert(id.to_string(), ex.clone());
-        Ok(ex)
+        ex
     }
 
     async fn state(&self, id: &str) -> Result<SweepState, Status> {
@@ -389,6 +397,9 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
         };
         let json = serde_json::to_string(&bundle).expect("bundles serialize");
         let created = self.0.queue.submit(&new, &json).await.map_err(internal)?;
+        // The sweep just checked is the one its id names in Redis: the status
+        // and reports that follow need not build it again.
+        self.0.cache(&new.id, sweep);
         tracing::info!(sweep.id = %new.id, name = %new.name, jobs = total, created, "sweep submitted");
         Ok(Response::new(pb::SubmitResponse {
             sweep_id: new.id,

@@ -217,11 +217,11 @@ fn parse_request(api: Api, v: &Value) -> Result<Conversation, String> {
 async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -> Response {
     s.stats.requests.fetch_add(1, Ordering::Relaxed);
     if let Err(refused) = check_key(&s, api, &req_headers) {
-        return refused;
+        return *refused;
     }
     let headers = match admit(&s, api) {
         Ok(h) => h,
-        Err(limited) => return limited,
+        Err(limited) => return *limited,
     };
     let conv = match serde_json::from_slice::<Value>(&body) {
         Err(e) => Err(format!("body is not JSON: {e}")),
@@ -267,7 +267,7 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
 }
 
 /// With `--require-key`, a request without that key is refused with 401.
-fn check_key(s: &Server, api: Api, req_headers: &HeaderMap) -> Result<(), Response> {
+fn check_key(s: &Server, api: Api, req_headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(want) = &s.cfg.require_key else {
         return Ok(());
     };
@@ -287,16 +287,16 @@ fn check_key(s: &Server, api: Api, req_headers: &HeaderMap) -> Result<(), Respon
     } else {
         "invalid_api_key"
     };
-    Err(respond(
+    Err(Box::new(respond(
         StatusCode::UNAUTHORIZED,
         HeaderMap::new(),
         error_body(api, kind, "invalid API key"),
-    ))
+    )))
 }
 
 /// Admits the request under the requests-per-minute limit (its rate-limit
 /// headers to answer with), or answers 429 with `retry-after`.
-fn admit(s: &Server, api: Api) -> Result<HeaderMap, Response> {
+fn admit(s: &Server, api: Api) -> Result<HeaderMap, Box<Response>> {
     let t = s.started.elapsed().as_secs_f64();
     let remaining = match s.admit() {
         Ok(r) => r,
@@ -309,11 +309,11 @@ fn admit(s: &Server, api: Api) -> Result<HeaderMap, Response> {
             } else {
                 "rate_limit_exceeded"
             };
-            return Err(respond(
+            return Err(Box::new(respond(
                 StatusCode::TOO_MANY_REQUESTS,
                 h,
                 error_body(api, kind, "requests per minute exceeded"),
-            ));
+            )));
         }
     };
     {

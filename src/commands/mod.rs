@@ -9,14 +9,15 @@ pub mod validate;
 use std::path::Path;
 
 use candor_core::Sweep;
-use candor_core::spec::Bundle;
+use candor_core::spec::ParsedBundle;
 
-/// The spec and the files it names, under the run label `--run` gave, if any.
-pub fn bundle(spec: &Path, run: Option<&str>) -> Result<Bundle, String> {
-    let mut bundle = Bundle::collect(spec).map_err(|e| e.to_string())?;
+/// The spec (parsed once) and the files it names, under the run label
+/// `--run` gave, if any.
+pub fn bundle(spec: &Path, run: Option<&str>) -> Result<ParsedBundle, String> {
+    let mut bundle = ParsedBundle::collect(spec).map_err(|e| e.to_string())?;
     if let Some(run) = run {
         candor_core::spec::check_run_label(run).map_err(|m| format!("--run: {m}"))?;
-        bundle.run = run.to_string();
+        bundle.set_run(run);
     }
     Ok(bundle)
 }
@@ -29,7 +30,7 @@ pub fn load_to_run(spec: &Path, run: Option<&str>) -> Result<Sweep, i32> {
         crate::exit::BAD_INPUT
     };
     let sweep = bundle(spec, run)
-        .and_then(|b| Sweep::from_bundle(&b).map_err(|e| e.to_string()))
+        .and_then(|b| Sweep::from_parsed(&b).map_err(|e| e.to_string()))
         .map_err(fail)?;
     sweep.check_keys().map_err(|e| {
         eprintln!("error: {e}");

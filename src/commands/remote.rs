@@ -115,11 +115,11 @@ pub async fn submit(a: SubmitArgs) -> i32 {
         async {
             let bundle = super::bundle(&a.spec, a.run.as_deref()).map_err(|e| Fail(exit::BAD_INPUT, e))?;
             // Check here too, so a bad spec fails before any network.
-            let sweep = candor_core::Sweep::from_bundle(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
+            let sweep = candor_core::Sweep::from_parsed(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
             let max_failed = a.max_failed.or(sweep.spec.max_failed).unwrap_or(0.0);
             let mut c = a.client.sweeps()?;
             let req = pb::SubmitRequest {
-                bundle: Some(bundle.into()),
+                bundle: Some(bundle.into_bundle().into()),
             };
             let r = c.submit(req).await.map_err(|s| rpc_failure("submit", &s))?.into_inner();
             eprintln!(

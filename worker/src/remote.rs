@@ -130,7 +130,10 @@ impl Shared {
             .await?
             .into_inner();
         let bundle = Bundle::from(b);
-        let sweep = Sweep::from_bundle(&bundle).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
+        // The coordinator checked the bundle when it was submitted: build it,
+        // refusing one this worker cannot run, without checking it again.
+        let sweep =
+            Sweep::from_checked_bundle(&bundle, id).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
         let ex = Arc::new(Executor::new(
             Arc::new(sweep),
             self.limiter.clone(),
