@@ -7,7 +7,7 @@ use candor_proto::v1::sweeps_client::SweepsClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::exit;
+use crate::exit::{self, Coded};
 
 #[derive(clap::Args, Clone)]
 pub struct ClientArgs {
@@ -65,13 +65,7 @@ impl ClientArgs {
 /// The exit code and message for a failed RPC.
 pub fn rpc_failure(what: &str, s: &tonic::Status) -> Fail {
     use tonic::Code;
-    let code = match s.code() {
-        Code::InvalidArgument => exit::BAD_INPUT,
-        Code::Unauthenticated | Code::PermissionDenied => exit::ACCESS,
-        Code::NotFound => exit::NOT_FOUND,
-        Code::Unavailable => exit::UNAVAILABLE,
-        _ => exit::FAILURE,
-    };
+    let code = s.exit_code();
     let msg = match s.code() {
         Code::Unauthenticated => format!("{what}: the coordinator refused the token ({})", s.message()),
         Code::Unavailable => format!("{what}: the coordinator is unavailable: {}", s.message()),

@@ -19,3 +19,50 @@ pub const BUDGET: i32 = 6;
 pub const JOBS_FAILED: i32 = 7;
 /// Stopped by SIGINT or SIGTERM; running the same command again resumes.
 pub const INTERRUPTED: i32 = 130;
+
+/// What an error or an outcome means to a script: every mapping to an exit
+/// code is here, one `impl` per type a command can end with.
+pub trait Coded {
+    fn exit_code(&self) -> i32;
+}
+
+impl Coded for tonic::Status {
+    fn exit_code(&self) -> i32 {
+        use tonic::Code;
+        match self.code() {
+            Code::InvalidArgument => BAD_INPUT,
+            Code::Unauthenticated | Code::PermissionDenied => ACCESS,
+            Code::NotFound => NOT_FOUND,
+            Code::Unavailable => UNAVAILABLE,
+            _ => FAILURE,
+        }
+    }
+}
+
+impl Coded for candor_coordinator::RunError {
+    fn exit_code(&self) -> i32 {
+        use candor_coordinator::RunError;
+        match self {
+            RunError::Store(_) | RunError::Export(_) | RunError::Cache { .. } | RunError::WriterPanicked => FAILURE,
+        }
+    }
+}
+
+impl Coded for candor_coordinator::Outcome {
+    fn exit_code(&self) -> i32 {
+        use candor_coordinator::Outcome;
+        match self {
+            Outcome::Completed => OK,
+            Outcome::ModelsFailed(_) => JOBS_FAILED,
+            Outcome::Interrupted => INTERRUPTED,
+            Outcome::BudgetExhausted => BUDGET,
+            Outcome::Paused(_) => ACCESS,
+        }
+    }
+}
+
+impl Coded for candor_core::SpecError {
+    fn exit_code(&self) -> i32 {
+        BAD_INPUT
+    }
+}

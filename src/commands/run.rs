@@ -2,9 +2,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use candor_coordinator::{LocalOptions, Outcome, Progress, RunError, run_local};
+use candor_coordinator::{LocalOptions, Outcome, Progress, RunSummary, run_local};
+use candor_core::Sweep;
 
-use crate::exit;
+use crate::exit::{self, Coded};
 use crate::progress::Display;
 
 #[derive(clap::Args)]
@@ -45,6 +46,36 @@ pub async fn run(args: RunArgs) -> i32 {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    let opts = options(&args, &sweep);
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::spawn(watch_signals(stop.clone()));
+    let progress = Arc::new(Progress::default());
+    if !args.quiet {
+        eprintln!(
+            "sweep {} (id {}): {} jobs; store {}",
+            sweep.spec.name,
+            sweep.id,
+            sweep.total_jobs(),
+            opts.store.display()
+        );
+    }
+    let display = Display::start(progress.clone(), !args.quiet);
+    let result = run_local(sweep.clone(), &opts, progress, stop).await;
+    display.finish().await;
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    print_summary(&summary, &sweep, args.quiet);
+    let max_failed = args.max_failed.or(sweep.spec.max_failed).unwrap_or(0.0);
+    verdict(&summary, &sweep, max_failed)
+}
+
+/// The runner's options: flags over the spec's settings over defaults.
+fn options(args: &RunArgs, sweep: &Sweep) -> LocalOptions {
     let out = args.out.clone().unwrap_or_else(|| {
         let dir = PathBuf::from("runs").join(&sweep.spec.name);
         match &args.run {
@@ -52,8 +83,7 @@ pub async fn run(args: RunArgs) -> i32 {
             None => dir,
         }
     });
-    let max_failed = args.max_failed.or(sweep.spec.max_failed).unwrap_or(0.0);
-    let opts = LocalOptions {
+    LocalOptions {
         store: args.store.clone(),
         out,
         concurrency: args.concurrency as usize,
@@ -63,96 +93,59 @@ pub async fn run(args: RunArgs) -> i32 {
             .fail_fast
             .or(sweep.spec.fail_fast)
             .unwrap_or(candor_core::spec::DEFAULT_FAIL_FAST),
-    };
-    {
-        let stop = Arc::new(AtomicBool::new(false));
-        tokio::spawn(watch_signals(stop.clone()));
-        let progress = Arc::new(Progress::default());
-        if !args.quiet {
-            eprintln!(
-                "sweep {} (id {}): {} jobs; store {}",
-                sweep.spec.name,
-                sweep.id,
-                sweep.total_jobs(),
-                opts.store.display()
-            );
-        }
-        let display = Display::start(progress.clone(), !args.quiet);
-        let result = run_local(sweep.clone(), &opts, progress, stop).await;
-        display.finish().await;
-        let summary = match result {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return match e {
-                    RunError::Store(_) | RunError::Export(_) | RunError::Cache { .. } | RunError::WriterPanicked => {
-                        exit::FAILURE
-                    }
-                };
-            }
-        };
-        if summary.dropped_bytes > 0 {
-            eprintln!(
-                "store: dropped {} bytes of a result cut short by an earlier crash",
-                summary.dropped_bytes
-            );
-        }
-        if summary.resumed > 0 && !args.quiet {
-            eprintln!(
-                "resumed: {} of {} jobs already had results; ran {}",
-                summary.resumed,
-                sweep.total_jobs(),
-                summary.ran
-            );
-        }
-        println!("{}", summary.report.to_table());
-        super::print_failures(&summary.report);
-        println!(
-            "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({} jobs in {:.1}s)",
-            summary.out.display(),
-            summary.ran,
-            summary.elapsed.as_secs_f64()
+    }
+}
+
+/// What the run did: the store's repairs, what was resumed, the table, the
+/// failures, what was written.
+fn print_summary(summary: &RunSummary, sweep: &Sweep, quiet: bool) {
+    if summary.dropped_bytes > 0 {
+        eprintln!(
+            "store: dropped {} bytes of a result cut short by an earlier crash",
+            summary.dropped_bytes
         );
-        match summary.outcome {
-            Outcome::Completed => super::failed_verdict(&summary.report, max_failed),
-            Outcome::ModelsFailed(why) => {
-                for w in &why {
-                    eprintln!("stopped: {w}");
-                }
-                eprintln!(
-                    "{} of {} jobs have results; fix what is named above and run the same command again",
-                    summary.report.sweep.jobs_done,
-                    sweep.total_jobs()
-                );
-                exit::JOBS_FAILED
+    }
+    if summary.resumed > 0 && !quiet {
+        eprintln!(
+            "resumed: {} of {} jobs already had results; ran {}",
+            summary.resumed,
+            sweep.total_jobs(),
+            summary.ran
+        );
+    }
+    println!("{}", summary.report.to_table());
+    super::print_failures(&summary.report);
+    println!(
+        "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({} jobs in {:.1}s)",
+        summary.out.display(),
+        summary.ran,
+        summary.elapsed.as_secs_f64()
+    );
+}
+
+/// How the run ended, said on stderr, and its exit code.
+fn verdict(summary: &RunSummary, sweep: &Sweep, max_failed: f64) -> i32 {
+    let (done, total) = (summary.report.sweep.jobs_done, sweep.total_jobs());
+    match &summary.outcome {
+        Outcome::Completed => return super::failed_verdict(&summary.report, max_failed),
+        Outcome::ModelsFailed(why) => {
+            for w in why {
+                eprintln!("stopped: {w}");
             }
-            Outcome::Interrupted => {
-                eprintln!(
-                    "interrupted: {} of {} jobs have results; run the same command again to finish",
-                    summary.report.sweep.jobs_done,
-                    sweep.total_jobs()
-                );
-                exit::INTERRUPTED
-            }
-            Outcome::BudgetExhausted => {
-                eprintln!(
-                    "budget exhausted: ${:.2} spent; {} of {} jobs have results",
-                    summary.report.sweep.cost_usd,
-                    summary.report.sweep.jobs_done,
-                    sweep.total_jobs()
-                );
-                exit::BUDGET
-            }
-            Outcome::Paused(why) => {
-                eprintln!(
-                    "paused: {why}\n{} of {} jobs have results; fix the key and run the same command again",
-                    summary.report.sweep.jobs_done,
-                    sweep.total_jobs()
-                );
-                exit::ACCESS
-            }
+            eprintln!("{done} of {total} jobs have results; fix what is named above and run the same command again");
+        }
+        Outcome::Interrupted => {
+            eprintln!("interrupted: {done} of {total} jobs have results; run the same command again to finish");
+        }
+        Outcome::BudgetExhausted => eprintln!(
+            "budget exhausted: ${:.2} spent; {done} of {total} jobs have results",
+            summary.report.sweep.cost_usd
+        ),
+        Outcome::Paused(why) => {
+            eprintln!("paused: {why}\n{done} of {total} jobs have results; fix the key and run the same command again");
         }
     }
+    summary.outcome.exit_code()
 }
 
 /// Sets `stop` on the first SIGINT or SIGTERM; a second one exits at once.
