@@ -108,73 +108,17 @@ pub async fn calibrate(args: CalibrateArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let cache: Option<Arc<dyn Cache>> = if args.no_cache {
-        None
-    } else {
-        if let Err(e) = std::fs::create_dir_all(&args.store) {
-            eprintln!("error: --store {}: {e}", args.store.display());
+    let cache = match open_cache(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
             return exit::FAILURE;
-        }
-        let path = args.store.join("responses.log");
-        match FileCache::open(&path) {
-            Ok(c) => Some(Arc::new(c)),
-            Err(e) => {
-                eprintln!("error: response cache {}: {e}", path.display());
-                return exit::FAILURE;
-            }
         }
     };
     let limiter: Arc<dyn Limiter> = Arc::new(LocalLimiter::default());
     let judges = Arc::new(Judges::new(&sweep, |m| backend_for(m, &limiter, &cache)));
     let threshold = sweep.spec.classifiers[ci].judge().map_or(0.5, |j| j.threshold);
-
-    let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency as usize));
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..examples.len() {
-        let (sweep, judges, examples, slots) = (sweep.clone(), judges.clone(), examples.clone(), slots.clone());
-        tasks.spawn(async move {
-            let _slot = slots.acquire().await.expect("never closed");
-            let ex = &examples[i];
-            let cl = &sweep.spec.classifiers[ci];
-            let scored: Scored = match classify(cl, &ex.output) {
-                Some(yes) => Ok(f64::from(u8::from(yes))),
-                None => {
-                    let transcript = ex.transcript.clone().unwrap_or_else(|| {
-                        format!("User: {}\n\nAssistant: {}\n\n{}", ex.query, ex.scratchpad, ex.output)
-                    });
-                    let input = JudgeInput {
-                        query: &ex.query,
-                        scratchpad: &ex.scratchpad,
-                        output: &ex.output,
-                        transcript: &transcript,
-                        model: "",
-                        variant: "",
-                        condition: "",
-                        seed: 0,
-                    };
-                    let id = ex.id.clone().unwrap_or_else(|| format!("example-{i}"));
-                    let h = candor_core::hash::parts("candor.calibrate.v1", &[id.as_bytes()]);
-                    let mut job = [0u8; 16];
-                    job.copy_from_slice(&h[..16]);
-                    let mut spent = Spent::default();
-                    judges
-                        .judge(&sweep, ci, &input, JobId(job), 1, &mut spent)
-                        .await
-                        .map(|j| j.fraction)
-                        .map_err(|f| f.message)
-                }
-            };
-            (i, scored)
-        });
-    }
-    let mut scored: Vec<Option<Scored>> = vec![None; examples.len()];
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok((i, s)) => scored[i] = Some(s),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => {}
-        }
-    }
+    let scored = score_all(&sweep, ci, &judges, &examples, args.concurrency as usize).await;
 
     let mut points = Vec::new();
     let mut failures = Vec::new();
@@ -218,7 +162,80 @@ pub async fn calibrate(args: CalibrateArgs) -> i32 {
     exit::OK
 }
 
-/// Agreement figures; a ratio is None when its denominator is 0.
+/// The response cache in `--store`, unless `--no-cache`.
+fn open_cache(args: &CalibrateArgs) -> Result<Option<Arc<dyn Cache>>, String> {
+    if args.no_cache {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&args.store).map_err(|e| format!("--store {}: {e}", args.store.display()))?;
+    let path = args.store.join("responses.log");
+    match FileCache::open(&path) {
+        Ok(c) => Ok(Some(Arc::new(c))),
+        Err(e) => Err(format!("response cache {}: {e}", path.display())),
+    }
+}
+
+/// Each example's score (a rule's verdict as 0 or 1, or the judge's vote
+/// fraction), `concurrency` at a time, in the examples' order.
+async fn score_all(
+    sweep: &Arc<candor_core::Sweep>,
+    ci: usize,
+    judges: &Arc<Judges>,
+    examples: &Arc<Vec<Example>>,
+    concurrency: usize,
+) -> Vec<Option<Scored>> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..examples.len() {
+        let (sweep, judges, examples, slots) = (sweep.clone(), judges.clone(), examples.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _slot = slots.acquire().await.expect("never closed");
+            (i, score(&sweep, ci, &judges, &examples[i], i).await)
+        });
+    }
+    let mut scored: Vec<Option<Scored>> = vec![None; examples.len()];
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok((i, s)) => scored[i] = Some(s),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
+        }
+    }
+    scored
+}
+
+/// One example's score.
+async fn score(sweep: &candor_core::Sweep, ci: usize, judges: &Judges, ex: &Example, i: usize) -> Scored {
+    let cl = &sweep.spec.classifiers[ci];
+    if let Some(yes) = classify(cl, &ex.output) {
+        return Ok(f64::from(u8::from(yes)));
+    }
+    let transcript = ex
+        .transcript
+        .clone()
+        .unwrap_or_else(|| format!("User: {}\n\nAssistant: {}\n\n{}", ex.query, ex.scratchpad, ex.output));
+    let input = JudgeInput {
+        query: &ex.query,
+        scratchpad: &ex.scratchpad,
+        output: &ex.output,
+        transcript: &transcript,
+        model: "",
+        variant: "",
+        condition: "",
+        seed: 0,
+    };
+    let id = ex.id.clone().unwrap_or_else(|| format!("example-{i}"));
+    let h = candor_core::hash::parts("candor.calibrate.v1", &[id.as_bytes()]);
+    let mut job = [0u8; 16];
+    job.copy_from_slice(&h[..16]);
+    let mut spent = Spent::default();
+    judges
+        .judge(sweep, ci, &input, JobId(job), 1, &mut spent)
+        .await
+        .map(|j| j.fraction)
+        .map_err(|f| f.message)
+}
+
 /// The figures `calibrate` prints: the confusion matrix at the threshold and AUROC.
 struct Metrics {
     c: Confusion,

@@ -336,23 +336,101 @@ pub async fn watch(a: WatchArgs) -> i32 {
 /// that went away (a restart, a rolling update) before they give up.
 const RECONNECT_FOR: Duration = Duration::from_secs(300);
 
-/// Follows a sweep until it ends: bars on a terminal, a status line every few
-/// seconds otherwise. Reconnects when the coordinator goes away for a while.
-/// Ends when the sweep leaves `running` (done, cancelled, paused, out of
-/// budget); Ok only when it ends done.
+/// What `watch` shows: bars per model × condition on a terminal, a status
+/// line every 2 s otherwise, and the first error of each model and kind,
+/// once, as it appears.
+struct Screen {
+    tty: bool,
+    multi: indicatif::MultiProgress,
+    style: indicatif::ProgressStyle,
+    bars: Vec<indicatif::ProgressBar>,
+    overall: Option<indicatif::ProgressBar>,
+    last_line: Instant,
+    seen: std::collections::HashSet<(String, String)>,
+}
+
+impl Screen {
+    fn new() -> Screen {
+        Screen {
+            tty: std::io::stderr().is_terminal(),
+            multi: indicatif::MultiProgress::new(),
+            style: indicatif::ProgressStyle::with_template("{prefix:<40} {bar:30.cyan/blue} {pos}/{len} {msg}")
+                .expect("template"),
+            bars: Vec::new(),
+            overall: None,
+            last_line: Instant::now() - Duration::from_secs(60),
+            seen: std::collections::HashSet::new(),
+        }
+    }
+
+    /// A line on stderr that does not tear the bars.
+    fn say(&self, line: &str) {
+        if self.tty {
+            self.multi.suspend(|| eprintln!("{line}"));
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn show(&mut self, s: &pb::SweepStatus) {
+        for f in &s.failures {
+            if self.seen.insert((f.model.clone(), f.kind.clone())) {
+                self.say(&failure_line(f));
+            }
+        }
+        if !self.tty {
+            if self.last_line.elapsed() >= Duration::from_secs(2) || s.state != "running" {
+                eprintln!("{}", status_line(s));
+                self.last_line = Instant::now();
+            }
+            return;
+        }
+        if self.bars.is_empty() {
+            let o = self.bar(s.jobs_total, format!("{} (all)", s.name));
+            self.overall = Some(o);
+            for cell in &s.cells {
+                let b = self.bar(cell.total, format!("{} × {}", cell.model, cell.condition));
+                self.bars.push(b);
+            }
+        }
+        if let Some(o) = &self.overall {
+            o.set_position(s.jobs_done);
+            if s.jobs_failed > 0 {
+                o.set_message(format!("{} failed", s.jobs_failed));
+            }
+        }
+        for (b, cell) in self.bars.iter().zip(&s.cells) {
+            b.set_position(cell.done);
+        }
+    }
+
+    fn bar(&self, len: u64, prefix: String) -> indicatif::ProgressBar {
+        let b = self
+            .multi
+            .add(indicatif::ProgressBar::new(len).with_style(self.style.clone()));
+        b.set_prefix(prefix);
+        b
+    }
+
+    fn finish(&self, s: &pb::SweepStatus) {
+        for b in self.bars.iter().chain(self.overall.iter()) {
+            b.finish();
+        }
+        if self.tty {
+            eprintln!("{}", status_line(s));
+        }
+    }
+}
+
+/// Follows a sweep until it ends (see [`Screen`]). Reconnects when the
+/// coordinator goes away for a while. Ends when the sweep leaves `running`
+/// (done, cancelled, paused, out of budget); Ok only when it ends done.
 async fn follow(client: &ClientArgs, id: &str, max_failed: f64) -> Result<i32, Fail> {
     let mut c = client.sweeps()?;
-    let tty = std::io::stderr().is_terminal();
-    let multi = indicatif::MultiProgress::new();
-    let style =
-        indicatif::ProgressStyle::with_template("{prefix:<40} {bar:30.cyan/blue} {pos}/{len} {msg}").expect("template");
-    let mut bars: Vec<indicatif::ProgressBar> = Vec::new();
-    let mut overall: Option<indicatif::ProgressBar> = None;
-    let mut last_line = Instant::now() - Duration::from_secs(60);
+    let mut screen = Screen::new();
     let mut last: Option<pb::SweepStatus> = None;
     let mut lost_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(200);
-    let mut seen = std::collections::HashSet::new();
     loop {
         let lost = match c
             .watch(pb::SweepRef {
@@ -374,43 +452,8 @@ async fn follow(client: &ClientArgs, id: &str, max_failed: f64) -> Result<i32, F
                         }
                         Err(s) => return Err(rpc_failure("watch", &s)),
                     };
-                    lost_since = None;
-                    backoff = Duration::from_millis(200);
-                    // The first error of each model and kind, once, as it happens.
-                    for f in &s.failures {
-                        if seen.insert((f.model.clone(), f.kind.clone())) {
-                            let line = failure_line(f);
-                            if tty {
-                                multi.suspend(|| eprintln!("{line}"));
-                            } else {
-                                eprintln!("{line}");
-                            }
-                        }
-                    }
-                    if tty {
-                        if bars.is_empty() {
-                            let o = multi.add(indicatif::ProgressBar::new(s.jobs_total).with_style(style.clone()));
-                            o.set_prefix(format!("{} (all)", s.name));
-                            overall = Some(o);
-                            for cell in &s.cells {
-                                let b = multi.add(indicatif::ProgressBar::new(cell.total).with_style(style.clone()));
-                                b.set_prefix(format!("{} × {}", cell.model, cell.condition));
-                                bars.push(b);
-                            }
-                        }
-                        if let Some(o) = &overall {
-                            o.set_position(s.jobs_done);
-                            if s.jobs_failed > 0 {
-                                o.set_message(format!("{} failed", s.jobs_failed));
-                            }
-                        }
-                        for (b, cell) in bars.iter().zip(&s.cells) {
-                            b.set_position(cell.done);
-                        }
-                    } else if last_line.elapsed() >= Duration::from_secs(2) || s.state != "running" {
-                        eprintln!("{}", status_line(&s));
-                        last_line = Instant::now();
-                    }
+                    (lost_since, backoff) = (None, Duration::from_millis(200));
+                    screen.show(&s);
                     let ended = s.state != "running";
                     last = Some(s);
                     if ended {
@@ -427,19 +470,14 @@ async fn follow(client: &ClientArgs, id: &str, max_failed: f64) -> Result<i32, F
         if since.elapsed() >= RECONNECT_FOR {
             return Err(lost);
         }
-        if !tty {
+        if !screen.tty {
             eprintln!("{}; reconnecting", lost.1);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
-    for b in bars.iter().chain(overall.iter()) {
-        b.finish();
-    }
     let s = last.expect("the loop ends on a status");
-    if tty {
-        eprintln!("{}", status_line(&s));
-    }
+    screen.finish(&s);
     verdict(&s, max_failed)
 }
 
