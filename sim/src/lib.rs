@@ -260,6 +260,7 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
         }
     };
     if truncate {
+        s.stats.injected.fetch_add(1, Ordering::Relaxed);
         return cut_short(headers, text);
     }
     s.stats.ok.fetch_add(1, Ordering::Relaxed);
@@ -346,36 +347,28 @@ fn inject(s: &Server, api: Api, conv: &Conversation) -> Injected {
         .fail_when
         .as_ref()
         .is_some_and(|marker| conv.messages[0].content.contains(marker.as_str()));
-    let mut edge = c.p500;
+    // Each kind of failure takes the next slice of [0, 1).
+    let mut edge = 0.0;
+    let mut next = |p: f64| {
+        edge += p;
+        r < edge
+    };
     let injected = if marked {
         let body = error_body(api, "api_error", "injected server error (--error-500-when)");
         Injected::Answer(StatusCode::INTERNAL_SERVER_ERROR, body)
-    } else if r < edge {
-        Injected::Answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            error_body(api, "api_error", "injected server error"),
-        )
-    } else if r < {
-        edge += c.p529;
-        edge
-    } {
+    } else if next(c.p500) {
+        let body = error_body(api, "api_error", "injected server error");
+        Injected::Answer(StatusCode::INTERNAL_SERVER_ERROR, body)
+    } else if next(c.p529) {
         let status = StatusCode::from_u16(529).expect("valid");
         Injected::Answer(status, error_body(api, "overloaded_error", "injected: overloaded"))
-    } else if r < {
-        edge += c.malformed;
-        edge
-    } {
-        Injected::Answer(
-            StatusCode::OK,
-            "{\"id\": \"injected\", \"content\": [{\"type\": \"te".to_string(),
-        )
-    } else if r < {
-        edge += c.truncated;
-        edge
-    } {
+    } else if next(c.malformed) {
+        let body = "{\"id\": \"injected\", \"content\": [{\"type\": \"te".to_string();
+        Injected::Answer(StatusCode::OK, body)
+    } else if next(c.truncated) {
         // Counted when the body is cut.
         return Injected::Truncate;
-    } else if r < edge + c.slow {
+    } else if next(c.slow) {
         Injected::Slow
     } else {
         return Injected::Nothing;
