@@ -12,10 +12,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::lines::{self, Line, MAX_LINE_BYTES, Record};
 use crate::report::{
     Cell, ClassifierRate, FailureGroup, Gap, MAX_LISTED_FAILURES, ModelInfo, NO_DATA, NOT_COMPUTABLE, Rate, Report,
     is_failed_note, params_json,
@@ -74,8 +74,8 @@ pub fn write_html_within(
     limits: Limits,
 ) -> std::io::Result<Embedded> {
     let mut sample = Sample::new(limits);
-    crate::csv::for_each_line(results, |line| {
-        sample.offer(line);
+    lines::for_each(results, MAX_LINE_BYTES, |line| {
+        sample.offer(&line);
         Ok(())
     })?;
     sample.write(report, out)
@@ -138,18 +138,6 @@ fn write_for_script(out: &mut impl Write, json: &str) -> std::io::Result<()> {
 
 // ---------------------------------------------------------------------------
 // The sample of results for the transcript browser.
-
-/// The fields a result is placed by; all optional, others ignored.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Place<'a> {
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(borrow)]
-    variant: Cow<'a, str>,
-    #[serde(borrow)]
-    condition: Cow<'a, str>,
-}
 
 /// Where a kept result belongs.
 struct CellKey {
@@ -214,23 +202,17 @@ impl Sample {
     }
 
     /// Reads one line of results.jsonl: keeps the result if the limits allow,
-    /// making room by dropping the last kept result of the fullest cell. A
-    /// blank line is skipped; a line that is not a JSON object is counted.
-    pub fn offer(&mut self, line: &[u8]) {
-        match crate::csv::object::<Place>(line) {
-            None => {}
-            Some(Ok(p)) => self.offer_at(&p.model, &p.variant, &p.condition, line),
-            Some(Err(())) => self.unreadable_line(),
+    /// making room by dropping the last kept result of the fullest cell. An
+    /// unreadable line is counted.
+    pub fn offer(&mut self, line: &Line<'_>) {
+        match line {
+            Line::Record(r) => self.keep(r),
+            Line::Unreadable => self.unreadable += 1,
         }
     }
 
-    pub(crate) fn unreadable_line(&mut self) {
-        self.unreadable += 1;
-    }
-
-    /// As [`Sample::offer`], for a line already known to be a result of
-    /// `model`, `variant` and `condition`.
-    pub(crate) fn offer_at(&mut self, model: &str, variant: &str, condition: &str, line: &[u8]) {
+    fn keep(&mut self, r: &Record<'_>) {
+        let (model, variant, condition) = (&r.fields.model, &r.fields.variant, &r.fields.condition);
         self.total += 1;
         let seq = self.total;
         let cell = self.cell(model, variant, condition);
@@ -239,7 +221,7 @@ impl Sample {
         if full && self.cells[cell].1.len() >= self.fullest() {
             return;
         }
-        let Ok(Value::Object(mut r)) = serde_json::from_slice::<Value>(line) else {
+        let Ok(Value::Object(mut r)) = serde_json::from_slice::<Value>(r.json) else {
             return;
         };
         let num = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(u64::MAX);
@@ -374,7 +356,7 @@ impl Sample {
         let meta = serde_json::json!({
             "primary": report.sweep.primary_classifier,
             "alignment_faking": report.sweep.alignment_faking_classifier,
-            "classifiers": crate::csv::classifier_names(report),
+            "classifiers": crate::report::classifier_names(report),
             "models": order.models,
             "variants": order.variants,
             "conditions": order.conditions,
@@ -1269,7 +1251,7 @@ impl Page<'_> {
         }
         h.push_str("</tbody></table></div>\n</section>\n");
 
-        let others: Vec<String> = crate::csv::classifier_names(r)
+        let others: Vec<String> = crate::report::classifier_names(r)
             .into_iter()
             .filter(|n| *n != r.sweep.primary_classifier)
             .collect();
