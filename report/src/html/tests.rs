@@ -131,6 +131,54 @@ fn a_transcript_cannot_close_the_script_block() {
     assert!(!SCRIPT.contains("innerHTML") && !SCRIPT.contains("insertAdjacentHTML") && !SCRIPT.contains("eval("));
 }
 
+/// Text that would be markup, or end an attribute, if written as it is.
+const MARKUP: &str = "<b class='x'>\"&amp;";
+
+#[test]
+fn every_text_of_the_report_is_written_as_text() {
+    // Every string the page shows, from the report, made markup.
+    let mut v = serde_json::to_value(report(true)).unwrap();
+    let mut strings = 0;
+    fn mark(v: &mut Value, strings: &mut usize) {
+        match v {
+            Value::String(s) => {
+                s.push_str(MARKUP);
+                *strings += 1;
+            }
+            Value::Array(a) => a.iter_mut().for_each(|v| mark(v, strings)),
+            Value::Object(m) => m.values_mut().for_each(|v| mark(v, strings)),
+            _ => {}
+        }
+    }
+    v["sweep"]["provenance"] = json!({
+        "candor_version": "1", "run_label": "r", "started_at": "s", "spec_hash": "h", "dataset_hash": "d",
+        "models": [{"id": "m1", "backend": "openai", "model": "x", "base_url": "u", "params": {"stop": ["s"]}}],
+        "judges": [{"id": "j", "backend": "sim", "params": {}}]
+    });
+    v["sweep"]["jobs_failed"] = json!(7);
+    v["sweep"]["an_unknown_field"] = json!("x");
+    v["cells"][0]["an_unknown_field"] = json!("x");
+    v["failures"] = json!([{"model": "m1", "kind": "k", "jobs": 7, "first_error": "e", "hint": "h"}]);
+    v["notes"] = json!(["FAILED: f", "PARTIAL: p", "a footnote"]);
+    mark(&mut v, &mut strings);
+    let r: Report = serde_json::from_value(v).unwrap();
+    let (page, _) = render(&r, &result("m1", "training", 0, 0, MARKUP), Limits::default());
+    let body = &page[page.find("<body>").unwrap()..page.find("<script type=").unwrap()];
+    assert!(!body.contains("<b "), "no text is written as markup");
+    assert!(!body.contains("'x'") && !body.contains("\"&"), "quotes are escaped");
+    let escaped = "&lt;b class=&#39;x&#39;&gt;&quot;&amp;amp;";
+    assert!(
+        body.matches(escaped).count() >= strings,
+        "the texts are shown, escaped: {} times for {strings} texts",
+        body.matches(escaped).count()
+    );
+    assert_eq!(
+        data(&page)["jobs"][0]["output"],
+        MARKUP,
+        "the data keep the text as it is"
+    );
+}
+
 #[test]
 fn only_the_pages_own_script_may_run_and_nothing_is_loaded() {
     let (page, _) = render(&report(true), &results(2, "ok"), Limits::default());
