@@ -76,6 +76,8 @@ impl Sample {
         }
     }
 
+    /// Keeps `r` as [`Sample::offer`] says, rewritten for the page: its
+    /// system prompt moved to the table of system prompts.
     fn keep(&mut self, r: &Record<'_>) {
         let (model, variant, condition) = (&r.fields.model, &r.fields.variant, &r.fields.condition);
         self.total += 1;
