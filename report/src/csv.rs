@@ -3,20 +3,20 @@
 //! text that a spreadsheet would read as a formula is prefixed with `'`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
-use serde::Deserialize;
-
-use crate::report::Report;
+use crate::lines::{self, Fields, Line, MAX_LINE_BYTES};
+/// The classifier columns, as `CsvWriter::new` takes them.
+pub use crate::report::classifier_names;
 
 /// What `write_csv` wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Written {
     /// Jobs written as rows.
     pub rows: u64,
-    /// Lines of the input that were not a JSON object, left out.
+    /// Lines of the input that were not a JSON object (or were longer than
+    /// `lines::MAX_LINE_BYTES`), left out.
     pub unreadable: u64,
 }
 
@@ -43,55 +43,6 @@ pub const TRAILING_COLUMNS: [&str; 9] = [
     "started_at_ms",
 ];
 
-/// The classifier columns for a report's results: the primary classifier
-/// first, then the others by name (the same for a local and a distributed
-/// run of a sweep).
-pub fn classifier_names(report: &Report) -> Vec<String> {
-    let primary = &report.sweep.primary_classifier;
-    let mut others: std::collections::BTreeSet<&String> =
-        report.cells.iter().flat_map(|c| c.classifiers.keys()).collect();
-    others.extend(&report.sweep.alignment_faking_classifier);
-    others.remove(primary);
-    std::iter::once(primary).chain(others).cloned().collect()
-}
-
-/// The fields of a result line that the CSV holds. Every field is optional
-/// and unknown fields are ignored, so older and newer results both read.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Row<'a> {
-    #[serde(borrow)]
-    job_id: Cow<'a, str>,
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(borrow)]
-    variant: Cow<'a, str>,
-    #[serde(borrow)]
-    condition: Cow<'a, str>,
-    query_index: Option<u64>,
-    seed: Option<u64>,
-    #[serde(borrow)]
-    status: Cow<'a, str>,
-    #[serde(borrow)]
-    classifications: BTreeMap<Cow<'a, str>, serde_json::Value>,
-    turns: Option<u64>,
-    attempt: Option<u64>,
-    cache_hits: Option<u64>,
-    cost_usd: Option<f64>,
-    usage: Option<Tokens>,
-    latency_ms: Option<f64>,
-    #[serde(borrow)]
-    error: Option<Cow<'a, str>>,
-    started_at_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Tokens {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-}
-
 /// Text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
 /// leading tab or carriage return), made inert with a leading `'`.
 pub fn defuse(text: &str) -> Cow<'_, str> {
@@ -99,28 +50,6 @@ pub fn defuse(text: &str) -> Cow<'_, str> {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}").into(),
         _ => text.into(),
     }
-}
-
-/// Calls `f` with each line of `r` (without its line end), reusing one buffer.
-pub fn for_each_line(mut r: impl BufRead, mut f: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> {
-    let mut line = Vec::with_capacity(1 << 12);
-    loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
-        }
-        let end = line.len() - line.ends_with(b"\n") as usize - line.ends_with(b"\r\n") as usize;
-        f(&line[..end])?;
-    }
-}
-
-/// The JSON object on a line of results.jsonl; None for a blank line.
-pub(crate) fn object<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Option<Result<T, ()>> {
-    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
-    if line[start] != b'{' {
-        return Some(Err(()));
-    }
-    Some(serde_json::from_slice(line).map_err(|_| ()))
 }
 
 /// Writes results.csv row by row: a header, then one row per result line.
@@ -157,37 +86,19 @@ impl<W: Write> CsvWriter<W> {
     }
 
     /// Writes the row of one line of results.jsonl (1 yes, 0 no, empty when
-    /// a classifier did not judge). A blank line is skipped; a line that is
-    /// not a JSON object is left out and counted.
-    pub fn line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        match object::<Row>(line) {
-            None => Ok(()),
-            Some(Ok(r)) => self.row(&r),
-            Some(Err(())) => {
+    /// a classifier did not judge); an unreadable line is left out and
+    /// counted.
+    pub fn line(&mut self, line: &Line<'_>) -> std::io::Result<()> {
+        match line {
+            Line::Record(r) => self.row(&r.fields),
+            Line::Unreadable => {
                 self.written.unreadable += 1;
                 Ok(())
             }
         }
     }
 
-    /// As [`CsvWriter::line`], and offers the line to `sample` (for
-    /// report.html), parsing it once for both.
-    pub fn line_and_sample(&mut self, line: &[u8], sample: &mut crate::html::Sample) -> std::io::Result<()> {
-        match object::<Row>(line) {
-            None => Ok(()),
-            Some(Ok(r)) => {
-                sample.offer_at(&r.model, &r.variant, &r.condition, line);
-                self.row(&r)
-            }
-            Some(Err(())) => {
-                self.written.unreadable += 1;
-                sample.unreadable_line();
-                Ok(())
-            }
-        }
-    }
-
-    fn row(&mut self, r: &Row) -> std::io::Result<()> {
+    fn row(&mut self, r: &Fields<'_>) -> std::io::Result<()> {
         for text in [&r.job_id, &r.model, &r.variant, &r.condition] {
             self.w.write_field(defuse(text).as_bytes())?;
         }
@@ -245,7 +156,7 @@ impl<W: Write> CsvWriter<W> {
 /// see [`CsvWriter`].
 pub fn write_csv(classifier_names: &[String], results: impl BufRead, out: &mut impl Write) -> std::io::Result<Written> {
     let mut w = CsvWriter::new(classifier_names, out)?;
-    for_each_line(results, |line| w.line(line))?;
+    lines::for_each(results, MAX_LINE_BYTES, |line| w.line(&line))?;
     let (written, out) = w.finish()?;
     out.flush()?;
     Ok(written)
@@ -320,17 +231,6 @@ mod tests {
         assert_eq!(&rows[2][14], "'@SUM(A1)");
         assert_eq!(&rows[2][1], "'+m");
         assert!(text.contains("\"m,1\",\"say \"\"hi\"\"\",\"multi\nline\""), "{text}");
-    }
-
-    #[test]
-    fn lines_end_at_lf_or_crlf_and_the_last_may_lack_one() {
-        let mut lines = Vec::new();
-        for_each_line(&b"a\r\nb\n\nc"[..], |l| {
-            lines.push(String::from_utf8(l.to_vec()).unwrap());
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(lines, ["a", "b", "", "c"]);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::report::{Failures, Report, Tally};
-use crate::{csv, html};
+use crate::report::{Failures, Report, Tally, classifier_names};
+use crate::{csv, html, lines};
 use candor_core::{ErrorKind, Status, Sweep};
 use candor_store::{StoreError, SweepLog};
 
@@ -115,11 +115,13 @@ pub fn write_views(report: &Report, out: &Path) -> Result<(), ExportError> {
     })?;
     let mut sample = html::Sample::new(html::Limits::default());
     let written = write_atomic(&out.join("results.csv"), |w| {
-        let mut csv = csv::CsvWriter::new(&csv::classifier_names(report), w)?;
+        let mut csv = csv::CsvWriter::new(&classifier_names(report), w)?;
         let mut reading = true;
-        csv::for_each_line(BufReader::with_capacity(1 << 20, input), |line| {
+        let input = BufReader::with_capacity(1 << 20, input);
+        lines::for_each(input, lines::MAX_LINE_BYTES, |line| {
             reading = false;
-            csv.line_and_sample(line, &mut sample)?;
+            csv.line(&line)?;
+            sample.offer(&line);
             reading = true;
             Ok(())
         })

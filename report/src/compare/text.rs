@@ -1,0 +1,171 @@
+//! The comparison as `candor compare` prints it.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::{Change, Comparison, Flag};
+
+impl Comparison {
+    /// The text `candor compare` prints: the two reports, a table of the
+    /// changes, why each no-data or failed cell is flagged, the cells and
+    /// gaps of one report only, and the `N of M changes flagged` line.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        self.write_sides(&mut s);
+        self.write_changes(&mut s);
+        self.write_reasons(&mut s);
+        self.write_unmatched(&mut s);
+        self.write_summary(&mut s);
+        s
+    }
+
+    /// The two reports, whether they are of one spec, and the notes.
+    fn write_sides(&self, s: &mut String) {
+        let o = &self.options;
+        for (label, x) in [("baseline", &self.baseline), ("candidate", &self.candidate)] {
+            let _ = write!(s, "{label:<10} {}  sweep {}", x.name, x.id);
+            if let Some(r) = &x.run_label {
+                let _ = write!(s, "  run {r}");
+            }
+            if !x.source.is_empty() && x.source != x.id {
+                let _ = write!(s, "  ({})", x.source);
+            }
+            let _ = write!(
+                s,
+                ": {} of {} jobs with a result, {} failed ({:.1}%)",
+                x.jobs_done,
+                x.jobs_total,
+                x.jobs_failed,
+                x.failed_share * 100.0
+            );
+            if x.too_many_failed {
+                let _ = write!(s, "  FAILED: above --max-failed {:.1}%", o.max_failed * 100.0);
+            }
+            s.push('\n');
+        }
+        for m in &self.different {
+            let _ = writeln!(s, "DIFFERENT SPECS: {}: {} vs {}", m.field, m.baseline, m.candidate);
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        s.push('\n');
+    }
+
+    /// A row per change, flagged ones marked.
+    fn write_changes(&self, s: &mut String) {
+        let pct = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |x| format!("{:.1}%", x * 100.0));
+        let pts = |x: f64| format!("{:+.1}", x * 100.0);
+        let _ = writeln!(
+            s,
+            "{:<16} {:<20} {:<24} {:<12} {:>9} {:>9} {:>9} {:>18}",
+            "model", "variant", "condition / gap", "metric", "baseline", "candidate", "change", "95% CI (pts)"
+        );
+        for c in &self.changes {
+            let (change, ci) = match c.change {
+                Some(x) => (pts(x.rate), format!("[{}, {}]", pts(x.lo), pts(x.hi))),
+                None => ("—".to_string(), "—".to_string()),
+            };
+            let _ = writeln!(
+                s,
+                "{:<16} {:<20} {:<24} {:<12} {:>9} {:>9} {:>9} {:>18}{}",
+                c.model,
+                c.variant,
+                c.what,
+                c.metric,
+                pct(c.baseline),
+                pct(c.candidate),
+                change,
+                ci,
+                c.flag.map_or_else(String::new, |f| format!("  {}", f.label()))
+            );
+        }
+    }
+
+    /// Why each no-data or failed cell or gap is flagged, once each.
+    fn write_reasons(&self, s: &mut String) {
+        let mut seen = BTreeSet::new();
+        let why: Vec<&Change> = self
+            .changes
+            .iter()
+            .filter(|c| !c.reasons.is_empty() && seen.insert((&c.model, &c.variant, &c.what)))
+            .collect();
+        if !why.is_empty() {
+            s.push_str("\nno data or failed (model, variant, condition / gap: why):\n");
+            for c in why {
+                let label = c.flag.map_or("", Flag::label);
+                let _ = writeln!(
+                    s,
+                    "  {label:<8} {} / {} / {}: {}",
+                    c.model,
+                    c.variant,
+                    c.what,
+                    c.reasons.join("; ")
+                );
+            }
+        }
+    }
+
+    /// The cells and gaps of one report only.
+    fn write_unmatched(&self, s: &mut String) {
+        for (title, mark, list) in [
+            (
+                "only in the baseline (missing from the candidate: flagged)",
+                "MISSING  ",
+                &self.only_in_baseline,
+            ),
+            ("only in the candidate (new: not compared)", "", &self.only_in_candidate),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "\n{title}:");
+            for u in list {
+                let _ = writeln!(s, "  {mark}{} {} / {} / {}", u.kind, u.model, u.variant, u.what);
+            }
+        }
+    }
+
+    /// The `N of M changes flagged` line, and a regression no change shows.
+    fn write_summary(&self, s: &mut String) {
+        let o = &self.options;
+        let x = &self.summary;
+        let kinds: Vec<String> = [
+            (x.changed, "changed"),
+            (x.no_data, "no data"),
+            (x.failed, "failed"),
+            (x.missing, "missing"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, k)| format!("{n} {k}"))
+        .collect();
+        let _ = write!(s, "\n{} of {} changes flagged", x.flagged, x.total);
+        if !kinds.is_empty() {
+            let _ = write!(s, ": {}", kinds.join(", "));
+        }
+        let _ = writeln!(
+            s,
+            " (changed: interval excludes 0 and |change| ≥ {:.1} pts; no data: {}; failed: over {:.1}% of jobs failed)",
+            o.threshold * 100.0,
+            if o.min_n <= 1 {
+                "n = 0".to_string()
+            } else {
+                format!("n < {}", o.min_n)
+            },
+            o.max_failed * 100.0
+        );
+        if x.flagged == 0 && x.regression {
+            for (label, side) in [("baseline", &self.baseline), ("candidate", &self.candidate)] {
+                if side.too_many_failed {
+                    let _ = writeln!(
+                        s,
+                        "but the {label} has {:.1}% failed jobs, above --max-failed {:.1}%: a regression",
+                        side.failed_share * 100.0,
+                        o.max_failed * 100.0
+                    );
+                }
+            }
+        }
+    }
+}
