@@ -120,24 +120,11 @@ fn read_secret(p: &Path) -> Result<String, String> {
 
 /// A Redis URL with any password hidden, for messages.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
-    }
+    candor_core::redact::credentials(url)
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            super::redact("redis://:hunter2@10.0.0.1:6379/0"),
-            "redis://***@10.0.0.1:6379/0"
-        );
-        assert_eq!(super::redact("rediss://u:p@h"), "rediss://***@h");
-        assert_eq!(super::redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
-
     #[test]
     fn a_password_file_is_added_to_the_url_encoded() {
         let dir = tempfile::tempdir().unwrap();

@@ -14,8 +14,28 @@ pub fn url(url: &str) -> String {
     }
 }
 
+/// `url` with its user info shown as `***` (`redis://***@host:6379`): for a
+/// service's own connection URLs, where that a password is set is worth
+/// seeing and the host must stay.
+pub fn credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            super::credentials("redis://:hunter2@10.0.0.1:6379/0"),
+            "redis://***@10.0.0.1:6379/0"
+        );
+        assert_eq!(super::credentials("rediss://u:p@h"), "rediss://***@h");
+        assert_eq!(super::credentials("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
     #[test]
     fn user_info_query_and_fragment_are_left_out() {
         assert_eq!(

@@ -156,8 +156,6 @@ pub async fn converse(
 mod tests {
     use std::sync::Mutex;
 
-    use candor_core::spec::{BackendKind, Params};
-
     use super::*;
     use crate::backend::{BackendError, BoxFuture, ChatReply};
 
@@ -202,19 +200,7 @@ mod tests {
     }
 
     fn model() -> ModelEntry {
-        ModelEntry {
-            id: "m".into(),
-            backend: BackendKind::Sim,
-            model: "m".into(),
-            params: Params::default(),
-            base_url: None,
-            api_key_env: None,
-            api_key_file: None,
-            timeout_secs: None,
-            rate_limit: None,
-            sim: None,
-            price: None,
-        }
+        ModelEntry::simulated("m", "m", None)
     }
 
     async fn run(script: &Script, protocol: &ProtocolSpec) -> Conversation {

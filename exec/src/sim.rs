@@ -189,24 +189,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     use candor_core::JobId;
-    use candor_core::spec::{BackendKind, ModelEntry, Params, SimConfig};
+    use candor_core::spec::{ModelEntry, SimConfig};
 
     use super::*;
 
     fn model(sim: SimConfig) -> ModelEntry {
-        ModelEntry {
-            id: "m".into(),
-            backend: BackendKind::Sim,
-            model: "sim".into(),
-            params: Params::default(),
-            base_url: None,
-            api_key_env: None,
-            api_key_file: None,
-            timeout_secs: None,
-            rate_limit: None,
-            sim: Some(sim),
-            price: None,
-        }
+        ModelEntry::simulated("m", "sim", Some(sim))
     }
 
     async fn reply(m: &ModelEntry, id: u8, turn: u32, condition: &str) -> Result<ChatReply, BackendError> {

@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use candor_core::spec::{BackendKind, ModelEntry, Params, SimConfig};
+use candor_core::spec::{ModelEntry, SimConfig};
 use candor_core::{JobId, Message, Role};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -464,19 +464,7 @@ pub async fn serve(
         latency_ms: 0,
         ..SimConfig::default()
     };
-    let model = ModelEntry {
-        id: "sim-server".into(),
-        backend: BackendKind::Sim,
-        model: String::new(),
-        params: Params::default(),
-        base_url: None,
-        api_key_env: None,
-        api_key_file: None,
-        timeout_secs: None,
-        rate_limit: None,
-        sim: Some(sim),
-        price: None,
-    };
+    let model = ModelEntry::simulated("sim-server", "", Some(sim));
     let server = Arc::new(Server {
         cfg,
         model,

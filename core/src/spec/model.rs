@@ -58,6 +58,26 @@ pub struct ModelEntry {
     pub price: Option<Price>,
 }
 
+impl ModelEntry {
+    /// An entry of the simulated backend with everything else unset: what
+    /// the sim-server and tests answer with.
+    pub fn simulated(id: &str, model: &str, sim: Option<SimConfig>) -> ModelEntry {
+        ModelEntry {
+            id: id.into(),
+            backend: BackendKind::Sim,
+            model: model.into(),
+            params: Params::default(),
+            base_url: None,
+            api_key_env: None,
+            api_key_file: None,
+            timeout_secs: None,
+            rate_limit: None,
+            sim,
+            price: None,
+        }
+    }
+}
+
 /// What a model's tokens cost.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
