@@ -2,6 +2,7 @@
 //! reports and the embedded store. No I/O beyond reading specs and datasets
 //! and the store's own files; no async, no network.
 
+pub mod budget;
 pub mod compare;
 pub mod csv;
 pub mod dataset;
