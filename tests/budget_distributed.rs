@@ -19,7 +19,16 @@ fn a_budget_holds_when_a_worker_is_killed_mid_sweep() {
     // budget lasts a few rounds of leases and runs out with jobs running.
     let server = SimServer::start(
         &sbs,
-        &["--continuation", "0", "--latency-ms", "200", "--slow", "0.3", "--slow-ms", "400"],
+        &[
+            "--continuation",
+            "0",
+            "--latency-ms",
+            "200",
+            "--slow",
+            "0.3",
+            "--slow-ms",
+            "400",
+        ],
         &[],
     );
     // Leases of a second: the killed worker's jobs are free again soon.
@@ -35,19 +44,20 @@ fn a_budget_holds_when_a_worker_is_killed_mid_sweep() {
     for _ in 0..WORKERS {
         c.add_worker(SLOTS, None);
     }
-    let mut wait = c
-        .sb
-        .cmd(&["submit", "priced.yaml", "--wait", "--id-file", "id.txt"])
-        .env("CANDOR_COORDINATOR", c.url())
-        .env("CANDOR_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut wait =
+        c.sb.cmd(&["submit", "priced.yaml", "--wait", "--id-file", "id.txt"])
+            .env("CANDOR_COORDINATOR", c.url())
+            .env("CANDOR_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     eventually(LIMIT, "the sweep id", || c.sb.join("id.txt").exists());
     let id = std::fs::read_to_string(c.sb.join("id.txt")).unwrap().trim().to_string();
 
-    eventually(LIMIT, "a few results", || c.status(&id)["jobs_done"].as_u64().unwrap() >= 3);
+    eventually(LIMIT, "a few results", || {
+        c.status(&id)["jobs_done"].as_u64().unwrap() >= 3
+    });
     c.workers[0].kill().unwrap();
     c.workers[0].wait().unwrap();
     let st = c.status(&id);
@@ -60,7 +70,9 @@ fn a_budget_holds_when_a_worker_is_killed_mid_sweep() {
     assert!(err.contains("budget exhausted"), "{err}");
 
     // Jobs running when the budget ran out finish; the dead worker's leases lapse.
-    eventually(LIMIT, "jobs in flight to finish", || c.status(&id)["jobs_in_flight"] == 0);
+    eventually(LIMIT, "jobs in flight to finish", || {
+        c.status(&id)["jobs_in_flight"] == 0
+    });
     let st = c.status(&id);
     assert_eq!(st["state"], "budget_exhausted", "{st}");
     let total = st["jobs_total"].as_u64().unwrap();
@@ -73,14 +85,24 @@ fn a_budget_holds_when_a_worker_is_killed_mid_sweep() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let report = c.sb.json("rep/report.json");
     assert_eq!(report["sweep"]["budget_exhausted"], true);
-    assert!(report["notes"].to_string().contains("BUDGET EXHAUSTED"), "{}", report["notes"]);
+    assert!(
+        report["notes"].to_string().contains("BUDGET EXHAUSTED"),
+        "{}",
+        report["notes"]
+    );
     let results = c.sb.jsonl("rep/results.jsonl");
     assert_eq!(results.len() as u64, done, "one result per job done");
     let costs: Vec<f64> = results.iter().map(|r| r["cost_usd"].as_f64().unwrap()).collect();
     let dearest = costs.iter().copied().fold(0.0, f64::max);
     let spent = report["sweep"]["cost_usd"].as_f64().unwrap();
-    assert!((costs.iter().sum::<f64>() - spent).abs() < 1e-5, "the report adds up the results");
-    assert!(dearest > 0.0 && dearest < 0.05, "each job costs under a few cents: {dearest}");
+    assert!(
+        (costs.iter().sum::<f64>() - spent).abs() < 1e-5,
+        "the report adds up the results"
+    );
+    assert!(
+        dearest > 0.0 && dearest < 0.05,
+        "each job costs under a few cents: {dearest}"
+    );
     // The bound: a job starts only while spent + (jobs in flight + 1) × the
     // dearest cost so far stays under the budget, and the jobs in flight then
     // finish, so the total passes the budget by at most the jobs leased at

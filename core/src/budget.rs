@@ -14,12 +14,24 @@
 //! because Redis must decide atomically with the lease, and
 //! `queue/tests/parity.rs` checks that the two agree.
 //!
-//! What the two feed the rule differs in one way: `finished` is, locally, the
-//! jobs finished by this run (a resumed run counts the stored results only
-//! if one of them cost something, see [`Budget::resumed`]), and in Redis the
-//! results recorded for the sweep (`done`): a job that fail fast holds back
-//! counts locally (it ran and its cost is known), not in Redis (nothing is
-//! recorded), and a paused and resumed distributed sweep keeps its count.
+//! The two ask the same rule with the same counts but for these, which are
+//! how each side counts, not the rule (`queue/tests/parity.rs` says the same):
+//! - `finished` is, locally, the jobs finished by this run (a resumed run
+//!   counts the stored results only if one of them cost something, see
+//!   [`Budget::resumed`]); in Redis it is the results recorded for the sweep
+//!   (`done`). So a job that fail fast holds back counts locally (it ran and
+//!   its cost is known) and not in Redis (nothing is recorded), and a paused
+//!   and resumed distributed sweep keeps its count where a resumed local run
+//!   whose stored results all cost nothing sends its first job alone.
+//! - `in_flight` is, locally, the jobs admitted and not finished, a job
+//!   waiting to retry included; in Redis it is the sweep's leases, expired
+//!   ones included until leased again, and not a job waiting to retry (it is
+//!   leased again through the same rule).
+//! - Locally the rule is asked for one job, after early stopping has let it
+//!   start; the lease script asks once per lease call, when a job waits to
+//!   start, before early stopping looks at the jobs it scans. So a budget that
+//!   runs out where early stopping would skip every job left ends a
+//!   distributed sweep `budget_exhausted` where a local run completes.
 
 /// What the rule looks at, in micro-USD and jobs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

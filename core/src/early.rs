@@ -319,12 +319,25 @@ mod tests {
     fn the_table_ends_at_the_largest_cell() {
         let t = agrees_everywhere(0.01, 300);
         assert_eq!(t.len(), 301);
-        assert!(!t.keeps_going(150, 301), "more outputs than a cell can have: not tabulated");
+        assert!(
+            !t.keeps_going(150, 301),
+            "more outputs than a cell can have: not tabulated"
+        );
     }
 
     #[test]
     fn targets_on_a_width_itself_keep_going_and_just_above_stop() {
-        for (y, n) in [(0, 1), (1, 1), (0, 7), (3, 7), (7, 7), (0, 40), (13, 40), (40, 40), (90, 200)] {
+        for (y, n) in [
+            (0, 1),
+            (1, 1),
+            (0, 7),
+            (3, 7),
+            (7, 7),
+            (0, 40),
+            (13, 40),
+            (40, 40),
+            (90, 200),
+        ] {
             let w = width(y, n);
             let at = DecisionTable::new(w, 1_000).unwrap();
             assert!(keeps_going(y, n, w) && at.keeps_going(y, n), "{y}/{n} at its own width");
@@ -354,7 +367,10 @@ mod tests {
     fn tiny_targets_on_huge_cells_are_refused() {
         let e = DecisionTable::new(0.0005, 1 << 30).unwrap_err();
         assert!(e.to_string().contains("early_stopping.target_width"), "{e}");
-        assert!(DecisionTable::new(0.0005, 10_000).is_ok(), "small cells bound the table");
+        assert!(
+            DecisionTable::new(0.0005, 10_000).is_ok(),
+            "small cells bound the table"
+        );
         assert!(DecisionTable::new(0.0014, u64::from(u32::MAX)).is_ok());
     }
 }

@@ -17,11 +17,11 @@
 //! refused or waiting job has already had its early-stopping decision taken
 //! locally and not yet in Redis, and a budget that runs out where early
 //! stopping would skip every job left ends a distributed sweep
-//! `budget_exhausted` where a local run completes. What the budget is fed
-//! also differs in two documented ways (see `core/src/budget.rs`): held
-//! (fail fast) jobs count as finished locally and not in Redis, and a job
-//! handed back (a refused key, a worker shutting down) is in flight again
-//! in Redis when leased again, where the local run stops.
+//! `budget_exhausted` where a local run completes. How each side counts what
+//! the budget is fed also differs, as `core/src/budget.rs` documents (a job
+//! held by fail fast, a job waiting to retry, an expired lease, a resumed
+//! run); the scenarios here keep clear of those but for the job handed back
+//! when a sweep pauses, which Redis leases again first (the local run stops).
 
 use std::collections::{HashMap, VecDeque};
 use std::process::{Child, Command, Stdio};
@@ -362,7 +362,12 @@ impl<'a> Twin<'a> {
 
     async fn check(&self, step: &str) {
         let st = self.q.state(&self.id).await.unwrap().unwrap();
-        assert_eq!(spending(self.q, &self.id).await, self.model.spending, "{}: counts at {step}", self.id);
+        assert_eq!(
+            spending(self.q, &self.id).await,
+            self.model.spending,
+            "{}: counts at {step}",
+            self.id
+        );
         assert_eq!(
             st.state == "budget_exhausted",
             self.model.exhausted,
@@ -476,7 +481,11 @@ async fn early_stopping_cutoffs_are_the_same_at_edge_counts() {
     for (i, &target) in targets.iter().enumerate() {
         // Counts around the table's end too.
         let len = DecisionTable::new(target, SEEDS).unwrap().len();
-        counts.extend([len.saturating_sub(1), len, len + 1].into_iter().filter(|&n| n <= SEEDS));
+        counts.extend(
+            [len.saturating_sub(1), len, len + 1]
+                .into_iter()
+                .filter(|&n| n <= SEEDS),
+        );
         // (n, y): the counts whose own widths are among the targets, then a grid.
         let mut cases: Vec<(u64, u64)> = vec![(1, 0), (100, 37), (100, 63), (10_000, 5_000)];
         for &n in &counts {
@@ -745,6 +754,10 @@ async fn deleting_an_ended_sweep_deletes_its_decision_table() {
     assert_eq!(table, DecisionTable::new(0.2, s.per_cell()).unwrap().to_bytes());
     q.cancel("gone").await.unwrap();
     assert_eq!(q.delete("gone").await.unwrap().as_deref(), Some("cancelled"));
-    let keys: Vec<String> = redis::cmd("KEYS").arg("candor:s:gone:*").query_async(&mut con).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("candor:s:gone:*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     assert!(keys.is_empty(), "left behind: {keys:?}");
 }

@@ -83,7 +83,8 @@ while slots > 0 and tried < n do
       local dearest = tonumber(redis.call('HGET', meta, 'cost_max') or '0')
       local flight = redis.call('ZCARD', k(id, 'leases'))
       if done == 0 then
-        -- No cost known yet: one job at a time until one has finished.
+        -- No cost known yet: one job at a time until one has finished (a
+        -- recorded result here; locally a job held by fail fast counts too).
         share = math.min(share, math.max(0, 1 - flight))
       elseif spent + (flight + 1) * dearest >= budget then
         share = 0
