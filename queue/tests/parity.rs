@@ -32,7 +32,7 @@ use candor_core::early::{DecisionTable, EarlyStop, keeps_going};
 use candor_core::spec::EarlyStopping;
 use candor_core::stats::{Z95, wilson};
 use candor_core::{JobSpace, JobTuple};
-use candor_queue::{Completion, FailKind, Failure, JobStatus, Lease, NewSweep, Queue};
+use candor_queue::{Completion, FailKind, Failure, JobRef, JobStatus, Lease, NewSweep, Queue};
 
 /// Leases that never expire during a test.
 const TTL_MS: u64 = 600_000;
@@ -573,6 +573,20 @@ async fn the_budget_admits_and_refuses_alike() {
     // 100 spent + (8 in flight + 1) × 100 reaches 1000.
     assert_eq!(t.lease(8, "at the limit").await.len(), 0);
     assert_eq!(state(&q, "nocost").await, "budget_exhausted");
+    let running: Vec<JobRef> = t
+        .held
+        .iter()
+        .map(|l| JobRef {
+            sweep_id: l.sweep_id.clone(),
+            index: l.index,
+            fence: l.fence,
+        })
+        .collect();
+    assert_eq!(
+        q.renew(&running, TTL_MS).await.unwrap(),
+        vec![true; 8],
+        "jobs running when the budget ran out keep their leases"
+    );
     for i in 0..8 {
         t.finish(0, 100, false, &format!("in flight {i} done")).await;
     }
@@ -760,4 +774,27 @@ async fn deleting_an_ended_sweep_deletes_its_decision_table() {
         .await
         .unwrap();
     assert!(keys.is_empty(), "left behind: {keys:?}");
+}
+
+#[tokio::test]
+async fn a_dead_workers_leases_stop_counting_in_flight_once_they_expire() {
+    let redis = RedisServer::start();
+    let q = redis.queue().await;
+    let s = space(1, 1, 10, 2, 5);
+    submit(&q, &new_sweep("lapsed", s, 1_000, None)).await;
+    let first = lease(&q, 1).await;
+    complete(&q, &s, &first[0], 400, false).await;
+    // 600 left buys one job at 400; a worker leases it for 200 ms and dies.
+    assert_eq!(q.lease(2, 200).await.unwrap().len(), 1);
+    // 400 + (1 + 1) × 400 reaches the budget: the sweep ends with that lease held.
+    assert!(lease(&q, 1).await.is_empty());
+    let st = q.state("lapsed").await.unwrap().unwrap();
+    assert_eq!((st.state.as_str(), st.in_flight), ("budget_exhausted", 1));
+    // Nobody leases an ended sweep's jobs again; once the lease has expired
+    // the job is no longer shown in flight.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while q.state("lapsed").await.unwrap().unwrap().in_flight > 0 {
+        assert!(Instant::now() < deadline, "the expired lease still counts in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
