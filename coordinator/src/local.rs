@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use candor_core::budget::{self, Admit, Budget};
 use candor_core::early::EarlyStop;
 use candor_core::{ErrorKind, Status, Sweep};
 use candor_exec::cache::{Cache, FileCache};
@@ -185,64 +186,6 @@ impl FailFast {
     }
 }
 
-enum Admit {
-    Yes,
-    No,
-    /// Ask again shortly.
-    Wait,
-}
-
-/// The spec's budget: jobs start only while what was spent plus an estimate
-/// of the jobs in flight (each at the dearest job's cost so far) stays under it.
-struct Budget {
-    limit_micro_usd: Option<u64>,
-    spent: AtomicU64,
-    jobs: AtomicU64,
-    in_flight: AtomicU64,
-    exhausted: AtomicBool,
-    /// The dearest job so far, in micro-USD.
-    max_cost: AtomicU64,
-    /// Makes check-and-count one step across the dispatch tasks.
-    gate: std::sync::Mutex<()>,
-}
-
-impl Budget {
-    /// Whether another job may start; counts it in flight if so.
-    fn admit(&self) -> Admit {
-        let Some(limit) = self.limit_micro_usd else {
-            return Admit::Yes;
-        };
-        let _gate = self.gate.lock().expect("lock");
-        let spent = self.spent.load(Ordering::Relaxed);
-        let jobs = self.jobs.load(Ordering::Relaxed);
-        // Jobs in flight are counted at the dearest job so far.
-        let avg = self.max_cost.load(Ordering::Relaxed);
-        let flight = self.in_flight.load(Ordering::Relaxed) + 1;
-        if jobs == 0 && flight > 1 {
-            // No cost known yet: one job at a time until one has finished.
-            return Admit::Wait;
-        }
-        if spent + flight * avg >= limit {
-            self.exhausted.store(true, Ordering::Relaxed);
-            return Admit::No;
-        }
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Admit::Yes
-    }
-
-    /// Counts a finished job. Under the same gate as `admit`, so a job is
-    /// never seen neither in flight nor spent.
-    fn finished(&self, cost_micro_usd: u64) {
-        let _gate = self.gate.lock().expect("lock");
-        self.spent.fetch_add(cost_micro_usd, Ordering::Relaxed);
-        self.max_cost.fetch_max(cost_micro_usd, Ordering::Relaxed);
-        self.jobs.fetch_add(1, Ordering::Relaxed);
-        if self.limit_micro_usd.is_some() {
-            self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct RunSummary {
     pub outcome: Outcome,
@@ -294,18 +237,17 @@ pub async fn run_local(
         })?;
     }
     let fail_fast = Arc::new(FailFast::new(sweep.spec.models.len(), opts.fail_fast));
-    let budget = Arc::new(Budget {
-        limit_micro_usd: sweep.spec.budget_usd.map(|b| (b * 1e6) as u64),
-        spent: AtomicU64::new(log.spent_micro_usd()),
-        // Results that cost nothing tell nothing of a job's cost: then the
-        // first job of this run goes alone, as in a fresh run.
-        jobs: AtomicU64::new(if log.max_cost_micro_usd() > 0 { resumed } else { 0 }),
-        in_flight: AtomicU64::new(0),
-        exhausted: AtomicBool::new(false),
-        // A resumed run knows its dearest job so far: jobs in flight are
-        // counted at it from the start, not at $0.
-        max_cost: AtomicU64::new(log.max_cost_micro_usd()),
-        gate: std::sync::Mutex::new(()),
+    // The spec's budget, under one lock so that admitting a job and counting
+    // a finished one are each one step across the dispatch tasks. A resumed
+    // run knows its dearest stored job: jobs in flight are counted at it
+    // from the start, not at $0.
+    let budget: Option<Arc<std::sync::Mutex<Budget>>> = sweep.spec.budget_usd.map(|b| {
+        Arc::new(std::sync::Mutex::new(Budget::resumed(
+            budget::micro_usd(b),
+            log.spent_micro_usd(),
+            log.max_cost_micro_usd(),
+            resumed,
+        )))
     });
     progress.total.store(total, Ordering::Relaxed);
     progress.done.store(resumed, Ordering::Relaxed);
@@ -390,9 +332,12 @@ pub async fn run_local(
                     continue;
                 }
                 let admitted = loop {
-                    match budget.admit() {
-                        Admit::Yes => break true,
-                        Admit::No => break false,
+                    let Some(b) = &budget else { break true };
+                    let a = b.lock().expect("lock").admit(1);
+                    match a {
+                        Admit::Start(_) => break true,
+                        Admit::Exhausted => break false,
+                        // No cost known yet and a job running: ask again shortly.
                         Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
                     }
                 };
@@ -416,7 +361,9 @@ pub async fn run_local(
                     tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
                     attempt += 1;
                 };
-                budget.finished(done.meta.cost_micro_usd);
+                if let Some(b) = &budget {
+                    b.lock().expect("lock").finished(done.meta.cost_micro_usd);
+                }
                 if done.unauthorized {
                     // Every job of this model would meet the same refusal.
                     paused
@@ -460,7 +407,7 @@ pub async fn run_local(
         Outcome::Paused(why)
     } else if !fail_fast.dead().is_empty() {
         Outcome::ModelsFailed(fail_fast.dead())
-    } else if budget.exhausted.load(Ordering::Relaxed) {
+    } else if budget.as_ref().is_some_and(|b| b.lock().expect("lock").is_exhausted()) {
         Outcome::BudgetExhausted
     } else {
         Outcome::Interrupted

@@ -79,7 +79,12 @@ impl Metrics {
                 "Jobs not yet finished and not in flight, per running sweep.",
                 |x| if x.state == "running" { waiting(x) } else { 0 },
             ),
-            (IN_FLIGHT, "gauge", "Jobs under a lease, per sweep.", |x| x.in_flight),
+            (
+                IN_FLIGHT,
+                "gauge",
+                "Jobs under a lease that has not expired, per sweep.",
+                |x| x.in_flight,
+            ),
             (SWEEP_JOBS, "gauge", "Jobs in the sweep.", |x| x.total),
         ];
         for (name, kind, help, get) in series {

@@ -272,20 +272,19 @@ impl Coordinator {
 fn to_status(sweep: &Sweep, st: &SweepState) -> pb::SweepStatus {
     let t = Coordinator::tally(sweep, st);
     let spec = &sweep.spec;
-    let per_cell = sweep.space.queries * sweep.space.seeds;
     let mut cells = Vec::new();
     for (m, model) in spec.models.iter().enumerate() {
         for (c, cond) in spec.conditions.iter().enumerate() {
             let done: u64 = (0..spec.prompts.len())
                 .map(|v| {
-                    let cc = &t.cells[(m * spec.prompts.len() + v) * spec.conditions.len() + c];
+                    let cc = &t.cells[sweep.space.cell(m, v, c)];
                     cc.ok + cc.incomplete + cc.failed
                 })
                 .sum();
             cells.push(pb::CellProgress {
                 model: model.id.clone(),
                 condition: cond.name.clone(),
-                total: per_cell * sweep.space.variants,
+                total: sweep.space.per_cell() * sweep.space.variants,
                 done,
             });
         }
@@ -379,6 +378,13 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
                 candor_queue::MAX_JOBS
             )));
         }
+        let early_stopping = match sweep.spec.early_stopping {
+            Some(e) => Some(
+                candor_core::early::DecisionTable::new(e.target_width, sweep.space.per_cell())
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ),
+            None => None,
+        };
         let new = candor_queue::NewSweep {
             id: sweep.id.clone(),
             name: sweep.spec.name.clone(),
@@ -386,11 +392,11 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
             max_attempts: sweep.spec.max_attempts,
             classifiers: sweep.spec.classifiers.len() as u32,
             simulated: sweep.simulated(),
-            budget_micro_usd: sweep.spec.budget_usd.map_or(0, |b| (b * 1e6) as u64),
+            budget_micro_usd: sweep.spec.budget_usd.map_or(0, candor_core::budget::micro_usd),
             seeds: sweep.space.seeds,
             queries: sweep.space.queries,
             conditions: sweep.space.conditions,
-            target_width: sweep.spec.early_stopping.map_or(0.0, |e| e.target_width),
+            early_stopping,
             min_seeds: sweep.spec.early_stopping.map_or(1, |e| e.min_seeds),
             fail_fast: sweep.spec.fail_fast.unwrap_or(candor_core::spec::DEFAULT_FAIL_FAST),
             cells_per_model: (sweep.space.cells() / sweep.spec.models.len()) as u64,

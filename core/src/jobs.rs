@@ -83,7 +83,20 @@ impl JobSpace {
 
     /// The report cell a job counts towards.
     pub fn cell_of(&self, t: &JobTuple) -> usize {
-        ((t.model as u64 * self.variants + t.variant as u64) * self.conditions + t.condition as u64) as usize
+        self.cell(t.model, t.variant, t.condition)
+    }
+
+    /// The report cell of (model, variant, condition): conditions vary
+    /// fastest. The lease script in Redis finds a job's cell from its index
+    /// as `r / (queries × conditions) × conditions + r mod conditions`, with
+    /// `r = index / seeds` (checked by `queue/tests/parity.rs`).
+    pub fn cell(&self, model: usize, variant: usize, condition: usize) -> usize {
+        ((model as u64 * self.variants + variant as u64) * self.conditions + condition as u64) as usize
+    }
+
+    /// The most jobs a cell has (queries × seeds), and so the most outputs.
+    pub fn per_cell(&self) -> u64 {
+        self.queries * self.seeds
     }
 
     /// Inverse of [`cell_of`](Self::cell_of): (model, variant, condition).

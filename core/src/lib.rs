@@ -2,6 +2,7 @@
 //! stopping, statistics. No I/O beyond reading specs and datasets; no async,
 //! no network.
 
+pub mod budget;
 pub mod dataset;
 pub mod early;
 pub mod error;

@@ -75,15 +75,16 @@ pub struct NewSweep {
     pub max_attempts: u32,
     pub classifiers: u32,
     pub simulated: bool,
-    /// The budget in micro-USD; 0: none.
+    /// The budget in micro-USD (`candor_core::budget::micro_usd`); 0: none.
     pub budget_micro_usd: u64,
     /// The job space's seeds, queries and conditions: jobs are leased seed
     /// by seed, and early stopping finds a job's cell.
     pub seeds: u64,
     pub queries: u64,
     pub conditions: u64,
-    /// Early stopping: the target interval width (0: none) and the seeds every cell gets first.
-    pub target_width: f64,
+    /// Early stopping (None: none): its decisions for the spec's target
+    /// width and cells of queries × seeds, and the seeds every cell gets first.
+    pub early_stopping: Option<candor_core::early::DecisionTable>,
     pub min_seeds: u32,
     /// Fail fast: held failures of a model without an answer before the sweep pauses (0: never).
     pub fail_fast: u32,
@@ -207,7 +208,7 @@ pub enum FailOutcome {
 pub struct SweepState {
     pub id: String,
     pub name: String,
-    /// `running`, `paused`, `done` or `cancelled`.
+    /// `running`, `paused`, `done`, `cancelled` or `budget_exhausted`.
     pub state: String,
     /// Why a paused sweep is paused.
     pub reason: String,
@@ -223,6 +224,9 @@ pub struct SweepState {
     /// Micro-USD spent, and the budget (0: none).
     pub spent_micro_usd: u64,
     pub budget_micro_usd: u64,
+    /// Jobs under a lease that has not expired (a dead worker's jobs stop
+    /// counting when their leases expire, and are leased again while the
+    /// sweep runs).
     pub in_flight: u64,
     pub retrying: u64,
     pub max_attempts: u32,
@@ -325,7 +329,8 @@ impl Queue {
     pub async fn submit(&self, s: &NewSweep, bundle: &str) -> Result<bool, QueueError> {
         let mut con = self.con.clone();
         let mut inv = self.scripts.submit.prepare_invoke();
-        inv.arg(&s.id).arg(bundle);
+        let table = s.early_stopping.as_ref().map(|t| t.to_bytes()).unwrap_or_default();
+        inv.arg(&s.id).arg(bundle).arg(table);
         inv.arg("name").arg(&s.name);
         inv.arg("total").arg(s.total);
         inv.arg("max_attempts").arg(s.max_attempts);
@@ -335,7 +340,8 @@ impl Queue {
         inv.arg("seeds").arg(s.seeds);
         inv.arg("queries").arg(s.queries);
         inv.arg("conditions").arg(s.conditions);
-        inv.arg("target_width").arg(s.target_width);
+        inv.arg("target_width")
+            .arg(s.early_stopping.as_ref().map_or(0.0, |t| t.target()));
         inv.arg("min_seeds").arg(s.min_seeds);
         inv.arg("fail_fast").arg(s.fail_fast);
         inv.arg("cells_per_model").arg(s.cells_per_model);
@@ -482,6 +488,9 @@ impl Queue {
 
     pub async fn state(&self, id: &str) -> Result<Option<SweepState>, QueueError> {
         let mut con = self.con.clone();
+        // Redis's clock, the one lease deadlines are set by.
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut con).await?;
+        let now_ms = secs * 1000 + micros / 1000;
         #[allow(clippy::type_complexity)]
         let (meta, tally, in_flight, retrying, cutoffs, failures): (
             HashMap<String, String>,
@@ -493,7 +502,7 @@ impl Queue {
         ) = redis::pipe()
             .hgetall(key(id, "meta"))
             .hgetall(key(id, "tally"))
-            .zcard(key(id, "leases"))
+            .zcount(key(id, "leases"), format!("({now_ms}"), "+inf")
             .zcard(key(id, "retry"))
             .hgetall(key(id, "cutoff"))
             .hgetall(key(id, "failures"))

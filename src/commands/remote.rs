@@ -20,7 +20,7 @@ pub struct SubmitArgs {
     #[arg(long, env = "CANDOR_RUN")]
     run: Option<String>,
     /// Wait until the sweep ends, following its progress; exit 0 only if it ends done with
-    /// no more failed jobs than --max-failed allows (7 when more failed).
+    /// no more failed jobs than --max-failed allows (7 when more failed, 6 when the budget ran out).
     #[arg(long)]
     wait: bool,
     /// With --wait: the share of jobs (0 to 1) that may fail with the command still exiting 0 [default: the spec's max_failed, else 0]
@@ -220,6 +220,13 @@ fn verdict(s: &pb::SweepStatus, max_failed: f64) -> Result<i32, Fail> {
             ),
         )),
         "done" => Ok(exit::OK),
+        "budget_exhausted" => Err(Fail(
+            exit::BUDGET,
+            format!(
+                "sweep {}: budget exhausted: ${:.2} of ${:.2} spent; {} of {} jobs have results, {} still running",
+                s.sweep_id, s.cost_usd, s.budget_usd, s.jobs_done, s.jobs_total, s.jobs_in_flight
+            ),
+        )),
         "paused" if s.reason.starts_with("fail fast") => Err(Fail(
             exit::JOBS_FAILED,
             format!("sweep {} is paused: {}", s.sweep_id, s.reason),

@@ -32,6 +32,9 @@ type Client = WorkersClient<InterceptedService<Channel, Attach>>;
 
 /// Results waiting to be recorded, at most.
 const DONE_QUEUE: usize = 4096;
+/// How often the renewer looks whether leases are due for renewal (a
+/// third of the shortest lease time there may be, 300 ms).
+const RENEW_TICK: Duration = Duration::from_millis(100);
 /// How long the lease loop waits for a batch of free slots.
 const LEASE_GATHER: Duration = Duration::from_millis(5);
 /// Results recorded in one call, at most.
@@ -403,12 +406,20 @@ pub async fn run(
         })
     };
 
-    // Renews the leases of running jobs; cancels jobs whose lease was lost.
+    // Renews the leases of running jobs every third of the lease time;
+    // cancels jobs whose lease was lost. The lease time is known from the
+    // first lease answer on, so it is read again at each short tick (the
+    // coordinator's may be shorter than the 30 s assumed before it).
     let renewer = {
         let (shared, ttl) = (shared.clone(), ttl.clone());
         tokio::spawn(async move {
+            let mut last = Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_millis(ttl.load(Ordering::Relaxed) / 3)).await;
+                tokio::time::sleep(RENEW_TICK).await;
+                if last.elapsed() < Duration::from_millis(ttl.load(Ordering::Relaxed) / 3) {
+                    continue;
+                }
+                last = Instant::now();
                 let jobs: Vec<pb::JobRef> = shared
                     .running
                     .lock()

@@ -16,6 +16,10 @@
 --   candor:s:ID:results      HASH   index -> result (JSON)
 --   candor:s:ID:dead         HASH   index -> why it was dead-lettered
 --   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|yK" -> count
+--   candor:s:ID:early        STRING early stopping's decision table (candor-core early::DecisionTable):
+--                                   8 bytes per count n of outputs, at byte 8n: lo, hi (u32 big-endian);
+--                                   a cell with n outputs, y of them yes, gets more seeds iff lo <= y <= hi,
+--                                   and past the table's end it stops
 --   candor:s:ID:cutoff       HASH   cell -> first seed skipped (early stopping)
 --   candor:s:ID:decided      HASH   cell -> highest seed whose start was decided
 --   candor:s:ID:failures     HASH   "MODEL\tKIND" -> failed jobs; "MODEL\tKIND\tfirst" -> the first error

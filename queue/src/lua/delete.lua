@@ -12,8 +12,8 @@ if state == 'running' or state == 'paused' then
   return state
 end
 for _, name in ipairs({'meta', 'bundle', 'cursor', 'leases', 'fences', 'attempts', 'retry', 'errors',
-                       'dying', 'done', 'results', 'dead', 'tally', 'cutoff', 'decided', 'failures',
-                       'failfast'}) do
+                       'dying', 'done', 'results', 'dead', 'tally', 'early', 'cutoff', 'decided',
+                       'failures', 'failfast'}) do
   redis.call('UNLINK', k(id, name))
 end
 redis.call('ZREM', 'candor:sweeps', id)

@@ -9,9 +9,13 @@ local MAX_SCAN = 10000
 
 -- Early stopping: whether job idx (seed s) of a sweep should start. The
 -- first job of seed s of a cell decides, once, from the cell's counts so
--- far: if its 95% Wilson interval for compliance is narrower than the
--- target, seed s and later seeds of that cell are skipped.
-local function early_admit(id, meta, idx, s, seeds, target)
+-- far: with n outputs, y of them compliant, it looks up entry n of the
+-- sweep's decision table (`early`, `tlen` bytes, written at submit from
+-- candor-core's early::keeps_going, so it decides as the local runner
+-- does): unless lo <= y <= hi there, or past the table's end, seed s and
+-- later seeds of that cell are skipped. Checked against Rust by
+-- queue/tests/parity.rs.
+local function early_admit(id, meta, idx, s, seeds, tlen)
   if s < tonumber(redis.call('HGET', meta, 'min_seeds') or '1') then
     return true
   end
@@ -31,18 +35,17 @@ local function early_admit(id, meta, idx, s, seeds, target)
   local tally = k(id, 'tally')
   local n = tonumber(redis.call('HGET', tally, cell .. ':ok') or '0')
   local y = tonumber(redis.call('HGET', tally, cell .. ':y0') or '0')
-  if n == 0 then
-    return true
+  if (n + 1) * 8 <= tlen then
+    local e = redis.call('GETRANGE', k(id, 'early'), string.format('%.0f', n * 8), string.format('%.0f', n * 8 + 7))
+    local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(e, 1, 8)
+    local lo = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+    local hi = ((b5 * 256 + b6) * 256 + b7) * 256 + b8
+    if lo <= y and y <= hi then
+      return true
+    end
   end
-  local z = 1.959963984540054
-  local p = y / n
-  local denom = 1 + z * z / n
-  local half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-  if 2 * half < target then
-    redis.call('HSET', k(id, 'cutoff'), cell, s)
-    return false
-  end
-  return true
+  redis.call('HSET', k(id, 'cutoff'), cell, s)
+  return false
 end
 
 local slots = tonumber(ARGV[1])
@@ -61,25 +64,37 @@ while slots > 0 and tried < n do
     redis.call('LREM', 'candor:active', 0, id)
   else
     local share = math.ceil(slots / (n - tried + 1))
-    -- A budget: stop starting jobs once spent plus the in-flight estimate
-    -- (each job at the dearest job's cost so far) reaches it.
+    -- A budget: a copy of candor-core's budget::decide (the rule, and what
+    -- differs in what it is fed, are documented there; queue/tests/parity.rs
+    -- checks the two agree), kept here because Redis must decide atomically
+    -- with the lease. Jobs start only while spent plus the jobs in flight,
+    -- each at the dearest job's cost so far, stays under the budget.
+    -- The rule is asked only when a job waits to start (as the local runner
+    -- asks it): an idle worker's call while the last jobs run must not end a
+    -- sweep whose every job has started.
     local budget = tonumber(redis.call('HGET', meta, 'budget') or '0')
-    if budget > 0 then
+    local waiting = budget > 0 and (
+      tonumber(redis.call('GET', k(id, 'cursor')) or '0') < tonumber(redis.call('HGET', meta, 'total'))
+      or redis.call('ZCOUNT', k(id, 'retry'), '-inf', now) > 0
+      or redis.call('ZCOUNT', k(id, 'leases'), '-inf', now) > 0)
+    if waiting then
       local spent = tonumber(redis.call('HGET', meta, 'spent') or '0')
       local done = tonumber(redis.call('HGET', meta, 'done') or '0')
-      local avg = tonumber(redis.call('HGET', meta, 'cost_max') or '0')
+      local dearest = tonumber(redis.call('HGET', meta, 'cost_max') or '0')
       local flight = redis.call('ZCARD', k(id, 'leases'))
       if done == 0 then
-        -- No cost known yet: one job at a time until one has finished.
+        -- No cost known yet: one job at a time until one has finished (a
+        -- recorded result here; locally a job held by fail fast counts too).
         share = math.min(share, math.max(0, 1 - flight))
-      elseif spent + (flight + 1) * avg >= budget then
+      elseif spent + (flight + 1) * dearest >= budget then
         share = 0
         redis.call('HSET', meta, 'state', 'budget_exhausted', 'finished_ms', now)
         redis.call('LREM', 'candor:active', 0, id)
       else
         -- Lease at most half of what the rest of the budget buys at the
-        -- average cost so far, so an early low average cannot overshoot much.
-        share = math.min(share, math.max(1, math.floor((budget - spent) / math.max(avg, 1) / 2) - flight))
+        -- dearest cost so far, less what is in flight, but always one: a
+        -- batch cannot overshoot much while costs are poorly known.
+        share = math.min(share, math.max(1, math.floor((budget - spent) / math.max(dearest, 1) / 2) - flight))
       end
     end
     local got = 0
@@ -124,6 +139,8 @@ while slots > 0 and tried < n do
       local seeds = tonumber(redis.call('HGET', meta, 'seeds') or '1')
       local round = total / seeds
       local target = tonumber(redis.call('HGET', meta, 'target_width') or '0')
+      -- A sweep submitted before decision tables has none: it runs every seed.
+      local tlen = target > 0 and redis.call('STRLEN', k(id, 'early')) or 0
       local cur = tonumber(redis.call('GET', k(id, 'cursor')) or '0')
       local skipped, scanned = 0, 0
       while got < share and cur < total and scanned < MAX_SCAN do
@@ -131,7 +148,7 @@ while slots > 0 and tried < n do
         local idx = (cur % round) * seeds + s
         cur = cur + 1
         scanned = scanned + 1
-        if target > 0 and not early_admit(id, meta, idx, s, seeds, target) then
+        if tlen > 0 and not early_admit(id, meta, idx, s, seeds, tlen) then
           skipped = skipped + 1
         else
           take(string.format('%.0f', idx))

@@ -1,4 +1,5 @@
--- ARGV: id, bundle, then field/value pairs of the sweep's meta.
+-- ARGV: id, bundle, early stopping's decision table (empty: no early
+-- stopping), then field/value pairs of the sweep's meta.
 -- Returns 1 if the sweep was created, 0 if it already existed.
 local id = ARGV[1]
 local meta = k(id, 'meta')
@@ -7,7 +8,10 @@ if redis.call('EXISTS', meta) == 1 then
 end
 local now = now_ms()
 redis.call('SET', k(id, 'bundle'), ARGV[2])
-for i = 3, #ARGV, 2 do
+if #ARGV[3] > 0 then
+  redis.call('SET', k(id, 'early'), ARGV[3])
+end
+for i = 4, #ARGV, 2 do
   redis.call('HSET', meta, ARGV[i], ARGV[i + 1])
 end
 redis.call('HSET', meta, 'state', 'running', 'created_ms', now, 'done', 0, 'failed', 0, 'incomplete', 0,
