@@ -224,44 +224,258 @@ pub async fn run_local(
     let started = Instant::now();
     let total = sweep.total_jobs();
     let log = Store::new(&opts.store).open_sweep(&sweep.id, total)?;
-    let resumed = log.done().count();
-    let dropped_bytes = log.dropped_bytes();
+    let (resumed, dropped_bytes) = (log.done().count(), log.dropped_bytes());
     tracing::info!(sweep.id = %sweep.id, jobs = total, resumed, dropped_bytes, store = %log.path().display(), "sweep log open");
-    let todo: Arc<DoneSet> = Arc::new(log.done().clone());
-    let early = EarlyStop::new(&sweep).map(Arc::new);
-    if let Some(e) = &early {
-        // Resuming: the cells' counts so far decide what stops.
-        log.scan(|meta, _| {
-            let cell = sweep.space.cell_of(&sweep.space.decode(meta.index));
-            e.record(cell, meta.status == Status::Ok, meta.class_bits & 1 == 1);
-        })?;
-    }
-    let fail_fast = Arc::new(FailFast::new(sweep.spec.models.len(), opts.fail_fast));
-    // The spec's budget, under one lock so that admitting a job and counting
-    // a finished one are each one step across the dispatch tasks. A resumed
-    // run knows its dearest stored job: jobs in flight are counted at it
-    // from the start, not at $0.
-    let budget: Option<Arc<std::sync::Mutex<Budget>>> = sweep.spec.budget_usd.map(|b| {
-        Arc::new(std::sync::Mutex::new(Budget::resumed(
-            budget::micro_usd(b),
-            log.spent_micro_usd(),
-            log.max_cost_micro_usd(),
-            resumed,
-        )))
-    });
     progress.total.store(total, Ordering::Relaxed);
     progress.done.store(resumed, Ordering::Relaxed);
     progress.resumed.store(resumed, Ordering::Relaxed);
-
     let (tx, rx) = mpsc::channel::<Executed>(WRITE_QUEUE);
-    let writer = {
-        let progress = progress.clone();
-        std::thread::Builder::new()
-            .name("candor-store-writer".into())
-            .spawn(move || write_results(log, rx, &progress))
-            .expect("spawning a thread")
-    };
+    let d = Arc::new(Dispatch::new(&sweep, opts, &log, tx, stop, progress.clone())?);
+    let writer = std::thread::Builder::new()
+        .name("candor-store-writer".into())
+        .spawn(move || write_results(log, rx, &progress))
+        .expect("spawning a thread");
 
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..d.tasks(opts) {
+        tasks.spawn(d.clone().task());
+    }
+    while let Some(r) = tasks.join_next().await {
+        propagate(r);
+    }
+    for done in d.fail_fast.drain() {
+        if d.tx.send(done).await.is_err() {
+            break;
+        }
+    }
+    let ended = d.ended();
+    drop(d); // the last sender: the writer finishes
+    let (log, ran) = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|_| RunError::WriterPanicked)?
+        .map_err(|_| RunError::WriterPanicked)??;
+    tracing::info!(sweep.id = %sweep.id, ran, done = log.done().count(), "dispatch finished");
+    let outcome = ended.outcome(log.done().count(), total);
+    let started_ms = now_ms().saturating_sub(started.elapsed().as_millis() as u64);
+    let report = write_report(sweep, log, opts.out.clone(), &outcome, ended, started_ms).await?;
+    Ok(RunSummary {
+        outcome,
+        report,
+        resumed,
+        ran,
+        dropped_bytes,
+        elapsed: started.elapsed(),
+        out: opts.out.clone(),
+    })
+}
+
+/// What every dispatch task shares.
+struct Dispatch {
+    sweep: Arc<Sweep>,
+    executor: Executor,
+    /// Generation slots: a job holds one while its model is called (see
+    /// `Executor::run`).
+    slots: Arc<Semaphore>,
+    tx: mpsc::Sender<Executed>,
+    stop: Arc<AtomicBool>,
+    /// Why a refused key paused the run.
+    paused: std::sync::Mutex<Option<String>>,
+    /// The spec's budget, under one lock so that admitting a job and
+    /// counting a finished one are each one step across the tasks.
+    budget: Option<std::sync::Mutex<Budget>>,
+    early: Option<EarlyStop>,
+    /// The next dispatch position.
+    cursor: AtomicU64,
+    /// Jobs the store had when the run started.
+    todo: DoneSet,
+    fail_fast: FailFast,
+    progress: Arc<Progress>,
+}
+
+/// What a finished dispatch leaves for the outcome and the report.
+struct Ended {
+    paused: Option<String>,
+    dead: Vec<String>,
+    exhausted: bool,
+    skipped: u64,
+    stops: Option<Vec<Option<u32>>>,
+}
+
+impl Dispatch {
+    fn new(
+        sweep: &Arc<Sweep>,
+        opts: &LocalOptions,
+        log: &SweepLog,
+        tx: mpsc::Sender<Executed>,
+        stop: Arc<AtomicBool>,
+        progress: Arc<Progress>,
+    ) -> Result<Dispatch, RunError> {
+        let early = EarlyStop::new(sweep);
+        if let Some(e) = &early {
+            // Resuming: the cells' counts so far decide what stops.
+            log.scan(|meta, _| {
+                let cell = sweep.space.cell_of(&sweep.space.decode(meta.index));
+                e.record(cell, meta.status == Status::Ok, meta.class_bits & 1 == 1);
+            })?;
+        }
+        // A resumed run knows its dearest stored job: jobs in flight are
+        // counted at it from the start, not at $0.
+        let budget = sweep.spec.budget_usd.map(|b| {
+            std::sync::Mutex::new(Budget::resumed(
+                budget::micro_usd(b),
+                log.spent_micro_usd(),
+                log.max_cost_micro_usd(),
+                log.done().count(),
+            ))
+        });
+        Ok(Dispatch {
+            sweep: sweep.clone(),
+            executor: executor(sweep, opts)?,
+            slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+            tx,
+            stop,
+            paused: std::sync::Mutex::new(None),
+            budget,
+            early,
+            cursor: AtomicU64::new(0),
+            todo: log.done().clone(),
+            fail_fast: FailFast::new(sweep.spec.models.len(), opts.fail_fast),
+            progress,
+        })
+    }
+
+    /// Dispatch tasks: with judges there are more of them than generation
+    /// slots, so jobs being judged do not keep others from starting.
+    fn tasks(&self, opts: &LocalOptions) -> usize {
+        let has_judges = self.sweep.judge_models.iter().any(Option::is_some);
+        opts.concurrency.max(1) + if has_judges { opts.judge_concurrency.max(1) } else { 0 }
+    }
+
+    /// One dispatch task: takes positions from the cursor until none is
+    /// left, the run stops, or the writer has stopped (it reports why).
+    async fn task(self: Arc<Self>) {
+        let total = self.sweep.total_jobs();
+        while !self.stop.load(Ordering::Relaxed) {
+            let pos = self.cursor.fetch_add(1, Ordering::Relaxed);
+            if pos >= total || !self.position(pos).await {
+                break;
+            }
+        }
+    }
+
+    /// Runs the job at dispatch position `pos` if it is to run; false when
+    /// the task is to end.
+    async fn position(&self, pos: u64) -> bool {
+        let (sweep, i) = (&self.sweep, self.sweep.space.dispatch(pos));
+        if self.todo.contains(i) {
+            return true;
+        }
+        let t = sweep.space.decode(i);
+        if self.fail_fast.is_dead(t.model) {
+            return true;
+        }
+        let cell = sweep.space.cell_of(&t);
+        let slot = self.slots.clone().acquire_owned().await.expect("never closed");
+        if let Some(e) = &self.early
+            && !e.admit(cell, t.seed)
+        {
+            return true;
+        }
+        if !self.admit().await {
+            self.stop.store(true, Ordering::Relaxed);
+            return false;
+        }
+        let done = self.attempts(i, slot).await;
+        if let Some(b) = &self.budget {
+            b.lock().expect("lock").finished(done.meta.cost_micro_usd);
+        }
+        if done.unauthorized {
+            // Every job of this model would meet the same refusal.
+            let why = done.error.clone().unwrap_or_default();
+            self.paused.lock().expect("lock").get_or_insert(why);
+            self.stop.store(true, Ordering::Relaxed);
+            return true;
+        }
+        if let Some(e) = &self.early {
+            e.record(cell, done.meta.status == Status::Ok, done.meta.class_bits & 1 == 1);
+        }
+        for done in self.fail_fast.finished(sweep, done) {
+            if self.tx.send(done).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the budget lets one more job start (waiting while no cost is
+    /// known and a job is running).
+    async fn admit(&self) -> bool {
+        let Some(b) = &self.budget else { return true };
+        loop {
+            let a = b.lock().expect("lock").admit(1);
+            match a {
+                Admit::Start(_) => return true,
+                Admit::Exhausted => return false,
+                Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+
+    /// Job `i`, tried until it is done, out of attempts, or the run stops.
+    async fn attempts(&self, i: u64, first_slot: tokio::sync::OwnedSemaphorePermit) -> Executed {
+        let mut slot = Some(first_slot);
+        let mut attempt = 1;
+        loop {
+            let s = match slot.take() {
+                Some(s) => s,
+                None => self.slots.clone().acquire_owned().await.expect("never closed"),
+            };
+            let done = self.executor.run(i, attempt, s).await;
+            if done.meta.status == Status::Failed && !done.unauthorized {
+                self.progress.failed_try(&self.sweep, &done);
+            }
+            if !done.retryable || attempt >= self.sweep.spec.max_attempts || self.stop.load(Ordering::Relaxed) {
+                return done;
+            }
+            tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
+            attempt += 1;
+        }
+    }
+
+    fn ended(&self) -> Ended {
+        let early = self.early.as_ref();
+        Ended {
+            paused: self.paused.lock().expect("lock").take(),
+            dead: self.fail_fast.dead(),
+            exhausted: self
+                .budget
+                .as_ref()
+                .is_some_and(|b| b.lock().expect("lock").is_exhausted()),
+            skipped: early.map_or(0, |e| e.skipped(self.sweep.space.queries)),
+            stops: early.map(EarlyStop::stops),
+        }
+    }
+}
+
+impl Ended {
+    fn outcome(&self, done: u64, total: u64) -> Outcome {
+        if done + self.skipped == total {
+            Outcome::Completed
+        } else if let Some(why) = &self.paused {
+            Outcome::Paused(why.clone())
+        } else if !self.dead.is_empty() {
+            Outcome::ModelsFailed(self.dead.clone())
+        } else if self.exhausted {
+            Outcome::BudgetExhausted
+        } else {
+            Outcome::Interrupted
+        }
+    }
+}
+
+/// The executor of a local run: in-process rate limits, the response cache
+/// in the store (when a model is called at all), its judge slots.
+fn executor(sweep: &Arc<Sweep>, opts: &LocalOptions) -> Result<Executor, RunError> {
     let calls_models = sweep
         .spec
         .models
@@ -274,181 +488,49 @@ pub async fn run_local(
     } else {
         None
     };
-    let concurrency = opts.concurrency.max(1);
     let judge_slots = Arc::new(Semaphore::new(opts.judge_concurrency.max(1)));
-    let executor = Arc::new(Executor::new(
+    Ok(Executor::new(
         sweep.clone(),
         Arc::new(LocalLimiter::default()),
         cache,
         judge_slots,
-    ));
-    let max_attempts = sweep.spec.max_attempts;
-    let paused: Arc<std::sync::Mutex<Option<String>>> = Arc::new(std::sync::Mutex::new(None));
-    // Generation slots: a job holds one while its model is called (see
-    // `Executor::run`). With judges there are more dispatch tasks than
-    // generation slots, so jobs being judged do not keep others from starting.
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let has_judges = sweep.judge_models.iter().any(Option::is_some);
-    let dispatchers = concurrency + if has_judges { opts.judge_concurrency.max(1) } else { 0 };
-    let cursor = Arc::new(AtomicU64::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..dispatchers {
-        let (executor, slots, tx, stop, paused, budget, early, cursor, todo, sweep, fail_fast, progress) = (
-            executor.clone(),
-            slots.clone(),
-            tx.clone(),
-            stop.clone(),
-            paused.clone(),
-            budget.clone(),
-            early.clone(),
-            cursor.clone(),
-            todo.clone(),
-            sweep.clone(),
-            fail_fast.clone(),
-            progress.clone(),
-        );
-        tasks.spawn(async move {
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let pos = cursor.fetch_add(1, Ordering::Relaxed);
-                if pos >= total {
-                    break;
-                }
-                let i = sweep.space.dispatch(pos);
-                if todo.contains(i) {
-                    continue;
-                }
-                let t = sweep.space.decode(i);
-                if fail_fast.is_dead(t.model) {
-                    continue;
-                }
-                let cell = sweep.space.cell_of(&t);
-                let mut slot = Some(slots.clone().acquire_owned().await.expect("never closed"));
-                if let Some(e) = &early
-                    && !e.admit(cell, t.seed)
-                {
-                    continue;
-                }
-                let admitted = loop {
-                    let Some(b) = &budget else { break true };
-                    let a = b.lock().expect("lock").admit(1);
-                    match a {
-                        Admit::Start(_) => break true,
-                        Admit::Exhausted => break false,
-                        // No cost known yet and a job running: ask again shortly.
-                        Admit::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
-                    }
-                };
-                if !admitted {
-                    stop.store(true, Ordering::Relaxed);
-                    break;
-                }
-                let mut attempt = 1;
-                let done = loop {
-                    let s = match slot.take() {
-                        Some(s) => s,
-                        None => slots.clone().acquire_owned().await.expect("never closed"),
-                    };
-                    let done = executor.run(i, attempt, s).await;
-                    if done.meta.status == Status::Failed && !done.unauthorized {
-                        progress.failed_try(&sweep, &done);
-                    }
-                    if !done.retryable || attempt >= max_attempts || stop.load(Ordering::Relaxed) {
-                        break done;
-                    }
-                    tokio::time::sleep(candor_core::retry::backoff(attempt, i)).await;
-                    attempt += 1;
-                };
-                if let Some(b) = &budget {
-                    b.lock().expect("lock").finished(done.meta.cost_micro_usd);
-                }
-                if done.unauthorized {
-                    // Every job of this model would meet the same refusal.
-                    paused
-                        .lock()
-                        .expect("lock")
-                        .get_or_insert_with(|| done.error.clone().unwrap_or_default());
-                    stop.store(true, Ordering::Relaxed);
-                    continue;
-                }
-                if let Some(e) = &early {
-                    e.record(cell, done.meta.status == Status::Ok, done.meta.class_bits & 1 == 1);
-                }
-                for done in fail_fast.finished(&sweep, done) {
-                    if tx.send(done).await.is_err() {
-                        return; // the writer has stopped; it reports why
-                    }
-                }
-            }
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        propagate(r);
-    }
-    for done in fail_fast.drain() {
-        if tx.send(done).await.is_err() {
-            break;
-        }
-    }
-    drop(tx);
-    let (log, ran) = tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .map_err(|_| RunError::WriterPanicked)?
-        .map_err(|_| RunError::WriterPanicked)??;
+    ))
+}
 
-    tracing::info!(sweep.id = %sweep.id, ran, done = log.done().count(), "dispatch finished");
-    let skipped = early.as_ref().map_or(0, |e| e.skipped(sweep.space.queries));
-    let stops = early.as_ref().map(|e| e.stops());
-    let outcome = if log.done().count() + skipped == total {
-        Outcome::Completed
-    } else if let Some(why) = paused.lock().expect("lock").take() {
-        Outcome::Paused(why)
-    } else if !fail_fast.dead().is_empty() {
-        Outcome::ModelsFailed(fail_fast.dead())
-    } else if budget.as_ref().is_some_and(|b| b.lock().expect("lock").is_exhausted()) {
-        Outcome::BudgetExhausted
-    } else {
-        Outcome::Interrupted
-    };
-    let out = opts.out.clone();
-    let exhausted = outcome == Outcome::BudgetExhausted;
-    let stopped_models = match &outcome {
+/// Writes results.jsonl, the report and its views from the store, with
+/// what the run knows besides the results: its times, the models it
+/// stopped, a spent budget, early stopping's cutoffs.
+async fn write_report(
+    sweep: Arc<Sweep>,
+    log: SweepLog,
+    out: PathBuf,
+    outcome: &Outcome,
+    ended: Ended,
+    started_ms: u64,
+) -> Result<Report, RunError> {
+    let exhausted = *outcome == Outcome::BudgetExhausted;
+    let stopped_models = match outcome {
         Outcome::ModelsFailed(why) => why.clone(),
         _ => Vec::new(),
     };
-    let started_ms = now_ms().saturating_sub(started.elapsed().as_millis() as u64);
-    let report = {
-        let sweep = sweep.clone();
-        let out = out.clone();
-        tokio::task::spawn_blocking(move || {
-            export(&sweep, &log, &out, |r| {
-                r.sweep.provenance = Provenance::of(&sweep, Some(started_ms), Some(now_ms()));
-                for why in stopped_models.iter().rev() {
-                    r.notes
-                        .insert(0, format!("STOPPED: {why}; its other jobs were not run."));
-                }
-                if exhausted {
-                    r.mark_budget_exhausted();
-                }
-                if let Some(stops) = &stops {
-                    r.mark_stopped_early(stops, skipped);
-                }
-            })
+    tokio::task::spawn_blocking(move || {
+        export(&sweep, &log, &out, |r| {
+            r.sweep.provenance = Provenance::of(&sweep, Some(started_ms), Some(now_ms()));
+            for why in stopped_models.iter().rev() {
+                r.notes
+                    .insert(0, format!("STOPPED: {why}; its other jobs were not run."));
+            }
+            if exhausted {
+                r.mark_budget_exhausted();
+            }
+            if let Some(stops) = &ended.stops {
+                r.mark_stopped_early(stops, ended.skipped);
+            }
         })
-        .await
-        .map_err(|_| RunError::WriterPanicked)??
-    };
-    Ok(RunSummary {
-        outcome,
-        report,
-        resumed,
-        ran,
-        dropped_bytes,
-        elapsed: started.elapsed(),
-        out,
     })
+    .await
+    .map_err(|_| RunError::WriterPanicked)?
+    .map_err(RunError::from)
 }
 
 fn now_ms() -> u64 {
