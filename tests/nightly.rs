@@ -124,7 +124,10 @@ fn each_night_is_a_sweep_of_its_own_and_compare_gives_the_verdict() {
     );
     let (_, wm) = get(wport, "/metrics");
     assert!(value(&wm, "candor_worker_cost_usd_total").is_some(), "{wm}");
-    assert!(value(&wm, "candor_worker_jobs_completed_total").unwrap() > 0.0, "{wm}");
+    assert!(
+        value(&wm, "candor_worker_jobs_total{outcome=\"completed\"}").unwrap() > 0.0,
+        "{wm}"
+    );
 
     // Bad labels and id files are refused, naming what to fix.
     let o = c.candor(&["submit", "s.yaml", "--run", "a b!"]);
