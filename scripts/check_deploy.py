@@ -21,7 +21,9 @@ Run through scripts/check-deploy, which provides the pinned tools (deploy/ci-req
      rendered readiness probe answers 200; then the nightly CronJob as Kubernetes runs it (the
      ConfigMap and emptyDir as temp dirs, $(VAR) expanded, CANDOR_RUN from the Job's name): a
      baseline, the chart rendered again with it as nightly.baseline, submit + compare (exit 0), a
-     retried pod (`already submitted`, same id), and a planted regression (compare exits 1). Then
+     retried pod (`already submitted`, same id), and a planted regression (compare exits 1); then
+     deploy/grafana/candor.json's queries against what the running coordinator's and worker's
+     /metrics export (metric names, label names and literal label values). Then
      deploy/compose.yaml's coordinator, workers (and sim-server) from their environment until their
      healthcheck command passes, and its submit and report one-shots.
 
@@ -1216,12 +1218,16 @@ def exposition(text: str) -> tuple[set[str], dict[str, list[dict[str, str]]]]:
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 4 and parts[:2] == ["#", "TYPE"]:
+            # A family's own name is a series only for gauges (and untyped, info, ...).
             name, kind = parts[2], parts[3]
-            declared.add(name)
-            if kind == "counter" and not name.endswith("_total"):
-                declared.add(name + "_total")
-            if kind == "histogram":
+            if kind == "counter":
+                declared.add(name if name.endswith("_total") else name + "_total")
+            elif kind == "histogram":
                 declared.update(name + sfx for sfx in ("_bucket", "_sum", "_count"))
+            elif kind == "summary":
+                declared.update(name + sfx for sfx in ("", "_sum", "_count"))
+            else:
+                declared.add(name)
         elif line and not line.startswith("#") and (m := SAMPLE_LINE.fullmatch(line.strip())):
             samples.setdefault(m[1], []).append(dict(LABEL_PAIR.findall(m[2] or "")))
     return declared | set(samples), samples

@@ -6,9 +6,13 @@
 //! `candor_worker_jobs_total`) and `_bucket`, `_sum` and `_count` to a
 //! histogram's.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -79,6 +83,23 @@ struct JobLabels {
     outcome: JobOutcome,
 }
 
+/// A counter of US dollars kept in whole micro-dollars, as results carry
+/// them, so that the total stays exact however many results it adds up (an
+/// `f64` counter drifts: 0.028017 becomes 0.02801699999999998).
+#[derive(Debug, Clone, Default)]
+struct Usd(Arc<AtomicU64>);
+
+impl EncodeMetric for Usd {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let usd = self.0.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_counter::<NoLabelSet, _, u64>(&usd, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -89,7 +110,7 @@ pub struct Metrics {
     leases_lost: Counter,
     in_flight: Gauge,
     latency: Histogram,
-    cost_usd: Counter<f64, AtomicU64>,
+    cost_usd: Usd,
 }
 
 impl Default for Metrics {
@@ -107,7 +128,7 @@ impl Metrics {
             let _ = jobs.get_or_create(&JobLabels { outcome });
         }
         let (leased, leases_lost, in_flight) = (Counter::default(), Counter::default(), Gauge::default());
-        let (latency, cost_usd) = (Histogram::new(BUCKETS), Counter::default());
+        let (latency, cost_usd) = (Histogram::new(BUCKETS), Usd::default());
         let mut registry = Registry::default();
         registry.register(
             JOBS,
@@ -155,9 +176,7 @@ impl Metrics {
 
     /// Adds the cost of recorded results, in micro-USD as results carry it.
     pub fn add_cost(&self, micro_usd: u64) {
-        if micro_usd > 0 {
-            self.cost_usd.inc_by(micro_usd as f64 / 1e6);
-        }
+        self.cost_usd.0.fetch_add(micro_usd, Ordering::Relaxed);
     }
 
     /// The OpenMetrics text of every family, ending in `# EOF`.

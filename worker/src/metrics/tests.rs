@@ -50,7 +50,10 @@ fn the_exposition_has_every_family_and_ends_in_eof() {
     m.leased(5);
     m.lease_lost();
     m.set_in_flight(2);
-    m.add_cost(1_250_000);
+    // Added as f64 these would show 0.30000000000000004.
+    m.add_cost(100_000);
+    m.add_cost(200_000);
+    m.add_cost(950_000);
     let text = m.render();
     assert_eq!(value(&text, "candor_worker_jobs_leased_total"), Some(5.0), "{text}");
     assert_eq!(value(&text, "candor_worker_leases_lost_total"), Some(1.0), "{text}");
