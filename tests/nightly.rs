@@ -44,6 +44,14 @@ fn each_night_is_a_sweep_of_its_own_and_compare_gives_the_verdict() {
     let q: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(q["queue_depth"], 240, "{q}");
     assert_eq!(q["running_sweeps"], 1, "{q}");
+    // OpenMetrics, as Prometheus asks for it: the content type, and the EOF it ends in.
+    let (_, raw) = http(c.http, "GET", "/metrics", "");
+    let head = raw.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(raw.ends_with("# EOF\n"), "{raw}");
     let (_, metrics) = get(c.http, "/metrics");
     assert_eq!(
         value(&metrics, &format!("candor_sweep_jobs{{sweep=\"{n1}\",name=\"small\"}}")),
