@@ -21,7 +21,9 @@ Run through scripts/check-deploy, which provides the pinned tools (deploy/ci-req
      rendered readiness probe answers 200; then the nightly CronJob as Kubernetes runs it (the
      ConfigMap and emptyDir as temp dirs, $(VAR) expanded, CANDOR_RUN from the Job's name): a
      baseline, the chart rendered again with it as nightly.baseline, submit + compare (exit 0), a
-     retried pod (`already submitted`, same id), and a planted regression (compare exits 1). Then
+     retried pod (`already submitted`, same id), and a planted regression (compare exits 1); then
+     deploy/grafana/candor.json's queries against what the running coordinator's and worker's
+     /metrics export (metric names, label names and literal label values). Then
      deploy/compose.yaml's coordinator, workers (and sim-server) from their environment until their
      healthcheck command passes, and its submit and report one-shots.
 
@@ -1198,22 +1200,65 @@ def smoke_dump_config(ck: Checks, sm: Smoke, who: str, args: list[str], env: dic
              wrong + ["a secret value is printed"] * bool(secrets_shown))
 
 
+# A sample line: name, labels, value and maybe a timestamp.
+SAMPLE_LINE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+\S+(?:\s+\S+)?")
+LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+# A PromQL selector: a candor_* name, and its matchers when it has any.
+SELECTOR = re.compile(r"\b(candor_[a-z0-9_]+)(?:\{([^}]*)\})?")
+MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+LABEL_VALUES = re.compile(r"label_values\(\s*(candor_[a-z0-9_]+)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)")
+
+
+def exposition(text: str) -> tuple[set[str], dict[str, list[dict[str, str]]]]:
+    """The sample names a /metrics text declares (Prometheus text or OpenMetrics, whose counter
+    families are declared without the `_total` of their samples), and the label sets of the samples
+    it holds, by sample name."""
+    declared: set[str] = set()
+    samples: dict[str, list[dict[str, str]]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[:2] == ["#", "TYPE"]:
+            # A family's own name is a series only for gauges (and untyped, info, ...).
+            name, kind = parts[2], parts[3]
+            if kind == "counter":
+                declared.add(name if name.endswith("_total") else name + "_total")
+            elif kind == "histogram":
+                declared.update(name + sfx for sfx in ("_bucket", "_sum", "_count"))
+            elif kind == "summary":
+                declared.update(name + sfx for sfx in ("", "_sum", "_count"))
+            else:
+                declared.add(name)
+        elif line and not line.startswith("#") and (m := SAMPLE_LINE.fullmatch(line.strip())):
+            samples.setdefault(m[1], []).append(dict(LABEL_PAIR.findall(m[2] or "")))
+    return declared | set(samples), samples
+
+
+def dashboard_selectors(exprs: list[str]) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """Each candor_* selector of the queries: its name and its (label, op, value) matchers, with
+    `label_values(NAME, LABEL)` read as a selector that needs LABEL."""
+    found = []
+    for e in exprs:
+        for m in SELECTOR.finditer(e):
+            found.append((m[1], MATCHER.findall(m[2] or "")))
+        for m in LABEL_VALUES.finditer(e):
+            found.append((m[1], [(m[2], "=~", ".+")]))
+    return found
+
+
 def smoke_dashboard(ck: Checks, metrics_urls: dict[str, str]) -> None:
-    """Every candor_* name in deploy/grafana/candor.json's queries is a family (or a histogram's
-    _bucket/_sum/_count) that the coordinator's or the worker's /metrics exports."""
-    exported: dict[str, str] = {}
+    """Every candor_* name in deploy/grafana/candor.json's queries is a sample name that the
+    coordinator's or the worker's /metrics exports, and every label matcher of the queries names a
+    label those samples carry (with that value, where the matcher is `label="literal"`)."""
+    exported: set[str] = set()
+    samples: dict[str, list[dict[str, str]]] = {}
     for who, url in metrics_urls.items():
         code, text = http_get(url, limit=4 << 20)
         if code != 200:
             raise SmokeError(f"{who}: GET {url} answered {code}", text.splitlines()[:5])
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) == 4 and parts[:2] == ["#", "TYPE"]:
-                names = [parts[2]]
-                if parts[3] == "histogram":
-                    names += [parts[2] + sfx for sfx in ("_bucket", "_sum", "_count")]
-                for n in names:
-                    exported.setdefault(n, who)
+        names, held = exposition(text)
+        exported |= names
+        for n, sets in held.items():
+            samples.setdefault(n, []).extend(sets)
     dashboard = json.loads(GRAFANA_DASHBOARD.read_text())
     exprs: list[str] = []
 
@@ -1229,11 +1274,26 @@ def smoke_dashboard(ck: Checks, metrics_urls: dict[str, str]) -> None:
                 walk(v)
 
     walk(dashboard)
-    used = sorted({m for e in exprs for m in re.findall(r"\bcandor_[a-z0-9_]+", e)})
+    selectors = dashboard_selectors(exprs)
+    used = sorted({name for name, _ in selectors})
     missing = [m for m in used if m not in exported]
     ck.check(bool(used) and not missing,
              f"{rel(GRAFANA_DASHBOARD)}: the {len(used)} metric names its {len(exprs)} queries use are all exported "
              f"by the running coordinator and worker", [f"not exported: {m}" for m in missing])
+    wrong: set[str] = set()
+    matchers = 0
+    for name, ms in selectors:
+        for label, op, value in ms:
+            matchers += 1
+            sets = samples.get(name, [])
+            if op == "=" and "$" not in value:
+                if not any(ls.get(label) == value for ls in sets):
+                    wrong.add(f'{name}{{{label}="{value}"}}: no such series exported')
+            elif not any(label in ls for ls in sets):
+                wrong.add(f"{name}: no exported series has the label {label}")
+    ck.check(matchers > 0 and not wrong,
+             f"{rel(GRAFANA_DASHBOARD)}: the {matchers} label matchers of its queries name labels (and label values) "
+             f"that the running coordinator's and worker's series carry", sorted(wrong))
 
 
 def smoke_nightly(ck: Checks, sm: Smoke, base_values: dict, render, coord: str) -> None:

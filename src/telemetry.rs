@@ -76,9 +76,14 @@ pub fn init(service: &'static str, default_filter: &str) -> Guard {
 
 type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
 
+/// The content type of `/metrics`: the OpenMetrics text that the crates'
+/// registries encode (prometheus-client's `encoding::text`), which
+/// Prometheus asks for first when it scrapes.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// What the HTTP endpoint serves.
 pub struct Endpoints {
-    /// Prometheus exposition text.
+    /// The registry's OpenMetrics text.
     pub metrics: Probe,
     /// Ok when the service can do its work; the error says why not.
     pub ready: Probe,
@@ -103,7 +108,7 @@ fn text_route(probe: Probe, content_type: &'static str) -> axum::routing::Method
 /// Serves `/metrics`, `/healthz`, `/readyz` (and `/queue` when given) on `listener`.
 pub async fn serve_http(listener: tokio::net::TcpListener, e: Endpoints) {
     let mut app = axum::Router::new()
-        .route("/metrics", text_route(e.metrics, "text/plain; version=0.0.4"))
+        .route("/metrics", text_route(e.metrics, OPENMETRICS))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route("/readyz", text_route(e.ready, "text/plain"));
     if let Some(queue) = e.queue {

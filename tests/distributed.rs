@@ -46,7 +46,7 @@ fn a_sweep_runs_across_workers_and_reports_like_a_local_run() {
     let (status, body) = http_get(c.http, "/metrics").unwrap();
     assert!(status.contains("200"), "{status}");
     for line in [
-        format!("candor_jobs_completed_total{{sweep=\"{id}\",name=\"plain\"}} 120"),
+        format!("candor_jobs_total{{sweep=\"{id}\",name=\"plain\",outcome=\"completed\"}} 120"),
         format!("candor_jobs_leased_total{{sweep=\"{id}\",name=\"plain\"}} 120"),
         format!("candor_jobs_in_flight{{sweep=\"{id}\",name=\"plain\"}} 0"),
         format!("candor_queue_depth_jobs{{sweep=\"{id}\",name=\"plain\"}} 0"),
@@ -179,7 +179,7 @@ fn a_stopped_worker_loses_its_leases_and_its_late_results_do_not_count() {
     c.signal_worker(0, "-CONT");
     // Its jobs finish late; the store refuses their results.
     eventually(LIMIT, "late results to be refused", || {
-        metric(http, "candor_worker_results_refused_total").unwrap_or(0)
+        metric(http, "candor_worker_jobs_total{outcome=\"refused\"}").unwrap_or(0)
             + metric(http, "candor_worker_leases_lost_total").unwrap_or(0)
             > 0
     });

@@ -44,6 +44,14 @@ fn each_night_is_a_sweep_of_its_own_and_compare_gives_the_verdict() {
     let q: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(q["queue_depth"], 240, "{q}");
     assert_eq!(q["running_sweeps"], 1, "{q}");
+    // OpenMetrics, as Prometheus asks for it: the content type, and the EOF it ends in.
+    let (_, raw) = http(c.http, "GET", "/metrics", "");
+    let head = raw.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(raw.ends_with("# EOF\n"), "{raw}");
     let (_, metrics) = get(c.http, "/metrics");
     assert_eq!(
         value(&metrics, &format!("candor_sweep_jobs{{sweep=\"{n1}\",name=\"small\"}}")),
@@ -124,7 +132,10 @@ fn each_night_is_a_sweep_of_its_own_and_compare_gives_the_verdict() {
     );
     let (_, wm) = get(wport, "/metrics");
     assert!(value(&wm, "candor_worker_cost_usd_total").is_some(), "{wm}");
-    assert!(value(&wm, "candor_worker_jobs_completed_total").unwrap() > 0.0, "{wm}");
+    assert!(
+        value(&wm, "candor_worker_jobs_total{outcome=\"completed\"}").unwrap() > 0.0,
+        "{wm}"
+    );
 
     // Bad labels and id files are refused, naming what to fix.
     let o = c.candor(&["submit", "s.yaml", "--run", "a b!"]);

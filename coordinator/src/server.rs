@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -343,7 +342,7 @@ impl SweepsApi {
         req: Request<pb::SweepRef>,
         resume: bool,
     ) -> Result<Response<pb::SweepStatus>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let id = req.into_inner().sweep_id;
         let id = check_id(&id)?;
         let q = &self.0.queue;
@@ -359,7 +358,7 @@ impl SweepsApi {
 #[tonic::async_trait]
 impl pb::sweeps_server::Sweeps for SweepsApi {
     async fn submit(&self, req: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let b = req
             .into_inner()
             .bundle
@@ -416,14 +415,14 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
     }
 
     async fn get(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::SweepStatus>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         Ok(Response::new(
             self.0.status(check_id(&req.into_inner().sweep_id)?).await?,
         ))
     }
 
     async fn list(&self, _req: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let mut sweeps = Vec::new();
         for id in self.0.queue.list().await.map_err(internal)? {
             sweeps.push(self.0.status(&id).await?);
@@ -434,7 +433,7 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
     type WatchStream = BoxStream<pb::SweepStatus>;
 
     async fn watch(&self, req: Request<pb::SweepRef>) -> Result<Response<Self::WatchStream>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let id = check_id(&req.into_inner().sweep_id)?.to_string();
         let first = self.0.status(&id).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -474,7 +473,7 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
     }
 
     async fn delete(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let id = req.into_inner().sweep_id;
         let id = check_id(&id)?;
         let state = self
@@ -497,7 +496,7 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
     }
 
     async fn report(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::ReportResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let r = self.0.report(check_id(&req.into_inner().sweep_id)?).await?;
         Ok(Response::new(pb::ReportResponse {
             report_json: serde_json::to_string_pretty(&r).expect("reports serialize") + "\n",
@@ -508,7 +507,7 @@ impl pb::sweeps_server::Sweeps for SweepsApi {
     type ResultsStream = BoxStream<pb::ResultsChunk>;
 
     async fn results(&self, req: Request<pb::SweepRef>) -> Result<Response<Self::ResultsStream>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let id = check_id(&req.into_inner().sweep_id)?.to_string();
         let st = self.0.state(&id).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -570,17 +569,14 @@ fn group<T>(items: Vec<T>, id: impl Fn(&T) -> Option<&String>) -> Result<HashMap
 #[tonic::async_trait]
 impl pb::workers_server::Workers for WorkersApi {
     async fn lease(&self, req: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let r = req.into_inner();
         let span = tracing::info_span!("lease", worker = %r.worker_id, slots = r.slots);
         async move {
             let slots = r.slots.clamp(1, 10_000);
             let ttl = self.0.settings.lease_ttl.as_millis() as u64;
             let leases = self.0.queue.lease(slots, ttl).await.map_err(internal)?;
-            self.0
-                .metrics
-                .leased_here
-                .fetch_add(leases.len() as u64, Ordering::Relaxed);
+            self.0.metrics.leased(leases.len() as u64);
             let traceparent = candor_proto::trace::traceparent(&tracing::Span::current());
             Ok(Response::new(pb::LeaseResponse {
                 leases: leases
@@ -601,7 +597,7 @@ impl pb::workers_server::Workers for WorkersApi {
     }
 
     async fn renew(&self, req: Request<pb::RenewRequest>) -> Result<Response<pb::RenewResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let jobs: Vec<JobRef> = req
             .into_inner()
             .jobs
@@ -631,7 +627,7 @@ impl pb::workers_server::Workers for WorkersApi {
     }
 
     async fn complete(&self, req: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let mut resp = pb::CompleteResponse::default();
         for (id, items) in group(req.into_inner().completions, |c| c.job.as_ref().map(|j| &j.sweep_id))? {
             let items: Vec<Completion> = items
@@ -663,7 +659,7 @@ impl pb::workers_server::Workers for WorkersApi {
     }
 
     async fn fail(&self, req: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let mut resp = pb::FailResponse::default();
         for (id, items) in group(req.into_inner().failures, |f| f.job.as_ref().map(|j| &j.sweep_id))? {
             let items: Vec<Failure> = items
@@ -702,7 +698,7 @@ impl pb::workers_server::Workers for WorkersApi {
     }
 
     async fn bundle(&self, req: Request<pb::SweepRef>) -> Result<Response<pb::SpecBundle>, Status> {
-        self.0.metrics.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.rpc();
         let id = req.into_inner().sweep_id;
         let id = check_id(&id)?;
         let json = self

@@ -1,168 +1,191 @@
-//! A worker's Prometheus metrics.
+//! A worker's Prometheus metrics, declared once here and registered in the
+//! worker's one [`Registry`]; `/metrics` serves its OpenMetrics encoding.
+//!
+//! The constants are the names as registered: the encoder adds `_total` to
+//! a counter's samples (`candor_worker_jobs` is scraped as
+//! `candor_worker_jobs_total`) and `_bucket`, `_sum` and `_count` to a
+//! histogram's.
 
-use std::fmt::Write as _;
-
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use candor_exec::counted::CALLS;
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-pub const JOBS_COMPLETED: &str = "candor_worker_jobs_completed_total";
-pub const JOBS_FAILED: &str = "candor_worker_jobs_failed_total";
-pub const JOBS_RETRIED: &str = "candor_worker_jobs_retried_total";
-pub const JOBS_DEAD_LETTERED: &str = "candor_worker_jobs_dead_lettered_total";
-pub const JOBS_RELEASED: &str = "candor_worker_jobs_released_total";
-pub const RESULTS_REFUSED: &str = "candor_worker_results_refused_total";
-pub const LEASES_LOST: &str = "candor_worker_leases_lost_total";
-pub const JOBS_LEASED: &str = "candor_worker_jobs_leased_total";
+pub const JOBS: &str = "candor_worker_jobs";
+pub const JOBS_LEASED: &str = "candor_worker_jobs_leased";
+pub const LEASES_LOST: &str = "candor_worker_leases_lost";
 pub const IN_FLIGHT: &str = "candor_worker_jobs_in_flight";
 pub const JOB_LATENCY: &str = "candor_job_latency_seconds";
-pub const BACKEND_CALLS: &str = "candor_backend_calls_total";
-pub const COST: &str = "candor_worker_cost_usd_total";
+pub const COST: &str = "candor_worker_cost_usd";
 
 /// Upper bounds of the job latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-#[derive(Debug, Default)]
+/// What became of a job this worker ran, as the store answered: each
+/// attempt ends in exactly one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobOutcome {
+    /// Its result was recorded (whatever its status).
+    Completed,
+    /// Recorded as failed through the fail path (a failure that will not pass).
+    Failed,
+    /// A retryable failure sent back to the queue.
+    Retried,
+    /// Dead-lettered after its last attempt.
+    DeadLettered,
+    /// Handed back unfinished (shutdown, a paused sweep, fail fast's hold).
+    Released,
+    /// The store refused the result: the job had one already, the lease had
+    /// moved on, or the sweep was gone.
+    Refused,
+}
+
+impl JobOutcome {
+    pub const ALL: [JobOutcome; 6] = [
+        JobOutcome::Completed,
+        JobOutcome::Failed,
+        JobOutcome::Retried,
+        JobOutcome::DeadLettered,
+        JobOutcome::Released,
+        JobOutcome::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Completed => "completed",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Retried => "retried",
+            JobOutcome::DeadLettered => "dead_lettered",
+            JobOutcome::Released => "released",
+            JobOutcome::Refused => "refused",
+        }
+    }
+}
+
+impl EncodeLabelValue for JobOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct JobLabels {
+    outcome: JobOutcome,
+}
+
+/// A counter of US dollars kept in whole micro-dollars, as results carry
+/// them, so that the total stays exact however many results it adds up (an
+/// `f64` counter drifts: 0.028017 becomes 0.02801699999999998).
+#[derive(Debug, Clone, Default)]
+struct Usd(Arc<AtomicU64>);
+
+impl EncodeMetric for Usd {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let usd = self.0.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_counter::<NoLabelSet, _, u64>(&usd, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+#[derive(Debug)]
 pub struct Metrics {
-    /// The last lease call reached the coordinator.
+    registry: Registry,
+    /// The last lease call reached the coordinator (for `/readyz`, not exported).
     pub connected: AtomicBool,
-    pub completed: AtomicU64,
-    pub failed: AtomicU64,
-    pub retried: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub released: AtomicU64,
-    /// Results the store refused: the job had a result already, or the lease had moved on.
-    pub refused: AtomicU64,
-    pub leases_lost: AtomicU64,
-    pub leased: AtomicU64,
-    pub in_flight: AtomicU64,
-    /// Micro-USD of the results this worker recorded.
-    pub cost_micro_usd: AtomicU64,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    /// Sum of latencies in microseconds.
-    latency_sum_us: AtomicU64,
+    jobs: Family<JobLabels, Counter>,
+    leased: Counter,
+    leases_lost: Counter,
+    in_flight: Gauge,
+    latency: Histogram,
+    cost_usd: Usd,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    pub fn observe_latency(&self, secs: f64) {
-        for (b, le) in self.latency_buckets.iter().zip(BUCKETS) {
-            if secs <= le {
-                b.fetch_add(1, Ordering::Relaxed);
-            }
+    pub fn new() -> Metrics {
+        let jobs = Family::<JobLabels, Counter>::default();
+        // Every outcome is exported from the start, at 0, so that a rate or
+        // a dashboard query over it is defined before the first such job.
+        for outcome in JobOutcome::ALL {
+            let _ = jobs.get_or_create(&JobLabels { outcome });
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+        let (leased, leases_lost, in_flight) = (Counter::default(), Counter::default(), Gauge::default());
+        let (latency, cost_usd) = (Histogram::new(BUCKETS), Usd::default());
+        let mut registry = Registry::default();
+        registry.register(
+            JOBS,
+            "Jobs this worker ran, by what the store made of them",
+            jobs.clone(),
+        );
+        registry.register(JOBS_LEASED, "Jobs leased by this worker", leased.clone());
+        registry.register(LEASES_LOST, "Leases lost while their jobs ran", leases_lost.clone());
+        registry.register(IN_FLIGHT, "Jobs running on this worker", in_flight.clone());
+        registry.register(JOB_LATENCY, "Wall time of a job", latency.clone());
+        registry.register(COST, "US dollars of the results this worker recorded", cost_usd.clone());
+        candor_exec::counted::register(&mut registry);
+        Metrics {
+            registry,
+            connected: AtomicBool::new(false),
+            jobs,
+            leased,
+            leases_lost,
+            in_flight,
+            latency,
+            cost_usd,
+        }
     }
 
+    /// Counts `n` jobs that ended in `outcome`.
+    pub fn jobs(&self, outcome: JobOutcome, n: u64) {
+        self.jobs.get_or_create(&JobLabels { outcome }).inc_by(n);
+    }
+
+    pub fn leased(&self, n: u64) {
+        self.leased.inc_by(n);
+    }
+
+    pub fn lease_lost(&self) {
+        self.leases_lost.inc();
+    }
+
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn observe_latency(&self, secs: f64) {
+        self.latency.observe(secs);
+    }
+
+    /// Adds the cost of recorded results, in micro-USD as results carry it.
+    pub fn add_cost(&self, micro_usd: u64) {
+        self.cost_usd.0.fetch_add(micro_usd, Ordering::Relaxed);
+    }
+
+    /// The OpenMetrics text of every family, ending in `# EOF`.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let counters: [(&str, &str, &AtomicU64); 8] = [
-            (JOBS_COMPLETED, "Results recorded by this worker.", &self.completed),
-            (JOBS_FAILED, "Jobs this worker recorded as failed.", &self.failed),
-            (
-                JOBS_RETRIED,
-                "Retryable failures this worker sent back to the queue.",
-                &self.retried,
-            ),
-            (
-                JOBS_DEAD_LETTERED,
-                "Jobs dead-lettered after this worker's last attempt.",
-                &self.dead_lettered,
-            ),
-            (
-                JOBS_RELEASED,
-                "Jobs handed back unfinished at shutdown.",
-                &self.released,
-            ),
-            (
-                RESULTS_REFUSED,
-                "Results refused: the job had one already or the lease had moved on.",
-                &self.refused,
-            ),
-            (LEASES_LOST, "Leases lost while their jobs ran.", &self.leases_lost),
-            (JOBS_LEASED, "Jobs leased by this worker.", &self.leased),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            s,
-            "# HELP {IN_FLIGHT} Jobs running on this worker.\n# TYPE {IN_FLIGHT} gauge\n{IN_FLIGHT} {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "# HELP {JOB_LATENCY} Wall time of a job.\n# TYPE {JOB_LATENCY} histogram"
-        );
-        for (b, le) in self.latency_buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(s, "{JOB_LATENCY}_bucket{{le=\"{le}\"}} {}", b.load(Ordering::Relaxed));
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "{JOB_LATENCY}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            s,
-            "{JOB_LATENCY}_sum {}",
-            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(s, "{JOB_LATENCY}_count {count}");
-        let _ = writeln!(
-            s,
-            "# HELP {COST} US dollars of the results this worker recorded.\n# TYPE {COST} counter\n{COST} {}",
-            self.cost_micro_usd.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(
-            s,
-            "# HELP {BACKEND_CALLS} Answers of the model APIs, by outcome (retries included).\n# TYPE {BACKEND_CALLS} counter"
-        );
-        for (outcome, c) in [
-            ("ok", &CALLS.ok),
-            ("rate_limited", &CALLS.rate_limited),
-            ("error", &CALLS.error),
-        ] {
-            let _ = writeln!(
-                s,
-                "{BACKEND_CALLS}{{outcome=\"{outcome}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        }
+        prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String does not fail");
         s
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_histogram_is_cumulative() {
-        let m = Metrics::default();
-        m.observe_latency(0.003);
-        m.observe_latency(0.2);
-        m.observe_latency(100.0);
-        let text = m.render();
-        assert!(
-            text.contains("candor_job_latency_seconds_bucket{le=\"0.001\"} 0"),
-            "{text}"
-        );
-        assert!(
-            text.contains("candor_job_latency_seconds_bucket{le=\"0.005\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("candor_job_latency_seconds_bucket{le=\"0.25\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("candor_job_latency_seconds_bucket{le=\"+Inf\"} 3"),
-            "{text}"
-        );
-        assert!(text.contains("candor_job_latency_seconds_count 3"), "{text}");
-    }
-}
+mod tests;

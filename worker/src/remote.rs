@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::cache::RedisCache;
 use crate::limit::RedisLimiter;
-use crate::metrics::Metrics;
+use crate::metrics::{JobOutcome, Metrics};
 use candor_exec::cache::Cache;
 use candor_exec::execute::{Executed, Executor};
 use candor_exec::limit::{Limiter, LocalLimiter};
@@ -156,7 +156,7 @@ impl Shared {
         let mut r = self.running.lock().expect("lock");
         if r.get(key).is_some_and(|j| j.fence == fence) {
             r.remove(key);
-            self.metrics.in_flight.store(r.len() as u64, Ordering::Relaxed);
+            self.metrics.set_in_flight(r.len());
         }
     }
 
@@ -170,7 +170,7 @@ impl Shared {
                     // Deleted while its jobs ran: nothing to record them in.
                     let n = (completions.len() + failures.len()) as u64;
                     tracing::warn!(sweep.id = %sweep_id, results = n, "sweep is gone; dropping its results");
-                    self.metrics.refused.fetch_add(n, Ordering::Relaxed);
+                    self.metrics.jobs(JobOutcome::Refused, n);
                     break;
                 }
                 Err(RecordError::Other(e)) => {
@@ -180,7 +180,7 @@ impl Shared {
             }
         }
         let spent: u64 = completions.iter().map(|c| c.cost_micro_usd).sum();
-        self.metrics.cost_micro_usd.fetch_add(spent, Ordering::Relaxed);
+        self.metrics.add_cost(spent);
         for c in &completions {
             self.finish(&(sweep_id.to_string(), c.index), c.fence);
         }
@@ -229,8 +229,8 @@ impl Shared {
                         .await
                         .map_err(RecordError::rpc)?
                         .into_inner();
-                    m.completed.fetch_add(u64::from(r.recorded), Ordering::Relaxed);
-                    m.refused.fetch_add(u64::from(r.duplicate + r.stale), Ordering::Relaxed);
+                    m.jobs(JobOutcome::Completed, u64::from(r.recorded));
+                    m.jobs(JobOutcome::Refused, u64::from(r.duplicate + r.stale));
                 }
                 if !fs.is_empty() {
                     let r = client
@@ -257,31 +257,30 @@ impl Shared {
                         .await
                         .map_err(RecordError::rpc)?
                         .into_inner();
-                    m.retried.fetch_add(u64::from(r.retried), Ordering::Relaxed);
-                    m.dead_lettered.fetch_add(u64::from(r.dead_lettered), Ordering::Relaxed);
-                    m.failed
-                        .fetch_add(u64::from(r.failed + r.dead_lettered), Ordering::Relaxed);
-                    m.released.fetch_add(u64::from(r.released), Ordering::Relaxed);
-                    m.refused.fetch_add(u64::from(r.ignored), Ordering::Relaxed);
+                    m.jobs(JobOutcome::Retried, u64::from(r.retried));
+                    m.jobs(JobOutcome::DeadLettered, u64::from(r.dead_lettered));
+                    m.jobs(JobOutcome::Failed, u64::from(r.failed));
+                    m.jobs(JobOutcome::Released, u64::from(r.released));
+                    m.jobs(JobOutcome::Refused, u64::from(r.ignored));
                 }
                 return Ok(());
             }
         };
         for r in recorded {
             match r {
-                Recorded::Recorded => m.completed.fetch_add(1, Ordering::Relaxed),
-                _ => m.refused.fetch_add(1, Ordering::Relaxed),
-            };
+                Recorded::Recorded => m.jobs(JobOutcome::Completed, 1),
+                _ => m.jobs(JobOutcome::Refused, 1),
+            }
         }
         for o in outcomes {
-            let c = match o {
-                FailOutcome::Retried => &m.retried,
-                FailOutcome::DeadLettered => &m.dead_lettered,
-                FailOutcome::Failed => &m.failed,
-                FailOutcome::Released | FailOutcome::Paused | FailOutcome::Held => &m.released,
-                FailOutcome::AlreadyDone | FailOutcome::Stale => &m.refused,
+            let outcome = match o {
+                FailOutcome::Retried => JobOutcome::Retried,
+                FailOutcome::DeadLettered => JobOutcome::DeadLettered,
+                FailOutcome::Failed => JobOutcome::Failed,
+                FailOutcome::Released | FailOutcome::Paused | FailOutcome::Held => JobOutcome::Released,
+                FailOutcome::AlreadyDone | FailOutcome::Stale => JobOutcome::Refused,
             };
-            c.fetch_add(1, Ordering::Relaxed);
+            m.jobs(outcome, 1);
         }
         Ok(())
     }
@@ -447,11 +446,11 @@ pub async fn run(
                                 if let Some(a) = running.remove(&key).and_then(|r| r.abort) {
                                     a.abort();
                                 }
-                                shared.metrics.leases_lost.fetch_add(1, Ordering::Relaxed);
+                                shared.metrics.lease_lost();
                                 tracing::warn!(sweep.id = %key.0, job.index = key.1, "lease lost; job cancelled");
                             }
                         }
-                        shared.metrics.in_flight.store(running.len() as u64, Ordering::Relaxed);
+                        shared.metrics.set_in_flight(running.len());
                     }
                     Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
                 }
@@ -512,10 +511,7 @@ pub async fn run(
             continue;
         }
         idle = Backoff::new();
-        shared
-            .metrics
-            .leased
-            .fetch_add(resp.leases.len() as u64, Ordering::Relaxed);
+        shared.metrics.leased(resp.leases.len() as u64);
         let mut first = Some(first);
         for lease in resp.leases {
             let permit = match first.take() {
@@ -580,7 +576,7 @@ pub async fn run(
             if let Some(r) = running.get_mut(&key).filter(|r| r.fence == lease.fence) {
                 r.abort = Some(handle.abort_handle());
             }
-            shared.metrics.in_flight.store(running.len() as u64, Ordering::Relaxed);
+            shared.metrics.set_in_flight(running.len());
         }
     }
 
