@@ -48,3 +48,83 @@ impl fmt::Display for SpecError {
 }
 
 impl std::error::Error for SpecError {}
+
+/// A template that did not render (or is not there).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{template}{}: {reason}", line.map(|l| format!(", template line {l}")).unwrap_or_default())]
+pub struct RenderError {
+    /// The field the template came from, such as `prompts[0].user`.
+    pub template: String,
+    /// 1-based line in the template, when known.
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+impl From<RenderError> for String {
+    fn from(e: RenderError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a model has no API key in this process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the environment variable {var}, which holds the API key for model {model}, is not set")]
+    EnvUnset { var: String, model: String },
+    #[error("the API key file {file} for model {model} is empty")]
+    FileEmpty { file: String, model: String },
+    #[error("cannot read the API key file {file} for model {model}: {reason}")]
+    FileUnreadable {
+        file: String,
+        model: String,
+        reason: String,
+    },
+    #[error("no API key for model {model}")]
+    NotConfigured { model: String },
+}
+
+impl From<KeyError> for String {
+    fn from(e: KeyError) -> String {
+        e.to_string()
+    }
+}
+
+/// A file read with a size limit that could not be read as text; names what
+/// the file was for and its path.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {what} `{}`: {source}", path.display())]
+    Io {
+        what: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} `{}` is not a file", path.display())]
+    NotAFile { what: String, path: PathBuf },
+    #[error("{what} `{}` is {len} bytes; the limit is {limit}", path.display())]
+    TooLarge {
+        what: String,
+        path: PathBuf,
+        len: u64,
+        limit: u64,
+    },
+    #[error("{what} `{}` is not UTF-8 text", path.display())]
+    NotUtf8 { what: String, path: PathBuf },
+}
+
+impl From<ReadError> for String {
+    fn from(e: ReadError) -> String {
+        e.to_string()
+    }
+}
+
+/// A run label that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` must be at most 100 characters of letters, digits, `-`, `_` or `.`")]
+pub struct BadLabel(pub String);
+
+impl From<BadLabel> for String {
+    fn from(e: BadLabel) -> String {
+        e.to_string()
+    }
+}

@@ -17,7 +17,7 @@ pub mod spec;
 pub mod stats;
 pub mod template;
 
-pub use error::SpecError;
+pub use error::{BadLabel, KeyError, ReadError, RenderError, SpecError};
 pub use jobs::{JobId, JobSpace, JobTuple};
 pub use result::{ErrorKind, JobResult, Message, RecordMeta, Role, Status, Transcript, Usage};
 pub use spec::Sweep;

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
+use crate::error::RenderError;
+
 /// A compiled set of templates, each addressed by its spec field name
 /// (`prompts[0].system`).
 pub struct Templates {
@@ -44,14 +46,17 @@ impl Templates {
         Ok(t.undeclared_variables(false).into_iter().collect())
     }
 
-    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, String> {
-        let t = self.env.get_template(name).map_err(|e| e.to_string())?;
-        t.render(ctx).map_err(|e| match e.line() {
-            Some(l) => match e.detail() {
-                Some(d) => format!("{name}, template line {l}: {}: {d}", e.kind()),
-                None => format!("{name}, template line {l}: {}", e.kind()),
-            },
-            None => format!("{name}: {e}"),
+    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
+        let err = |line, reason| RenderError {
+            template: name.to_string(),
+            line,
+            reason,
+        };
+        let t = self.env.get_template(name).map_err(|e| err(None, e.to_string()))?;
+        t.render(ctx).map_err(|e| match (e.line(), e.detail()) {
+            (Some(l), Some(d)) => err(Some(l), format!("{}: {d}", e.kind())),
+            (Some(l), None) => err(Some(l), e.kind().to_string()),
+            (None, _) => err(None, e.to_string()),
         })
     }
 }
@@ -86,7 +91,7 @@ mod tests {
         let mut t = Templates::new();
         t.add("u", "hello {{ nobody }}".into()).unwrap();
         let e = t.render("u", &context! { query => "q" }).unwrap_err();
-        assert!(e.contains("undefined"), "{e}");
+        assert!(e.to_string().contains("undefined"), "{e}");
     }
 
     #[test]

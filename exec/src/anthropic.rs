@@ -1,5 +1,6 @@
 //! The Anthropic Messages API.
 
+use candor_core::KeyError;
 use serde_json::{Value, json};
 
 use candor_core::Role;
@@ -16,12 +17,12 @@ const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub struct Anthropic {
     client: reqwest::Client,
     url: String,
-    key: Result<Secret, String>,
+    key: Result<Secret, KeyError>,
 }
 
 impl Anthropic {
     /// `key` is the key, or why there is none.
-    pub fn new(client: reqwest::Client, base_url: Option<&str>, key: Result<Secret, String>) -> Self {
+    pub fn new(client: reqwest::Client, base_url: Option<&str>, key: Result<Secret, KeyError>) -> Self {
         let base = base_url.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
         Anthropic {
             client,

@@ -1,5 +1,6 @@
 //! Running one job end to end.
 
+use candor_core::KeyError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -73,7 +74,7 @@ pub fn backend_for(m: &ModelEntry, limiter: &Arc<dyn Limiter>, cache: &Option<Ar
         BackendKind::Anthropic => Arc::new(Anthropic::new(
             http::client(timeout),
             m.base_url.as_deref(),
-            key.unwrap_or_else(|| Err(format!("no API key for model {}", m.id))),
+            key.unwrap_or_else(|| Err(KeyError::NotConfigured { model: m.id.clone() })),
         )),
         BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
     };

@@ -1,6 +1,7 @@
 //! What the HTTP backends share: the client, size-limited bodies, the
 //! provider's error message, and mapping HTTP statuses to `BackendError`.
 
+use candor_core::KeyError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,9 +196,10 @@ pub async fn exchange(
 }
 
 /// The key, or the error to give when there is none.
-pub fn key_or_refuse(key: &Result<Secret, String>) -> Result<&Secret, BackendError> {
-    key.as_ref()
-        .map_err(|why| BackendError::Unauthorized { message: why.clone() })
+pub fn key_or_refuse(key: &Result<Secret, KeyError>) -> Result<&Secret, BackendError> {
+    key.as_ref().map_err(|why| BackendError::Unauthorized {
+        message: why.to_string(),
+    })
 }
 
 /// The token counts of a reply's `usage` object, under the API's names.

@@ -1,5 +1,6 @@
 //! The OpenAI Chat Completions API, and every server that speaks it.
 
+use candor_core::KeyError;
 use serde_json::{Value, json};
 
 use candor_core::Role;
@@ -14,11 +15,11 @@ pub struct OpenAi {
     client: reqwest::Client,
     url: String,
     /// None: the server wants no key (a local server).
-    key: Option<Result<Secret, String>>,
+    key: Option<Result<Secret, KeyError>>,
 }
 
 impl OpenAi {
-    pub fn new(client: reqwest::Client, base_url: Option<&str>, key: Option<Result<Secret, String>>) -> Self {
+    pub fn new(client: reqwest::Client, base_url: Option<&str>, key: Option<Result<Secret, KeyError>>) -> Self {
         let base = base_url.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
         OpenAi {
             client,

@@ -273,13 +273,19 @@ async fn a_missing_key_fails_without_a_request() {
     let inner = Anthropic::new(
         client(Duration::from_secs(5)),
         Some(&server.uri()),
-        Err("the environment variable X is not set".into()),
+        Err(candor_core::KeyError::EnvUnset {
+            var: "X".into(),
+            model: "m".into(),
+        }),
     );
     let m = model(BackendKind::Anthropic);
-    assert!(matches!(
-        call(&inner, &m, false).await,
-        Err(BackendError::Unauthorized { .. })
-    ));
+    match call(&inner, &m, false).await {
+        Err(BackendError::Unauthorized { message }) => assert!(
+            message.contains("the environment variable X, which holds the API key for model m, is not set"),
+            "{message}"
+        ),
+        other => panic!("a missing key is unauthorized, not {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Checks, Ctx, SpecFile, Sweep, is_label_text};
 use crate::dataset;
-use crate::error::SpecError;
+use crate::error::{BadLabel, ReadError, SpecError};
 
 pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
 pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
@@ -41,32 +41,38 @@ pub struct ParsedBundle {
 }
 
 /// Checks a run label: what `--run` may be.
-pub fn check_run_label(run: &str) -> Result<(), String> {
+pub fn check_run_label(run: &str) -> Result<(), BadLabel> {
     if is_label_text(run) {
         Ok(())
     } else {
-        Err(format!(
-            "`{run}` must be at most 100 characters of letters, digits, `-`, `_` or `.`"
-        ))
+        Err(BadLabel(run.to_string()))
     }
 }
 
 /// Reads a UTF-8 text file of at most `limit` bytes; the error names `what`
 /// and the path.
-pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))?;
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<String, ReadError> {
+    let (what, path_buf) = (what.to_string(), path.to_path_buf());
+    let io = |source| ReadError::Io {
+        what: what.clone(),
+        path: path_buf.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
-        return Err(format!("{what} `{}` is not a file", path.display()));
+        return Err(ReadError::NotAFile { what, path: path_buf });
     }
     if meta.len() > limit {
-        return Err(format!(
-            "{what} `{}` is {} bytes; the limit is {limit}",
-            path.display(),
-            meta.len()
-        ));
+        let len = meta.len();
+        return Err(ReadError::TooLarge {
+            what,
+            path: path_buf,
+            len,
+            limit,
+        });
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|_| format!("{what} `{}` is not UTF-8 text", path.display()))
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 { what, path: path_buf })
 }
 
 /// Parses a spec's YAML (within the size limit); the error has the line.

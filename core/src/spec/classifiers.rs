@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::ModelEntry;
 use super::{Ctx, MAX_TEMPLATE_BYTES, SpecFile, Sweep, check_unique, identity};
-use crate::error::SpecError;
+use crate::error::{RenderError, SpecError};
 use crate::hash::Hash;
 use crate::judge::{Ask, Builtin, Parser};
 use crate::template::Templates;
@@ -332,7 +332,7 @@ fn judge_source(cx: &Ctx<'_>, files: &BTreeMap<String, String>, i: usize, j: &Ju
 
 impl Sweep {
     /// The prompt for the judge of classifier `ci`.
-    pub fn judge_prompt(&self, ci: usize, input: &JudgeInput<'_>) -> Result<String, String> {
+    pub fn judge_prompt(&self, ci: usize, input: &JudgeInput<'_>) -> Result<String, RenderError> {
         let cx = context! {
             query => input.query,
             scratchpad => input.scratchpad,

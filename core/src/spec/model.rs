@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::prompts::Condition;
 use super::{Ctx, Sweep, check_unique};
+use crate::error::KeyError;
 use crate::error::SpecError;
 use crate::locate::{locate, parse_path};
 
@@ -147,7 +148,7 @@ impl ModelEntry {
     /// The API key for this model from this process's environment: None when
     /// it needs none (sim; an OpenAI-compatible server at a `base_url` with no
     /// key configured), else the key or why there is none.
-    pub fn api_key(&self) -> Option<Result<String, String>> {
+    pub fn api_key(&self) -> Option<Result<String, KeyError>> {
         if self.backend == BackendKind::Sim {
             return None;
         }
@@ -162,10 +163,11 @@ impl ModelEntry {
                     }
                 })
                 .and_then(|()| std::fs::read_to_string(f).map_err(|e| e.to_string()));
+            let (file, model) = (f.clone(), self.id.clone());
             return Some(match read {
                 Ok(k) if !k.trim().is_empty() => Ok(k.trim().to_string()),
-                Ok(_) => Err(format!("the API key file {f} for model {} is empty", self.id)),
-                Err(e) => Err(format!("cannot read the API key file {f} for model {}: {e}", self.id)),
+                Ok(_) => Err(KeyError::FileEmpty { file, model }),
+                Err(reason) => Err(KeyError::FileUnreadable { file, model, reason }),
             });
         }
         let var = match &self.api_key_env {
@@ -175,10 +177,10 @@ impl ModelEntry {
         };
         Some(match std::env::var(&var) {
             Ok(k) if !k.trim().is_empty() => Ok(k.trim().to_string()),
-            _ => Err(format!(
-                "the environment variable {var}, which holds the API key for model {}, is not set",
-                self.id
-            )),
+            _ => Err(KeyError::EnvUnset {
+                var,
+                model: self.id.clone(),
+            }),
         })
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Ctx, MAX_TEMPLATE_BYTES, SpecFile, Sweep, check_unique, identity};
 use crate::dataset::{self, Format, Row};
-use crate::error::SpecError;
+use crate::error::{RenderError, SpecError};
 use crate::hash::Hash;
 use crate::jobs::JobTuple;
 use crate::template::Templates;
@@ -347,7 +347,7 @@ pub(super) fn static_system(
 
 impl Sweep {
     /// The system prompt and the first user turn of a job.
-    pub fn render(&self, t: &JobTuple) -> Result<(String, String), String> {
+    pub fn render(&self, t: &JobTuple) -> Result<(String, String), RenderError> {
         let m = &self.spec.models[t.model];
         let p = &self.spec.prompts[t.variant];
         let c = &self.spec.conditions[t.condition];
