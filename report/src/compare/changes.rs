@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use candor_core::stats::{Interval, Z95, newcombe_diff};
 
 use super::problems::{gap_problem, problem};
-use super::{Change, Flag, Options, Unmatched};
+use super::{CellKey, Change, Flag, Options, Unmatched};
 use crate::report::{Cell, Gap, Report};
 
 /// Difference of two independent differences by MOVER (Zou & Donner 2008),
@@ -23,7 +23,6 @@ pub(super) fn flag(change: &Interval, threshold: f64) -> bool {
     (change.lo > 0.0 || change.hi < 0.0) && change.rate.abs() >= threshold
 }
 
-pub(super) type CellKey<'a> = (&'a str, &'a str, &'a str);
 pub(super) type GapKey<'a> = (&'a str, &'a str, &'a str, &'a str);
 
 pub(super) fn cells(r: &Report) -> BTreeMap<CellKey<'_>, &Cell> {

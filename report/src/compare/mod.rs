@@ -30,6 +30,9 @@ mod text;
 
 pub use sides::differences;
 
+/// A cell: model, variant, condition.
+type CellKey<'a> = (&'a str, &'a str, &'a str);
+
 /// What makes a change worth flagging, and a side worth trusting.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Options {

@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::changes::CellKey;
-use super::{Flag, Options};
+use super::{CellKey, Flag, Options};
 use crate::report::{Cell, Gap, Report};
 
 /// The longest error message quoted in a reason.
