@@ -9,6 +9,7 @@ use candor_coordinator::server::{Coordinator, ServeOptions, Settings, serve};
 use candor_queue::Queue;
 use candor_worker::metrics::Metrics as WorkerMetrics;
 use candor_worker::remote::{RemoteOptions, run as run_worker};
+use tokio::net::TcpListener;
 
 use crate::client::{ClientArgs, redact, redis_url};
 use crate::config::RedisArgs;
@@ -149,88 +150,40 @@ async fn connect_redis(url: &str, r: &RedisArgs) -> Result<Queue, String> {
     }
 }
 
+/// A PEM certificate chain and its private key.
+type TlsPair = (Vec<u8>, Vec<u8>);
+
+/// What the coordinator serves with, once everything that bad input can
+/// make fail has been read, bound and connected.
+struct CoordinatorSetup {
+    token: candor_proto::auth::Token,
+    tls: Option<TlsPair>,
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    redis_url: String,
+    co: Arc<Coordinator>,
+}
+
 pub async fn coordinator(a: CoordinatorArgs) -> i32 {
-    let token = match candor_proto::auth::Token::load(a.token_file.as_deref()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(c), Some(k)) => match (std::fs::read(c), std::fs::read(k)) {
-            (Ok(c), Ok(k)) => Some((c, k)),
-            (Err(e), _) => return bad(format!("--tls-cert {}: {e}", c.display())),
-            (_, Err(e)) => return bad(format!("--tls-key {}: {e}", k.display())),
-        },
-        _ => None,
-    };
-    let listener = match bind(a.listen, "--listen").await {
-        Ok(l) => l,
+    let s = match set_up_coordinator(&a).await {
+        Ok(s) => s,
         Err(e) => return bad(e),
     };
-    let http = match a.http {
-        Some(addr) => match bind(addr, "--http").await {
-            Ok(l) => Some(l),
-            Err(e) => return bad(e),
-        },
-        None => None,
-    };
-    let Some(redis_url) = a.redis.url.clone() else {
-        return bad("--redis (or CANDOR_REDIS_URL) is required: the coordinator keeps its sweeps in Redis".into());
-    };
-    let queue = match connect_redis(&redis_url, &a.redis).await {
-        Ok(q) => q,
-        Err(e) => return bad(e),
-    };
-    let co = Coordinator::new(
-        queue,
-        Settings {
-            lease_ttl: Duration::from_millis(a.lease_ttl_ms),
-        },
-    );
-    let addr = listener.local_addr().expect("bound");
-    let http_addr = http.as_ref().map(|l| l.local_addr().expect("bound"));
-    if let Some(l) = http {
-        let (m, r, q) = (co.clone(), co.clone(), co.clone());
-        tokio::spawn(serve_http(
-            l,
-            Endpoints {
-                metrics: Arc::new(move || {
-                    let co = m.clone();
-                    Box::pin(async move {
-                        let states = co.all_states().await.map_err(|e| format!("redis: {e}\n"))?;
-                        Ok(co.metrics.render(&states))
-                    })
-                }),
-                ready: Arc::new(move || {
-                    let co = r.clone();
-                    Box::pin(async move {
-                        co.queue()
-                            .ping()
-                            .await
-                            .map(|()| "ready\n".into())
-                            .map_err(|e| format!("redis: {e}\n"))
-                    })
-                }),
-                queue: Some(Arc::new(move || {
-                    let co = q.clone();
-                    Box::pin(async move {
-                        let states = co.all_states().await.map_err(|e| format!("redis: {e}\n"))?;
-                        Ok(candor_coordinator::metrics::queue_json(&states))
-                    })
-                })),
-            },
-        ));
-    }
+    let addr = s.listener.local_addr().expect("bound");
+    let http_addr = s.http.map(|l| serve_endpoints(l, coordinator_endpoints(&s.co)));
     eprintln!(
         "coordinator listening on {addr}{}{}; redis {}",
         if tls_enabled(&a) { " (tls)" } else { "" },
         http_addr.map(|h| format!(", http on {h}")).unwrap_or_default(),
-        redact(&redis_url)
+        redact(&s.redis_url)
     );
-    tracing::info!(%addr, redis = %redact(&redis_url), "coordinator started");
-    match serve(co, ServeOptions { listener, token, tls }, signalled()).await {
+    tracing::info!(%addr, redis = %redact(&s.redis_url), "coordinator started");
+    let opts = ServeOptions {
+        listener: s.listener,
+        token: s.token,
+        tls: s.tls,
+    };
+    match serve(s.co, opts, signalled()).await {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e}");
@@ -239,8 +192,94 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
     }
 }
 
+/// The token, the TLS files, both addresses bound, then Redis: in this
+/// order, so the first thing wrong is the one reported.
+async fn set_up_coordinator(a: &CoordinatorArgs) -> Result<CoordinatorSetup, String> {
+    let token = candor_proto::auth::Token::load(a.token_file.as_deref())?;
+    let tls = read_tls(a)?;
+    let listener = bind(a.listen, "--listen").await?;
+    let http = bind_http(a.http).await?;
+    let Some(redis_url) = a.redis.url.clone() else {
+        return Err("--redis (or CANDOR_REDIS_URL) is required: the coordinator keeps its sweeps in Redis".into());
+    };
+    let queue = connect_redis(&redis_url, &a.redis).await?;
+    let co = Coordinator::new(
+        queue,
+        Settings {
+            lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+        },
+    );
+    Ok(CoordinatorSetup {
+        token,
+        tls,
+        listener,
+        http,
+        redis_url,
+        co,
+    })
+}
+
+/// The certificate chain and key of --tls-cert and --tls-key, when given.
+fn read_tls(a: &CoordinatorArgs) -> Result<Option<TlsPair>, String> {
+    match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => match (std::fs::read(c), std::fs::read(k)) {
+            (Ok(c), Ok(k)) => Ok(Some((c, k))),
+            (Err(e), _) => Err(format!("--tls-cert {}: {e}", c.display())),
+            (_, Err(e)) => Err(format!("--tls-key {}: {e}", k.display())),
+        },
+        _ => Ok(None),
+    }
+}
+
 fn tls_enabled(a: &CoordinatorArgs) -> bool {
     a.tls_cert.is_some()
+}
+
+/// Binds --http, when given.
+async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, String> {
+    match addr {
+        Some(addr) => Ok(Some(bind(addr, "--http").await?)),
+        None => Ok(None),
+    }
+}
+
+/// Serves `endpoints` on `listener` in a task of its own; returns its address.
+fn serve_endpoints(listener: TcpListener, endpoints: Endpoints) -> SocketAddr {
+    let addr = listener.local_addr().expect("bound");
+    tokio::spawn(serve_http(listener, endpoints));
+    addr
+}
+
+/// The coordinator's /metrics and /queue read every sweep's state from
+/// Redis at each request; it is ready while Redis answers.
+fn coordinator_endpoints(co: &Arc<Coordinator>) -> Endpoints {
+    let (m, r, q) = (co.clone(), co.clone(), co.clone());
+    Endpoints {
+        metrics: Arc::new(move || {
+            let co = m.clone();
+            Box::pin(async move {
+                let states = co.all_states().await.map_err(|e| format!("redis: {e}\n"))?;
+                Ok(co.metrics.render(&states))
+            })
+        }),
+        ready: Arc::new(move || {
+            let co = r.clone();
+            Box::pin(async move {
+                co.queue()
+                    .ping()
+                    .await
+                    .map(|()| "ready\n".into())
+                    .map_err(|e| format!("redis: {e}\n"))
+            })
+        }),
+        queue: Some(Arc::new(move || {
+            let co = q.clone();
+            Box::pin(async move {
+                let states = co.all_states().await.map_err(|e| format!("redis: {e}\n"))?;
+                Ok(candor_coordinator::metrics::queue_json(&states))
+            })
+        })),
+    }
 }
 
 fn bad(msg: String) -> i32 {
@@ -249,59 +288,15 @@ fn bad(msg: String) -> i32 {
 }
 
 pub async fn worker(a: WorkerArgs) -> i32 {
-    let token = match a.client.token() {
-        Ok(t) => t,
-        Err(f) => return bad(f.1),
-    };
-    let channel = match a.client.channel() {
-        Ok(c) => c,
-        Err(f) => return bad(f.1),
-    };
-    let http = match a.http {
-        Some(addr) => match bind(addr, "--http").await {
-            Ok(l) => Some(l),
-            Err(e) => return bad(e),
-        },
-        None => None,
-    };
-    let redis = match &a.redis.url {
-        Some(url) => match connect_redis(url, &a.redis).await {
-            Ok(q) => Some(q),
-            Err(e) => return bad(e),
-        },
-        None => None,
+    let (opts, http) = match set_up_worker(&a).await {
+        Ok(s) => s,
+        Err(e) => return bad(e),
     };
     let metrics = Arc::new(WorkerMetrics::default());
-    let http_addr = http.as_ref().map(|l| l.local_addr().expect("bound"));
-    if let Some(l) = http {
-        let (m, r) = (metrics.clone(), metrics.clone());
-        tokio::spawn(serve_http(
-            l,
-            Endpoints {
-                metrics: Arc::new(move || {
-                    let m = m.clone();
-                    Box::pin(async move { Ok(m.render()) })
-                }),
-                ready: Arc::new(move || {
-                    let r = r.clone();
-                    Box::pin(async move {
-                        if r.connected.load(std::sync::atomic::Ordering::Relaxed) {
-                            Ok("ready\n".into())
-                        } else {
-                            Err("not connected to the coordinator\n".into())
-                        }
-                    })
-                }),
-                queue: None,
-            },
-        ));
-    }
-    let worker_id = a.id.clone().unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
-        format!("{host}-{}", std::process::id())
-    });
+    let http_addr = http.map(|l| serve_endpoints(l, worker_endpoints(&metrics)));
     eprintln!(
-        "worker {worker_id}: coordinator {}, concurrency {}{}{}",
+        "worker {}: coordinator {}, concurrency {}{}{}",
+        opts.worker_id,
         a.client.coordinator,
         a.concurrency,
         a.redis
@@ -311,6 +306,73 @@ pub async fn worker(a: WorkerArgs) -> i32 {
             .unwrap_or_default(),
         http_addr.map(|h| format!(", http on {h}")).unwrap_or_default(),
     );
+    match run_worker(opts, metrics, stop_on_signal()).await {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::ACCESS
+        }
+    }
+}
+
+/// The token, the coordinator's address, --http bound, then Redis when
+/// given: in this order, so the first thing wrong is the one reported.
+async fn set_up_worker(a: &WorkerArgs) -> Result<(RemoteOptions, Option<TcpListener>), String> {
+    let token = a.client.token().map_err(|f| f.1)?;
+    let channel = a.client.channel().map_err(|f| f.1)?;
+    let http = bind_http(a.http).await?;
+    let redis = match &a.redis.url {
+        Some(url) => Some(connect_redis(url, &a.redis).await?),
+        None => None,
+    };
+    let opts = RemoteOptions {
+        channel,
+        token,
+        redis,
+        concurrency: a.concurrency as usize,
+        judge_concurrency: a.judge_concurrency.unwrap_or(a.concurrency) as usize,
+        grace: Duration::from_secs(a.grace_secs),
+        worker_id: worker_id(a),
+        cache: !a.no_cache,
+        cache_ttl: Duration::from_secs(a.cache_ttl_days * 86_400),
+    };
+    Ok((opts, http))
+}
+
+/// --id, or the host name and process id.
+fn worker_id(a: &WorkerArgs) -> String {
+    a.id.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+/// The worker's /metrics is its registry; it is ready while its last lease
+/// call reached the coordinator.
+fn worker_endpoints(metrics: &Arc<WorkerMetrics>) -> Endpoints {
+    let (m, r) = (metrics.clone(), metrics.clone());
+    Endpoints {
+        metrics: Arc::new(move || {
+            let m = m.clone();
+            Box::pin(async move { Ok(m.render()) })
+        }),
+        ready: Arc::new(move || {
+            let r = r.clone();
+            Box::pin(async move {
+                if r.connected.load(std::sync::atomic::Ordering::Relaxed) {
+                    Ok("ready\n".into())
+                } else {
+                    Err("not connected to the coordinator\n".into())
+                }
+            })
+        }),
+        queue: None,
+    }
+}
+
+/// Turns true at the first SIGINT or SIGTERM, so the worker stops leasing
+/// and drains; the second signal exits at once.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         signalled().await;
@@ -319,24 +381,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         signalled().await;
         std::process::exit(exit::INTERRUPTED);
     });
-    let opts = RemoteOptions {
-        channel,
-        token,
-        redis,
-        concurrency: a.concurrency as usize,
-        judge_concurrency: a.judge_concurrency.unwrap_or(a.concurrency) as usize,
-        grace: Duration::from_secs(a.grace_secs),
-        worker_id,
-        cache: !a.no_cache,
-        cache_ttl: Duration::from_secs(a.cache_ttl_days * 86_400),
-    };
-    match run_worker(opts, metrics, rx).await {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::ACCESS
-        }
-    }
+    rx
 }
 
 fn probability(s: &str) -> Result<f64, String> {

@@ -1,7 +1,8 @@
-//! candor's fleet worker: leases batches of jobs from the coordinator (or
-//! Redis), runs them with candor-exec's executor, renews the leases, records
-//! the results, and hands unfinished jobs back on shutdown. Its rate-limit
-//! budgets and response cache live in Redis, shared by the whole fleet.
+//! candor's fleet worker: leases batches of jobs from the coordinator, runs
+//! them with candor-exec's executor, renews the leases, records the results
+//! (in Redis, or through the coordinator), and hands unfinished jobs back on
+//! shutdown. Its rate-limit budgets and response cache live in Redis, shared
+//! by the whole fleet.
 
 pub mod cache;
 pub mod limit;

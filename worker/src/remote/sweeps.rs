@@ -1,0 +1,92 @@
+//! The sweeps this worker has loaded: each one's executor, built once from
+//! the bundle the coordinator hands out, with what every executor of the
+//! worker shares (the rate-limit budgets, the response cache, the judge
+//! stage's slots). A cache of loaded specs only: no sweep state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use candor_core::Sweep;
+use candor_core::spec::Bundle;
+use candor_exec::cache::Cache;
+use candor_exec::execute::Executor;
+use candor_exec::limit::{Limiter, LocalLimiter};
+use candor_proto::v1 as pb;
+use tokio::sync::Semaphore;
+
+use super::{Client, RemoteOptions};
+use crate::cache::RedisCache;
+use crate::limit::RedisLimiter;
+
+/// Executors kept; past it the cache starts again empty.
+const KEPT: usize = 64;
+
+pub(super) struct Sweeps {
+    /// Rate-limit budgets: in Redis when the worker has it, so the fleet shares them.
+    limiter: Arc<dyn Limiter>,
+    /// The response cache in Redis, when the worker has Redis and caching is on.
+    cache: Option<Arc<dyn Cache>>,
+    /// The judge stage: permits for jobs calling their judges.
+    judge_slots: Arc<Semaphore>,
+    loaded: Mutex<HashMap<String, Arc<Executor>>>,
+}
+
+impl Sweeps {
+    pub(super) fn new(opts: &RemoteOptions) -> Sweeps {
+        let limiter: Arc<dyn Limiter> = match &opts.redis {
+            Some(q) => Arc::new(RedisLimiter(q.clone())),
+            None => {
+                tracing::warn!("no --redis: rate limits are enforced per worker, not across the fleet");
+                Arc::new(LocalLimiter::default())
+            }
+        };
+        let cache: Option<Arc<dyn Cache>> = match (&opts.redis, opts.cache) {
+            (Some(q), true) => Some(Arc::new(RedisCache {
+                con: q.connection(),
+                ttl: opts.cache_ttl,
+            })),
+            _ => None,
+        };
+        Sweeps {
+            limiter,
+            cache,
+            judge_slots: Arc::new(Semaphore::new(opts.judge_concurrency.max(1))),
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The executor of sweep `id`, loading its bundle from the coordinator
+    /// the first time.
+    pub(super) async fn executor(&self, client: &Client, id: &str) -> Result<Arc<Executor>, tonic::Status> {
+        if let Some(e) = self.loaded.lock().expect("lock").get(id) {
+            return Ok(e.clone());
+        }
+        let b = client
+            .clone()
+            .bundle(pb::SweepRef {
+                sweep_id: id.to_string(),
+            })
+            .await?
+            .into_inner();
+        let ex = Arc::new(self.build(&Bundle::from(b), id)?);
+        let mut loaded = self.loaded.lock().expect("lock");
+        if loaded.len() > KEPT {
+            loaded.clear();
+        }
+        loaded.insert(id.to_string(), ex.clone());
+        Ok(ex)
+    }
+
+    fn build(&self, bundle: &Bundle, id: &str) -> Result<Executor, tonic::Status> {
+        // The coordinator checked the bundle when it was submitted: build it,
+        // refusing one this worker cannot run, without checking it again.
+        let sweep =
+            Sweep::from_checked_bundle(bundle, id).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
+        Ok(Executor::new(
+            Arc::new(sweep),
+            self.limiter.clone(),
+            self.cache.clone(),
+            self.judge_slots.clone(),
+        ))
+    }
+}
