@@ -4,20 +4,7 @@
 use std::path::Path;
 
 use candor_core::Sweep;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use candor_testkit::Rng;
 
 const NOISE: &[&str] = &[
     ":", "-", " ", "\n", "  ", "[", "]", "{", "}", "\"", "'", "#", "{{", "}}", "{%", "0", "-1", "1e9", "x", "ü", "\t",
@@ -26,9 +13,9 @@ const NOISE: &[&str] = &[
 
 fn mutate(src: &str, rng: &mut Rng) -> String {
     let mut lines: Vec<String> = src.lines().map(String::from).collect();
-    for _ in 0..1 + rng.below(3) {
-        let i = rng.below(lines.len());
-        match rng.below(6) {
+    for _ in 0..1 + rng.below(3) as usize {
+        let i = rng.below(lines.len() as u64) as usize;
+        match rng.below(6) as usize {
             0 => {
                 lines.remove(i);
             }
@@ -37,23 +24,23 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
                 lines.insert(i, l);
             }
             2 => {
-                let j = rng.below(lines.len());
+                let j = rng.below(lines.len() as u64) as usize;
                 lines.swap(i, j);
             }
             _ => {
                 let l = &mut lines[i];
-                let mut at = rng.below(l.len() + 1);
+                let mut at = rng.below((l.len() + 1) as u64) as usize;
                 while !l.is_char_boundary(at) {
                     at -= 1;
                 }
-                if rng.below(2) == 0 && at < l.len() {
+                if rng.below(2) as usize == 0 && at < l.len() {
                     let mut end = at + 1;
                     while !l.is_char_boundary(end) {
                         end += 1;
                     }
                     l.replace_range(at..end, "");
                 } else {
-                    l.insert_str(at, NOISE[rng.below(NOISE.len())]);
+                    l.insert_str(at, NOISE[rng.below(NOISE.len() as u64) as usize]);
                 }
             }
         }

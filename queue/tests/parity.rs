@@ -26,6 +26,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use candor_testkit::Rng;
+
 use candor_core::budget::{self, Admit, Budget, Spending};
 use candor_core::early::{DecisionTable, EarlyStop, keeps_going};
 use candor_core::spec::EarlyStopping;
@@ -176,23 +178,6 @@ fn next_up(x: f64) -> f64 {
 fn width(y: u64, n: u64) -> f64 {
     let w = wilson(y, n, Z95);
     w.hi - w.lo
-}
-
-/// A small deterministic generator (splitmix64), so scenarios repeat.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// One sweep leased by candor-core's rules (see the module comment).

@@ -211,3 +211,22 @@ pub fn spec_with_models(models: &str, seeds: u32) -> String {
     let end = spec.find("dataset:").unwrap();
     format!("{}models:\n{models}{}", &spec[..start], &spec[end..])
 }
+
+/// A small deterministic generator (splitmix64), so that a test's random
+/// scenarios repeat from their seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
