@@ -60,6 +60,34 @@ fn a_sweep_runs_across_workers_and_reports_like_a_local_run() {
     let again = c.candor(&["submit", &s]);
     assert_eq!(stdout(&again).trim(), id);
     assert!(stderr(&again).contains("already submitted"));
+    // Every authenticated RPC counts once, whichever handler serves it; a
+    // refused token does not count. The workers go first: their leases count.
+    for w in &mut c.workers {
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
+    let rpcs = || {
+        let (_, body) = http_get(c.http, "/metrics").unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix("candor_coordinator_rpcs_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no candor_coordinator_rpcs_total in\n{body}"))
+    };
+    let before = rpcs();
+    assert!(
+        before >= 4.0,
+        "two submits, the watch, the report and the leases were counted: {before}"
+    );
+    let o = c.candor(&["status", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let refused =
+        c.sb.cmd(&["status", &id])
+            .env("CANDOR_COORDINATOR", c.url())
+            .env("CANDOR_TOKEN", "not-the-token")
+            .output()
+            .unwrap();
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert_eq!(rpcs(), before + 1.0, "one status call counted, the refused one not");
 }
 
 #[test]
