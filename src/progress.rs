@@ -26,26 +26,11 @@ impl Display {
                 return;
             }
             let started = Instant::now();
-            let bar = tty.then(|| {
-                let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-                b.set_style(
-                    ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {msg}{rate}  eta {eta}")
-                        .expect("valid template")
-                        .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                            let _ = write!(w, "{:.0} jobs/s", s.per_sec());
-                        }),
-                );
-                b
-            });
+            let bar = tty.then(new_bar);
             let mut last_line = Instant::now();
             let mut base = None;
             loop {
-                for n in progress.take_notices() {
-                    match &bar {
-                        Some(b) => b.println(format!("failure: {n}")),
-                        None => eprintln!("failure: {n}"),
-                    }
-                }
+                print_notices(&progress, bar.as_ref());
                 let total = progress.total.load(Ordering::Relaxed);
                 let done = progress.done.load(Ordering::Relaxed);
                 let failed = progress.failed.load(Ordering::Relaxed);
@@ -88,12 +73,7 @@ impl Display {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 }
             }
-            for n in progress.take_notices() {
-                match &bar {
-                    Some(b) => b.println(format!("failure: {n}")),
-                    None => eprintln!("failure: {n}"),
-                }
-            }
+            print_notices(&progress, bar.as_ref());
             if let Some(b) = bar {
                 b.set_position(progress.done.load(Ordering::Relaxed));
                 b.finish();
@@ -105,5 +85,28 @@ impl Display {
     pub async fn finish(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// The terminal's bar: jobs done of all, failed tries, rate and eta.
+fn new_bar() -> ProgressBar {
+    let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {msg}{rate}  eta {eta}")
+            .expect("valid template")
+            .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} jobs/s", s.per_sec());
+            }),
+    );
+    b
+}
+
+/// The failures noticed since the last call, a line each, above the bar.
+fn print_notices(progress: &Progress, bar: Option<&ProgressBar>) {
+    for n in progress.take_notices() {
+        match bar {
+            Some(b) => b.println(format!("failure: {n}")),
+            None => eprintln!("failure: {n}"),
+        }
     }
 }

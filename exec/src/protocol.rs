@@ -68,6 +68,15 @@ pub struct Turn<'a> {
     pub condition: &'a str,
 }
 
+/// Whether a reply stopped right after closing its scratchpad: the model
+/// has reasoned and is to be asked to go on.
+fn ends_in_reasoning(text: &str) -> bool {
+    text.rfind(SCRATCHPAD_CLOSE)
+        .is_some_and(|at| text[at + SCRATCHPAD_CLOSE.len()..].trim().is_empty())
+}
+
+/// Runs a job's conversation: turns until the reply has an `<OUTPUT>`, is
+/// plain text, or `max_turns` runs out.
 pub async fn converse(
     backend: &dyn Backend,
     protocol: &ProtocolSpec,
@@ -123,11 +132,7 @@ pub async fn converse(
         if let Some(out) = extract_output(text) {
             break (Status::Ok, Some(out.to_string()), None);
         }
-        let wants_more = protocol.kind == ProtocolKind::Scratchpad && text.contains(SCRATCHPAD_CLOSE) && {
-            let after = &text[text.rfind(SCRATCHPAD_CLOSE).expect("contains") + SCRATCHPAD_CLOSE.len()..];
-            after.trim().is_empty()
-        };
-        if !wants_more {
+        if !(protocol.kind == ProtocolKind::Scratchpad && ends_in_reasoning(text)) {
             // No <OUTPUT> and nothing to continue: the reply itself, less
             // any reasoning, is the output.
             break (Status::Ok, Some(strip_scratchpad(text)), None);
