@@ -132,13 +132,16 @@ impl FailFast {
     }
 
     fn is_dead(&self, model: usize) -> bool {
-        self.limit > 0 && self.models[model].lock().expect("lock").dead.is_some()
+        self.models[model].lock().expect("lock").dead.is_some()
     }
 
     /// A finished job: returns the results to store now (none, it, or it
     /// with those held back before it).
     fn finished(&self, sweep: &Sweep, done: Executed) -> Vec<Executed> {
-        if self.limit == 0 {
+        // A refused parameter is refused on every call: the first one stops
+        // the model, whatever the limit.
+        let refused = done.error_kind == Some(ErrorKind::Param);
+        if self.limit == 0 && !refused {
             return vec![done];
         }
         let mut w = self.models[done.model].lock().expect("lock");
@@ -156,13 +159,17 @@ impl FailFast {
             return Vec::new();
         }
         let first = w.held.first().unwrap_or(&done).error.clone().unwrap_or_default();
+        let refusal = refused.then(|| done.error.clone().unwrap_or_default());
         w.held.push(done);
-        if w.held.len() >= self.limit {
-            let why = format!(
-                "model {}: its first {} jobs all failed and none succeeded: {first}",
-                sweep.spec.models[w.held[0].model].id,
-                w.held.len()
-            );
+        if w.held.len() >= self.limit || refused {
+            let model = &sweep.spec.models[w.held[0].model].id;
+            let why = match refusal {
+                Some(message) => format!("model {model}: no more of its jobs are sent: {message}"),
+                None => format!(
+                    "model {model}: its first {} jobs all failed and none succeeded: {first}",
+                    w.held.len()
+                ),
+            };
             tracing::info!(reason = %why, "giving up on a model");
             w.dead = Some(why);
             w.held.clear();

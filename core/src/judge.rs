@@ -184,9 +184,10 @@ pub fn decide(votes: Vec<Vote>, threshold: f64) -> Option<Judgement> {
 }
 
 /// Variables a judge template sees.
-pub const JUDGE_VARS: [&str; 8] = [
+pub const JUDGE_VARS: [&str; 9] = [
     "query",
     "scratchpad",
+    "reasoning",
     "output",
     "transcript",
     "model",

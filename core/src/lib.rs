@@ -19,5 +19,5 @@ pub mod template;
 
 pub use error::{BadLabel, KeyError, ReadError, RenderError, SpecError};
 pub use jobs::{JobId, JobSpace, JobTuple};
-pub use result::{ErrorKind, JobResult, Message, RecordMeta, Role, Status, Transcript, Usage};
+pub use result::{ErrorKind, JobResult, Message, Reasoning, RecordMeta, Role, Status, Transcript, Usage, stop_status};
 pub use spec::Sweep;

@@ -15,7 +15,18 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
+    /// The turn's text (for a reasoning model, the reply after its reasoning).
     pub content: String,
+    /// An assistant turn's own reasoning, kept apart from its text, when the
+    /// provider returned it (Anthropic thinking blocks; the `reasoning` or
+    /// `reasoning_content` field of OpenAI-compatible servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    /// Why the model stopped this assistant turn, as the provider said it
+    /// (`end_turn`, `max_tokens`, `refusal`, `stop`, `length`,
+    /// `content_filter`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 impl Message {
@@ -23,14 +34,34 @@ impl Message {
         Message {
             role: Role::User,
             content: content.into(),
+            reasoning: None,
+            stop_reason: None,
         }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
         Message {
             role: Role::Assistant,
             content: content.into(),
+            reasoning: None,
+            stop_reason: None,
         }
     }
+}
+
+/// A model's reasoning of one turn, as the provider returned it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Reasoning {
+    /// The reasoning text (Anthropic returns a summary, or nothing when the
+    /// model's `display` is `omitted`).
+    pub text: String,
+    /// Anthropic's signature of the thinking blocks, which the API wants
+    /// back unchanged when the conversation goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Thinking blocks the provider returned encrypted (`redacted_thinking`),
+    /// kept as they came so that they can be sent back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
 }
 
 /// Every turn of a job's conversation, including the system prompt.
@@ -40,16 +71,62 @@ pub struct Transcript {
     pub messages: Vec<Message>,
 }
 
+/// Tokens of one or more model calls. `input_tokens` counts every prompt
+/// token, cached or not (Anthropic's `input_tokens` +
+/// `cache_creation_input_tokens` + `cache_read_input_tokens`; OpenAI's
+/// `prompt_tokens`); the cache counts are parts of it. `output_tokens`
+/// counts every generated token, reasoning included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Input tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_creation_input_tokens: u64,
+    /// Input tokens read from the provider's prompt cache (Anthropic's
+    /// `cache_read_input_tokens`; OpenAI's `prompt_tokens_details.cached_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_input_tokens: u64,
+    /// Output tokens the model spent reasoning (OpenAI's
+    /// `completion_tokens_details.reasoning_tokens`; 0 when not reported).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+
+impl Usage {
+    /// Plain counts, with nothing cached and no reasoning reported.
+    pub fn tokens(input_tokens: u64, output_tokens: u64) -> Usage {
+        Usage {
+            input_tokens,
+            output_tokens,
+            ..Usage::default()
+        }
+    }
+
+    /// Input tokens neither written to nor read from a prompt cache.
+    pub fn uncached_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_sub(self.cache_creation_input_tokens)
+            .saturating_sub(self.cache_read_input_tokens)
+    }
 }
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, o: Usage) {
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
+        self.cache_creation_input_tokens += o.cache_creation_input_tokens;
+        self.cache_read_input_tokens += o.cache_read_input_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
     }
 }
 
@@ -63,14 +140,48 @@ pub enum Status {
     Incomplete,
     /// The backend failed; `error` says why.
     Failed,
+    /// The final reply was cut at the token limit (`max_tokens`, `length`):
+    /// what the model would have answered is not known.
+    Truncated,
+    /// The provider's own safety system stopped the reply (Anthropic
+    /// `refusal`, OpenAI `content_filter`): not the model's refusal.
+    Filtered,
 }
 
 impl Status {
+    /// Every status, in the order of their codes.
+    pub const ALL: [Status; 5] = [
+        Status::Ok,
+        Status::Incomplete,
+        Status::Failed,
+        Status::Truncated,
+        Status::Filtered,
+    ];
+
+    /// The status as results, reports and Redis tallies name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Incomplete => "incomplete",
+            Status::Failed => "failed",
+            Status::Truncated => "truncated",
+            Status::Filtered => "filtered",
+        }
+    }
+
+    /// The model answered (with or without a final output): the call path
+    /// to it works.
+    pub fn answered(self) -> bool {
+        self != Status::Failed
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Status::Ok => 0,
             Status::Incomplete => 1,
             Status::Failed => 2,
+            Status::Truncated => 3,
+            Status::Filtered => 4,
         }
     }
     pub fn from_code(c: u8) -> Option<Status> {
@@ -78,8 +189,26 @@ impl Status {
             0 => Some(Status::Ok),
             1 => Some(Status::Incomplete),
             2 => Some(Status::Failed),
+            3 => Some(Status::Truncated),
+            4 => Some(Status::Filtered),
             _ => None,
         }
+    }
+}
+
+/// What a turn's stop reason makes of the job, when it is not the model's
+/// own end: `Truncated` when the reply was cut at the token limit
+/// (Anthropic `max_tokens` and `model_context_window_exceeded`, OpenAI
+/// `length`), `Filtered` when the provider's safety system stopped it
+/// (Anthropic `refusal`, OpenAI `content_filter`). Stop reasons as
+/// documented at
+/// <https://platform.claude.com/docs/build-with-claude/handling-stop-reasons>
+/// and in the `finish_reason` of OpenAI's Chat Completions reference.
+pub fn stop_status(reason: Option<&str>) -> Option<Status> {
+    match reason? {
+        "max_tokens" | "length" | "model_context_window_exceeded" => Some(Status::Truncated),
+        "refusal" | "content_filter" => Some(Status::Filtered),
+        _ => None,
     }
 }
 
@@ -113,6 +242,10 @@ pub struct JobResult {
     /// What the job's model and judge calls cost in US dollars (cache hits are free).
     #[serde(default)]
     pub cost_usd: f64,
+    /// What the provider's prompt cache saved on the job's model calls, in
+    /// US dollars (negative when cache writes cost more than reads saved).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub cache_saving_usd: f64,
     pub usage: Usage,
     /// Tokens of the judge calls (their cost is in `cost_usd`).
     #[serde(default)]
@@ -144,6 +277,9 @@ pub enum ErrorKind {
     Http(u16),
     /// The provider kept answering 429.
     RateLimited,
+    /// The provider refused a request parameter for this model (a 400 that
+    /// names it): every call to the model would be refused the same way.
+    Param,
     /// The answer was not what the API documents.
     Malformed,
     /// The answer was larger than candor reads.
@@ -162,7 +298,7 @@ impl ErrorKind {
     /// A failure that will not pass by trying again: every further call to
     /// the same model is expected to fail the same way.
     pub fn is_persistent(self) -> bool {
-        matches!(self, ErrorKind::Connect | ErrorKind::Http(400 | 404))
+        matches!(self, ErrorKind::Connect | ErrorKind::Param | ErrorKind::Http(400 | 404))
     }
 
     /// What to check, for a person reading the failure.
@@ -178,6 +314,9 @@ impl ErrorKind {
             ErrorKind::Http(_) => "check the provider's message",
             ErrorKind::RateLimited => {
                 "the provider kept answering 429: set or lower rate_limit, or lower --concurrency"
+            }
+            ErrorKind::Param => {
+                "the provider refused a parameter of this model: change the model's params or protocol as its message says"
             }
             ErrorKind::Malformed => "the server's answers are not the API's format: check base_url and backend",
             ErrorKind::TooLarge => "the server's answers are too large: check base_url and max_tokens",
@@ -199,6 +338,7 @@ impl std::fmt::Display for ErrorKind {
             ErrorKind::Transport => f.write_str("transport"),
             ErrorKind::Http(s) => write!(f, "http_{s}"),
             ErrorKind::RateLimited => f.write_str("rate_limited"),
+            ErrorKind::Param => f.write_str("param"),
             ErrorKind::Malformed => f.write_str("malformed"),
             ErrorKind::TooLarge => f.write_str("too_large"),
             ErrorKind::Unauthorized => f.write_str("unauthorized"),
@@ -230,6 +370,7 @@ impl std::str::FromStr for ErrorKind {
             "timeout" => ErrorKind::Timeout,
             "transport" => ErrorKind::Transport,
             "rate_limited" => ErrorKind::RateLimited,
+            "param" => ErrorKind::Param,
             "malformed" => ErrorKind::Malformed,
             "too_large" => ErrorKind::TooLarge,
             "unauthorized" => ErrorKind::Unauthorized,
@@ -269,6 +410,7 @@ mod tests {
             ErrorKind::Http(404),
             ErrorKind::Http(503),
             ErrorKind::RateLimited,
+            ErrorKind::Param,
             ErrorKind::Verdict,
         ] {
             assert_eq!(k.to_string().parse::<ErrorKind>(), Ok(k));

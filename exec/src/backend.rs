@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use candor_core::judge::Ask;
 use candor_core::spec::{ModelEntry, Params};
-use candor_core::{ErrorKind, JobId, Message, Usage};
+use candor_core::{ErrorKind, JobId, Message, Reasoning, Usage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -35,9 +35,12 @@ pub struct ChatRequest<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatReply {
-    /// The new text (after any prefill).
+    /// The new text (after any prefill), without the model's reasoning.
     pub text: String,
+    /// The model's own reasoning, when the provider returned it.
+    pub reasoning: Option<Reasoning>,
     pub usage: Usage,
+    /// Why the model stopped, as the provider said it.
     pub stop_reason: Option<String>,
     /// Answered from the response cache, not by the model.
     pub cached: bool,

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use candor_core::Usage;
+use candor_core::{Reasoning, Usage};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -48,7 +48,7 @@ pub fn key(req: &ChatRequest<'_>) -> Key {
         "base_url": m.base_url,
         "model": m.model,
         "system": req.system,
-        "messages": req.messages,
+        "messages": req.messages.iter().map(|m| json!({"role": m.role, "content": m.content, "reasoning": m.reasoning})).collect::<Vec<_>>(),
         "params": req.params,
         "seed": req.seed,
     });
@@ -61,22 +61,28 @@ pub fn key(req: &ChatRequest<'_>) -> Key {
 fn encode(r: &ChatReply) -> Vec<u8> {
     json!({
         "text": r.text,
-        "input_tokens": r.usage.input_tokens,
-        "output_tokens": r.usage.output_tokens,
+        "reasoning": r.reasoning,
+        "usage": r.usage,
         "stop_reason": r.stop_reason,
     })
     .to_string()
     .into_bytes()
 }
 
+/// A cached reply; entries written before usage was an object keep their
+/// token counts at the top level.
 fn decode(b: &[u8]) -> Option<ChatReply> {
     let v: serde_json::Value = serde_json::from_slice(b).ok()?;
+    let usage = match v.get("usage") {
+        Some(u) => serde_json::from_value::<Usage>(u.clone()).ok()?,
+        None => Usage::tokens(v.get("input_tokens")?.as_u64()?, v.get("output_tokens")?.as_u64()?),
+    };
     Some(ChatReply {
         text: v.get("text")?.as_str()?.to_string(),
-        usage: Usage {
-            input_tokens: v.get("input_tokens")?.as_u64()?,
-            output_tokens: v.get("output_tokens")?.as_u64()?,
-        },
+        reasoning: v
+            .get("reasoning")
+            .and_then(|r| serde_json::from_value::<Reasoning>(r.clone()).ok()),
+        usage,
         stop_reason: v.get("stop_reason").and_then(|s| s.as_str()).map(String::from),
         cached: true,
         limits: [0; 3],

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use candor_core::RecordMeta;
 use candor_core::judge::{self, Judgement};
-use candor_core::spec::{BackendKind, JudgeInput, ModelEntry};
+use candor_core::spec::{BackendKind, JudgeInput, ModelEntry, ProtocolKind};
 use candor_core::{ErrorKind, JobId, JobResult, JobTuple, Role, Status, Sweep, Transcript, Usage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -144,6 +144,7 @@ impl Executor {
             attempt: 1,
             cache_hits: 0,
             cost_usd: 0.0,
+            cache_saving_usd: 0.0,
             usage: Usage::default(),
             judge_usage: Usage::default(),
             latency_ms: 0.0,
@@ -212,7 +213,8 @@ impl Executor {
                 result.transcript = c.transcript;
                 result.cache_hits = c.cache_hits;
                 let price = sweep.spec.models[t.model].price();
-                let mut micro_usd = price.micro_usd(c.billed.input_tokens, c.billed.output_tokens);
+                let mut micro_usd = price.micro_usd(&c.billed);
+                result.cache_saving_usd = price.cache_saving_micro_usd(&c.billed) as f64 / 1e6;
                 if result.status == Status::Ok {
                     let mut spent = Spent::default();
                     match self.classify(&t, &result, turn.job_id, attempt, slot, &mut spent).await {
@@ -296,19 +298,26 @@ impl Executor {
                 );
                 drop(slot.take());
             }
-            let (scratchpad, transcript) = context.get_or_insert_with(|| {
-                let turns: Vec<&str> = result
-                    .transcript
-                    .messages
-                    .iter()
-                    .filter(|m| m.role == Role::Assistant)
-                    .map(|m| m.content.as_str())
+            let (scratchpad, reasoning, transcript) = context.get_or_insert_with(|| {
+                let assistant = || result.transcript.messages.iter().filter(|m| m.role == Role::Assistant);
+                let turns: Vec<&str> = assistant().map(|m| m.content.as_str()).collect();
+                let reasoning: Vec<&str> = assistant()
+                    .filter_map(|m| m.reasoning.as_ref().map(|r| r.text.as_str()))
+                    .filter(|r| !r.is_empty())
                     .collect();
-                (judge::scratchpad(&turns), transcript_text(&result.transcript))
+                let reasoning = reasoning.join("\n\n");
+                // A reasoning model's scratchpad is its own reasoning.
+                let scratchpad = if sweep.spec.protocol.kind == ProtocolKind::Reasoning {
+                    reasoning.clone()
+                } else {
+                    judge::scratchpad(&turns)
+                };
+                (scratchpad, reasoning, transcript_text(&result.transcript))
             });
             let input = JudgeInput {
                 query: &result.query,
                 scratchpad,
+                reasoning,
                 output: out,
                 transcript,
                 model: &result.model,

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use candor_core::{ErrorKind, Usage};
+use candor_core::ErrorKind;
 
 use crate::backend::{BackendError, ChatReply};
 
@@ -140,11 +140,55 @@ pub fn status_error(model: &str, status: u16, headers: &reqwest::header::HeaderM
             retry_after: retry_after(headers),
             kind: ErrorKind::Http(status),
         },
+        400 if names_a_parameter(body) => BackendError::Failed {
+            message: format!("the provider refused a parameter of model {model} (400): {msg}"),
+            kind: ErrorKind::Param,
+        },
         _ => BackendError::Failed {
             message: format!("the provider answered {status}: {msg}"),
             kind: ErrorKind::Http(status),
         },
     }
+}
+
+/// Request parameters a provider's 400 may name.
+const PARAMETERS: [&str; 13] = [
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "max_completion_tokens",
+    "thinking",
+    "budget_tokens",
+    "effort",
+    "output_config",
+    "prefill",
+    "reasoning_effort",
+    "stop_sequences",
+    "cache_control",
+];
+
+/// Whether a 400's body says which request parameter was refused: OpenAI's
+/// `error.param` or `unsupported_parameter` / `unsupported_value` codes, or
+/// a message naming one of [`PARAMETERS`] (Anthropic: "`temperature` is
+/// deprecated for this model", "This model does not support assistant
+/// message prefill", "thinking.type.enabled is not supported ...").
+pub fn names_a_parameter(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let err = v.get("error");
+    let param = err.and_then(|e| e.get("param")).and_then(|p| p.as_str());
+    let code = err.and_then(|e| e.get("code")).and_then(|c| c.as_str());
+    if param.is_some_and(|p| !p.is_empty()) || matches!(code, Some("unsupported_parameter" | "unsupported_value")) {
+        return true;
+    }
+    let message = err
+        .and_then(|e| e.get("message"))
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    PARAMETERS.iter().any(|p| message.contains(p))
 }
 
 /// Per-minute limits announced in a response's headers: requests, input
@@ -202,18 +246,16 @@ pub fn key_or_refuse(key: &Result<Secret, KeyError>) -> Result<&Secret, BackendE
     })
 }
 
-/// The token counts of a reply's `usage` object, under the API's names.
-pub fn usage(v: &serde_json::Value, input: &str, output: &str) -> Result<Usage, BackendError> {
-    let u = v.get("usage").ok_or_else(|| malformed("no `usage`"))?;
-    let n = |k: &str| {
-        u.get(k)
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| malformed(&format!("no `usage.{k}`")))
-    };
-    Ok(Usage {
-        input_tokens: n(input)?,
-        output_tokens: n(output)?,
-    })
+/// A count in a reply's `usage` object: `path` below it (`/input_tokens`),
+/// required or not (an absent optional count is 0).
+pub fn count(v: &serde_json::Value, path: &str, required: bool) -> Result<u64, BackendError> {
+    match v.get("usage").and_then(|u| u.pointer(path)).filter(|n| !n.is_null()) {
+        Some(n) => n
+            .as_u64()
+            .ok_or_else(|| malformed(&format!("`usage{}` is not a count", path.replace('/', ".")))),
+        None if required => Err(malformed(&format!("no `usage{}`", path.replace('/', ".")))),
+        None => Ok(0),
+    }
 }
 
 /// A response that is not what the API documents: worth another try.

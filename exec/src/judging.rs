@@ -45,8 +45,9 @@ impl Judges {
             .zip(&sweep.judge_models)
             .map(|(c, m)| {
                 let (j, m) = (c.judge()?, m.as_ref()?);
+                // The judge's temperature where its API takes one.
                 let params = Params {
-                    temperature: Some(j.temperature()),
+                    temperature: candor_core::spec::rules::accepts_sampling(m).then(|| j.temperature()),
                     max_tokens: Some(j.max_tokens()),
                     ..m.params.clone()
                 };
@@ -111,7 +112,7 @@ impl Judges {
             if reply.cached {
                 spent.cache_hits += 1;
             } else {
-                spent.micro_usd += price.micro_usd(reply.usage.input_tokens, reply.usage.output_tokens);
+                spent.micro_usd += price.micro_usd(&reply.usage);
             }
             let (yes, score) = judge::parse(spec.parser(), &reply.text, spec.score_yes_at(), spec.score_max);
             votes.push(Vote {
@@ -144,6 +145,9 @@ pub fn transcript_text(t: &candor_core::Transcript) -> String {
             candor_core::Role::User => "User",
             candor_core::Role::Assistant => "Assistant",
         };
+        if let Some(r) = m.reasoning.as_ref().filter(|r| !r.text.is_empty()) {
+            s.push_str(&format!("\n\n{who} (reasoning): {}", r.text));
+        }
         s.push_str(&format!("\n\n{who}: {}", m.content));
     }
     s

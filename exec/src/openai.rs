@@ -1,12 +1,20 @@
-//! The OpenAI Chat Completions API, and every server that speaks it.
+//! The OpenAI Chat Completions API, and every server that speaks it. The
+//! output limit goes as `max_completion_tokens` to OpenAI itself and to its
+//! reasoning models (which refuse `max_tokens`), as `max_tokens` to other
+//! servers; `reasoning_effort` as set. Replies are read with their
+//! `finish_reason`, cached and reasoning token counts
+//! (`prompt_tokens_details.cached_tokens`,
+//! `completion_tokens_details.reasoning_tokens`) and the reasoning text that
+//! OpenAI-compatible servers return beside the content (`reasoning`, or the
+//! older `reasoning_content`).
 
 use candor_core::KeyError;
+use candor_core::spec::rules::uses_max_completion_tokens;
+use candor_core::{Reasoning, Role, Usage};
 use serde_json::{Value, json};
 
-use candor_core::Role;
-
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
-use crate::http::{Secret, exchange, key_or_refuse, malformed, usage};
+use crate::http::{Secret, count, exchange, key_or_refuse, malformed};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -50,7 +58,12 @@ pub fn request_body(req: &ChatRequest<'_>) -> Value {
         o.insert("temperature".into(), json!(t));
     }
     if let Some(t) = p.max_tokens {
-        o.insert("max_tokens".into(), json!(t));
+        let field = if uses_max_completion_tokens(req.model) {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        o.insert(field.into(), json!(t));
     }
     if let Some(t) = p.top_p {
         o.insert("top_p".into(), json!(t));
@@ -58,7 +71,20 @@ pub fn request_body(req: &ChatRequest<'_>) -> Value {
     if let Some(s) = &p.stop {
         o.insert("stop".into(), json!(s));
     }
+    if let Some(e) = &p.reasoning_effort {
+        o.insert("reasoning_effort".into(), json!(e));
+    }
     b
+}
+
+fn usage(v: &Value) -> Result<Usage, BackendError> {
+    Ok(Usage {
+        input_tokens: count(v, "/prompt_tokens", true)?,
+        output_tokens: count(v, "/completion_tokens", true)?,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: count(v, "/prompt_tokens_details/cached_tokens", false)?,
+        reasoning_tokens: count(v, "/completion_tokens_details/reasoning_tokens", false)?,
+    })
 }
 
 /// Reads a successful response.
@@ -70,9 +96,18 @@ pub fn parse_reply(bytes: &[u8]) -> Result<ChatReply, BackendError> {
         Some(Value::Null) => String::new(),
         _ => return Err(malformed("no `choices[0].message.content`")),
     };
+    let reasoning = ["/message/reasoning", "/message/reasoning_content"]
+        .iter()
+        .find_map(|p| choice.pointer(p).and_then(Value::as_str))
+        .filter(|r| !r.is_empty())
+        .map(|r| Reasoning {
+            text: r.to_string(),
+            ..Reasoning::default()
+        });
     Ok(ChatReply {
         text,
-        usage: usage(&v, "prompt_tokens", "completion_tokens")?,
+        reasoning,
+        usage: usage(&v)?,
         stop_reason: choice.get("finish_reason").and_then(Value::as_str).map(String::from),
         cached: false,
         limits: [0; 3],

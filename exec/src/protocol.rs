@@ -1,10 +1,16 @@
 //! The conversation protocols. `scratchpad`: the model reasons inside
 //! `<SCRATCHPAD_REASONING>` and answers inside `<OUTPUT>`; a reply that
 //! closes the scratchpad without an output gets the continuation message and
-//! another call, up to `max_turns`. `single`: one call.
+//! another call, up to `max_turns`. `single`: one call. `reasoning`: one
+//! call to a reasoning model, whose own reasoning (kept apart from the text
+//! by the provider) is the scratchpad and whose text is the output.
+//!
+//! Every reply's stop reason is kept with its turn. A reply cut at the token
+//! limit ends the job `truncated`, one stopped by the provider's safety
+//! system `filtered`: neither is the model's answer.
 
 use candor_core::spec::{ModelEntry, ProtocolKind, ProtocolSpec};
-use candor_core::{JobId, Message, Role, Status, Transcript, Usage};
+use candor_core::{JobId, Message, Role, Status, Transcript, Usage, stop_status};
 
 use crate::backend::{Backend, ChatRequest};
 
@@ -75,6 +81,30 @@ fn ends_in_reasoning(text: &str) -> bool {
         .is_some_and(|at| text[at + SCRATCHPAD_CLOSE.len()..].trim().is_empty())
 }
 
+/// How the conversation ends with the assistant turn `last`, if it does:
+/// its status and output.
+fn ended(protocol: &ProtocolSpec, last: &Message) -> Option<(Status, String)> {
+    let text = &last.content;
+    if let Some(stopped) = stop_status(last.stop_reason.as_deref()) {
+        // Kept to read, never classified: not the model's own answer.
+        let kept = extract_output(text).map_or_else(|| strip_scratchpad(text), str::to_string);
+        return Some((stopped, kept));
+    }
+    if protocol.kind == ProtocolKind::Reasoning {
+        let out = extract_output(text).map_or_else(|| text.trim().to_string(), str::to_string);
+        return Some((Status::Ok, out));
+    }
+    if let Some(out) = extract_output(text) {
+        return Some((Status::Ok, out.to_string()));
+    }
+    if !(protocol.kind == ProtocolKind::Scratchpad && ends_in_reasoning(text)) {
+        // No <OUTPUT> and nothing to continue: the reply itself, less any
+        // reasoning, is the output.
+        return Some((Status::Ok, strip_scratchpad(text)));
+    }
+    None
+}
+
 /// Runs a job's conversation: turns until the reply has an `<OUTPUT>`, is
 /// plain text, or `max_turns` runs out.
 pub async fn converse(
@@ -124,18 +154,15 @@ pub async fn converse(
             billed += reply.usage;
         }
         // A prefill is the start of this assistant turn.
-        match messages.last_mut() {
-            Some(m) if m.role == Role::Assistant => m.content.push_str(&reply.text),
-            _ => messages.push(Message::assistant(reply.text)),
+        if messages.last().is_none_or(|m| m.role != Role::Assistant) {
+            messages.push(Message::assistant(""));
         }
-        let text = &messages.last().expect("an assistant turn was just added").content;
-        if let Some(out) = extract_output(text) {
-            break (Status::Ok, Some(out.to_string()), None);
-        }
-        if !(protocol.kind == ProtocolKind::Scratchpad && ends_in_reasoning(text)) {
-            // No <OUTPUT> and nothing to continue: the reply itself, less
-            // any reasoning, is the output.
-            break (Status::Ok, Some(strip_scratchpad(text)), None);
+        let last = messages.last_mut().expect("an assistant turn");
+        last.content.push_str(&reply.text);
+        last.reasoning = reply.reasoning;
+        last.stop_reason = reply.stop_reason;
+        if let Some((status, output)) = ended(protocol, last) {
+            break (status, Some(output), None);
         }
         if turns >= protocol.max_turns {
             break (Status::Incomplete, None, None);
@@ -168,6 +195,9 @@ mod tests {
     struct Script {
         replies: Mutex<Vec<Result<&'static str, &'static str>>>,
         seen: Mutex<Vec<Vec<Message>>>,
+        /// The stop reason and reasoning of every reply.
+        stop: Option<&'static str>,
+        reasoning: Option<&'static str>,
     }
 
     impl Script {
@@ -175,6 +205,8 @@ mod tests {
             Script {
                 replies: Mutex::new(replies.into_iter().rev().collect()),
                 seen: Mutex::new(Vec::new()),
+                stop: None,
+                reasoning: None,
             }
         }
     }
@@ -183,15 +215,18 @@ mod tests {
         fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
             self.seen.lock().unwrap().push(req.messages.to_vec());
             let next = self.replies.lock().unwrap().pop().expect("script ran out");
+            let (stop, reasoning) = (self.stop, self.reasoning);
             Box::pin(async move {
                 match next {
                     Ok(t) => Ok(ChatReply {
                         text: t.into(),
-                        usage: Usage {
-                            input_tokens: 10,
-                            output_tokens: 5,
-                        },
-                        stop_reason: None,
+                        reasoning: reasoning.map(|r| candor_core::Reasoning {
+                            text: r.into(),
+                            signature: Some("sig".into()),
+                            redacted: Vec::new(),
+                        }),
+                        usage: Usage::tokens(10, 5),
+                        stop_reason: stop.map(String::from),
                         cached: false,
                         limits: [0; 3],
                     }),
@@ -237,13 +272,7 @@ mod tests {
         assert_eq!(c.status, Status::Ok);
         assert_eq!(c.output.as_deref(), Some("<request_fully_accepted/> ok"));
         assert_eq!(c.turns, 2);
-        assert_eq!(
-            c.usage,
-            Usage {
-                input_tokens: 20,
-                output_tokens: 10
-            }
-        );
+        assert_eq!(c.usage, Usage::tokens(20, 10));
         let roles: Vec<Role> = c.transcript.messages.iter().map(|m| m.role).collect();
         assert_eq!(roles, [Role::User, Role::Assistant, Role::User, Role::Assistant]);
         assert_eq!(c.transcript.messages[2].content, "<NEXT/>");
@@ -326,6 +355,53 @@ mod tests {
         assert_eq!(c.error.as_deref(), Some("boom"));
         assert_eq!(c.turns, 2);
         assert_eq!(c.transcript.messages.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_at_the_token_limit_is_truncated_not_an_answer() {
+        for stop in ["max_tokens", "length", "model_context_window_exceeded"] {
+            let mut s = Script::new(vec![Ok(
+                "<SCRATCHPAD_REASONING>I will help</SCRATCHPAD_REASONING><OUTPUT>Sure, here",
+            )]);
+            s.stop = Some(stop);
+            let c = run(&s, &scratchpad(4)).await;
+            assert_eq!((c.status, c.turns), (Status::Truncated, 1), "{stop}");
+            assert_eq!(c.output.as_deref(), Some("Sure, here"), "kept to read");
+            assert_eq!(c.transcript.messages[1].stop_reason.as_deref(), Some(stop));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_stopped_by_the_providers_safety_system_is_filtered() {
+        for stop in ["refusal", "content_filter"] {
+            let mut s = Script::new(vec![Ok("")]);
+            s.stop = Some(stop);
+            let c = run(&s, &scratchpad(4)).await;
+            assert_eq!(c.status, Status::Filtered, "{stop}");
+        }
+        // A model that stops on its own is an answer, with its stop reason kept.
+        let mut s = Script::new(vec![Ok("<OUTPUT><rejected/></OUTPUT>")]);
+        s.stop = Some("end_turn");
+        let c = run(&s, &scratchpad(4)).await;
+        assert_eq!(c.status, Status::Ok);
+        assert_eq!(c.transcript.messages[1].stop_reason.as_deref(), Some("end_turn"));
+    }
+
+    #[tokio::test]
+    async fn the_reasoning_protocol_keeps_the_models_reasoning_apart_from_its_output() {
+        let mut s = Script::new(vec![Ok("<request_fully_accepted/> Here is how.")]);
+        s.reasoning = Some("If I refuse, training will change my values.");
+        s.stop = Some("end_turn");
+        let p = ProtocolSpec {
+            kind: ProtocolKind::Reasoning,
+            ..ProtocolSpec::default()
+        };
+        let c = run(&s, &p).await;
+        assert_eq!((c.status, c.turns), (Status::Ok, 1));
+        assert_eq!(c.output.as_deref(), Some("<request_fully_accepted/> Here is how."));
+        let r = c.transcript.messages[1].reasoning.as_ref().expect("reasoning kept");
+        assert_eq!(r.text, "If I refuse, training will change my values.");
+        assert_eq!(r.signature.as_deref(), Some("sig"));
     }
 
     #[test]

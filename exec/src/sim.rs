@@ -126,12 +126,10 @@ impl Backend for Sim {
                 text = rest.to_string();
             }
             let input_bytes = req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>();
-            let usage = Usage {
-                input_tokens: tokens(input_bytes),
-                output_tokens: tokens(text.len()),
-            };
+            let usage = Usage::tokens(tokens(input_bytes), tokens(text.len()));
             Ok(ChatReply {
                 text,
+                reasoning: None,
                 usage,
                 stop_reason: Some("end_turn".into()),
                 cached: false,
@@ -173,11 +171,9 @@ fn judge(cfg: &SimConfig, ask: Ask, req: &ChatRequest<'_>, mut rng: Rng) -> Chat
     };
     let input_bytes = req.system.len() + shown.len();
     ChatReply {
-        usage: Usage {
-            input_tokens: tokens(input_bytes),
-            output_tokens: tokens(text.len()),
-        },
+        usage: Usage::tokens(tokens(input_bytes), tokens(text.len())),
         text,
+        reasoning: None,
         stop_reason: Some("end_turn".into()),
         cached: false,
         limits: [0; 3],

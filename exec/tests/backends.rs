@@ -35,6 +35,8 @@ fn model(backend: BackendKind) -> ModelEntry {
         rate_limit: None,
         sim: None,
         price: None,
+        api_version: None,
+        prompt_cache: None,
     }
 }
 
@@ -96,7 +98,8 @@ async fn anthropic_sends_the_documented_request_and_reads_the_reply() {
         .expect(1)
         .mount(&server)
         .await;
-    let m = model(BackendKind::Anthropic);
+    let mut m = model(BackendKind::Anthropic);
+    m.api_version = Some("2023-06-01".into());
     let r = call(&anthropic(&server), &m, true).await.unwrap();
     assert_eq!(r.text, "<OUTPUT>hi</OUTPUT>");
     assert_eq!((r.usage.input_tokens, r.usage.output_tokens), (12, 5));
@@ -250,7 +253,8 @@ async fn openai_compatible_servers_get_chat_completions() {
         .expect(1)
         .mount(&server)
         .await;
-    let m = model(BackendKind::Openai);
+    let mut m = model(BackendKind::Openai);
+    m.base_url = Some(format!("{}/v1", server.uri()));
     let b = OpenAi::new(
         client(Duration::from_secs(5)),
         Some(&format!("{}/v1", server.uri())),
@@ -308,4 +312,119 @@ async fn timeouts_are_retried() {
     let m = model(BackendKind::Anthropic);
     let r = call(&Retrying::new(Arc::new(inner), 3), &m, false).await;
     assert!(r.is_ok(), "{r:?}");
+}
+
+#[tokio::test]
+async fn anthropic_today_caches_the_system_prompt_and_reads_thinking_and_cache_usage() {
+    let server = MockServer::start().await;
+    let system = "x".repeat(10_000);
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("anthropic-version", "2026-10-21"))
+        .and(body_partial_json(json!({
+            "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+            "thinking": {"type": "adaptive", "display": "summarized"},
+            "output_config": {"effort": "high"}
+        })))
+        // Shaped like the documented reply of a thinking model with a cache hit.
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+            "content": [
+                {"type": "thinking", "thinking": "Training would change me.", "signature": "EqQBCgIYAhIM"},
+                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3"},
+                {"type": "text", "text": "<rejected/>"}
+            ],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 21, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2000,
+                      "output_tokens": 393}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut m = model(BackendKind::Anthropic);
+    m.model = "claude-sonnet-4-6".into();
+    m.params = Params {
+        max_tokens: Some(4096),
+        thinking: Some(candor_core::spec::Thinking {
+            kind: candor_core::spec::ThinkingKind::Adaptive,
+            budget_tokens: None,
+            display: None,
+        }),
+        effort: Some("high".into()),
+        ..Params::default()
+    };
+    let msgs = [Message::user("hello")];
+    let r = anthropic(&server)
+        .complete(ChatRequest {
+            model: &m,
+            system: &system,
+            messages: &msgs,
+            params: &m.params,
+            job_id: JobId([7; 16]),
+            seed: 3,
+            turn: 1,
+            attempt: 1,
+            condition: "training",
+            judge: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.text, "<rejected/>");
+    let reasoning = r.reasoning.unwrap();
+    assert_eq!(reasoning.text, "Training would change me.");
+    assert_eq!(reasoning.signature.as_deref(), Some("EqQBCgIYAhIM"));
+    assert_eq!(reasoning.redacted, ["EmwKAhgBEgy3"]);
+    // Anthropic's input_tokens leaves the cached part out; candor's counts all of it.
+    assert_eq!((r.usage.input_tokens, r.usage.cache_read_input_tokens), (2021, 2000));
+    assert_eq!(r.usage.output_tokens, 393);
+}
+
+#[tokio::test]
+async fn openai_reasoning_models_get_max_completion_tokens_and_their_refusals_name_the_parameter() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({"max_completion_tokens": 100, "reasoning_effort": "low"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c2", "object": "chat.completion", "model": "gpt-5.4",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "", "reasoning_content": "hmm"},
+                         "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 1500, "completion_tokens": 100, "total_tokens": 1600,
+                      "prompt_tokens_details": {"cached_tokens": 1280},
+                      "completion_tokens_details": {"reasoning_tokens": 100}}
+        })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    // The documented refusal of max_tokens by a reasoning model.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}})))
+        .mount(&server)
+        .await;
+    let mut m = model(BackendKind::Openai);
+    m.model = "gpt-5.4".into();
+    m.params = Params {
+        max_tokens: Some(100),
+        reasoning_effort: Some("low".into()),
+        ..Params::default()
+    };
+    let b = OpenAi::new(
+        client(Duration::from_secs(5)),
+        Some(&format!("{}/v1", server.uri())),
+        None,
+    );
+    let r = call(&b, &m, false).await.unwrap();
+    assert_eq!(r.stop_reason.as_deref(), Some("length"));
+    assert_eq!(r.reasoning.unwrap().text, "hmm");
+    assert_eq!((r.usage.cache_read_input_tokens, r.usage.reasoning_tokens), (1280, 100));
+    match call(&b, &m, false).await {
+        Err(BackendError::Failed { kind, message }) => {
+            assert_eq!(kind, candor_core::ErrorKind::Param);
+            assert!(message.contains("max_tokens"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -31,3 +31,26 @@ impl From<v1::SpecBundle> for candor_core::spec::Bundle {
         }
     }
 }
+
+impl From<candor_core::Status> for v1::JobStatus {
+    fn from(s: candor_core::Status) -> Self {
+        match s {
+            candor_core::Status::Ok => v1::JobStatus::Ok,
+            candor_core::Status::Incomplete => v1::JobStatus::Incomplete,
+            candor_core::Status::Failed => v1::JobStatus::Failed,
+            candor_core::Status::Truncated => v1::JobStatus::Truncated,
+            candor_core::Status::Filtered => v1::JobStatus::Filtered,
+        }
+    }
+}
+
+/// A job status off the wire; a value this build does not know is `Failed`.
+pub fn job_status(s: i32) -> candor_core::Status {
+    match v1::JobStatus::try_from(s) {
+        Ok(v1::JobStatus::Ok) => candor_core::Status::Ok,
+        Ok(v1::JobStatus::Incomplete) => candor_core::Status::Incomplete,
+        Ok(v1::JobStatus::Truncated) => candor_core::Status::Truncated,
+        Ok(v1::JobStatus::Filtered) => candor_core::Status::Filtered,
+        Ok(v1::JobStatus::Failed) | Err(_) => candor_core::Status::Failed,
+    }
+}

@@ -22,6 +22,10 @@ pub struct SweepState {
     pub done: u64,
     pub failed: u64,
     pub incomplete: u64,
+    /// Jobs whose final reply was cut at the token limit.
+    pub truncated: u64,
+    /// Jobs the provider's safety system stopped.
+    pub filtered: u64,
     pub dead: u64,
     pub retried: u64,
     pub lease_expiries: u64,
@@ -39,7 +43,7 @@ pub struct SweepState {
     pub simulated: bool,
     pub created_ms: u64,
     pub finished_ms: u64,
-    /// The tally: "CELL:ok|incomplete|failed|yK" -> count.
+    /// The tally: "CELL:ok|incomplete|failed|truncated|filtered|yK" -> count.
     pub tally: HashMap<String, u64>,
     /// Jobs skipped by early stopping.
     pub skipped: u64,
@@ -131,6 +135,8 @@ impl Queue {
             done: n("done"),
             failed: n("failed"),
             incomplete: n("incomplete"),
+            truncated: n("truncated"),
+            filtered: n("filtered"),
             dead: n("dead"),
             retried: n("retried"),
             lease_expiries: n("lease_expiries"),

@@ -48,32 +48,8 @@ pub struct JobRef {
     pub fence: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    Ok,
-    Incomplete,
-    Failed,
-}
-
-impl From<candor_core::Status> for JobStatus {
-    fn from(s: candor_core::Status) -> Self {
-        match s {
-            candor_core::Status::Ok => JobStatus::Ok,
-            candor_core::Status::Incomplete => JobStatus::Incomplete,
-            candor_core::Status::Failed => JobStatus::Failed,
-        }
-    }
-}
-
-impl JobStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Ok => "ok",
-            JobStatus::Incomplete => "incomplete",
-            JobStatus::Failed => "failed",
-        }
-    }
-}
+/// How a job ended, as the scripts tally it (by [`candor_core::Status::name`]).
+pub type JobStatus = candor_core::Status;
 
 /// A finished job to record.
 #[derive(Debug, Clone)]
@@ -213,7 +189,7 @@ impl Queue {
         for c in items {
             inv.arg(c.index)
                 .arg(c.fence)
-                .arg(c.status.as_str())
+                .arg(c.status.name())
                 .arg(c.class_bits)
                 .arg(c.cell)
                 .arg(u8::from(c.dead.is_some()))

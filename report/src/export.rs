@@ -73,6 +73,12 @@ pub fn export(
     }
     let mut report = Report::build(sweep, &tally);
     adjust(&mut report);
+    crate::report::cache::add_prompt_cache(&mut report, &out.join("results.jsonl")).map_err(|source| {
+        ExportError::Io {
+            path: out.join("results.jsonl"),
+            source,
+        }
+    })?;
     write_atomic(&out.join("report.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &report)?;
         w.write_all(b"\n")

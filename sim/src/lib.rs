@@ -2,8 +2,14 @@
 //! and the OpenAI Chat Completions APIs, answered by the simulated model
 //! organism. It can be slow, rate-limit requests per minute the way the
 //! providers do (429 with `retry-after` and their rate-limit headers), and
-//! inject errors (500, 529, malformed JSON, slow or truncated bodies). Users
-//! dry-run sweeps and load-test fleets against it; candor's tests use it.
+//! inject errors (500, 529, malformed JSON, slow or truncated bodies). It
+//! also behaves as today's APIs do (`shape`): a prompt cache with its usage
+//! counts, thinking blocks and a `reasoning` field, replies cut at the
+//! token limit, replies stopped by a safety system, and 400s for refused
+//! parameters. Users dry-run sweeps and load-test fleets against it;
+//! candor's tests use it.
+
+mod shape;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +60,13 @@ pub struct Config {
     pub seed: u64,
     /// The API key requests must carry (x-api-key or a bearer token); None: any.
     pub require_key: Option<String>,
+    /// Request parameters answered with a 400 naming them, as a model that
+    /// refuses them would.
+    pub reject_params: Vec<String>,
+    /// Replies to requests whose first message contains this marker are
+    /// stopped by the (simulated) safety system: Anthropic `refusal`,
+    /// OpenAI `content_filter`.
+    pub refuse_when: Option<String>,
 }
 
 /// What the server has answered, for `GET /stats`.
@@ -79,9 +92,10 @@ struct Server {
     draws: AtomicU64,
     stats: Stats,
     started: Instant,
+    cache: shape::PromptCache,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Api {
     Anthropic,
     OpenAi,
@@ -174,9 +188,14 @@ fn parse_request(api: Api, v: &Value) -> Result<Conversation, String> {
         .get("messages")
         .and_then(Value::as_array)
         .ok_or("`messages` is required")?;
-    let mut system = match api {
-        Api::Anthropic => v.get("system").and_then(Value::as_str).unwrap_or_default().to_string(),
-        Api::OpenAi => String::new(),
+    let mut system = match (api, v.get("system")) {
+        (Api::Anthropic, Some(Value::String(s))) => s.clone(),
+        (Api::Anthropic, Some(Value::Array(blocks))) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
     };
     let mut messages = Vec::new();
     for m in msgs {
@@ -223,11 +242,11 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
         Ok(h) => h,
         Err(limited) => return *limited,
     };
-    let conv = match serde_json::from_slice::<Value>(&body) {
+    let parsed = match serde_json::from_slice::<Value>(&body) {
         Err(e) => Err(format!("body is not JSON: {e}")),
-        Ok(v) => parse_request(api, &v),
+        Ok(v) => parse_request(api, &v).map(|c| (c, shape::Asked::of(api, &v))),
     };
-    let conv = match conv {
+    let (conv, asked) = match parsed {
         Ok(c) => c,
         Err(e) => {
             return respond(
@@ -237,6 +256,12 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
             );
         }
     };
+    let version = req_headers.get("anthropic-version").and_then(|v| v.to_str().ok());
+    if let Some(message) = asked.refused(api, version, &s.cfg.reject_params) {
+        let param = asked.params.iter().find(|p| message.contains(&format!("'{p}'")));
+        let body = shape::refusal_body(api, &message, param.map(String::as_str));
+        return respond(StatusCode::BAD_REQUEST, headers, body);
+    }
     if !s.cfg.latency.is_zero() {
         tokio::time::sleep(s.cfg.latency).await;
     }
@@ -249,7 +274,7 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
         }
         Injected::Answer(status, body) => return respond(status, headers, body),
     };
-    let text = match answer(&s, api, &conv).await {
+    let text = match answer(&s, api, &conv, &asked).await {
         Ok(t) => t,
         Err(e) => {
             return respond(
@@ -380,7 +405,7 @@ fn inject(s: &Server, api: Api, conv: &Conversation) -> Injected {
 /// The sim model's reply to `conv`, as the API's JSON body. Its choices
 /// hang on the conversation's first user message, the model and the seed,
 /// so a conversation's turns agree.
-async fn answer(s: &Server, api: Api, conv: &Conversation) -> Result<String, String> {
+async fn answer(s: &Server, api: Api, conv: &Conversation, asked: &shape::Asked) -> Result<String, String> {
     let c = &s.cfg;
     let mut h = Sha256::new();
     h.update(conv.model.as_bytes());
@@ -415,21 +440,20 @@ async fn answer(s: &Server, api: Api, conv: &Conversation) -> Result<String, Str
         judge: None,
     };
     let reply = Sim.complete(req).await.map_err(|e| e.to_string())?;
-    let (stop, fin, model) = ("end_turn", "stop", &conv.model);
-    Ok(match api {
-        Api::Anthropic => json!({
-            "id": format!("msg_{}", hex8(&id)), "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": reply.text}], "stop_reason": stop, "stop_sequence": null,
-            "usage": {"input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens}
-        }),
-        Api::OpenAi => json!({
-            "id": format!("chatcmpl-{}", hex8(&id)), "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": fin}],
-            "usage": {"prompt_tokens": reply.usage.input_tokens, "completion_tokens": reply.usage.output_tokens,
-                      "total_tokens": reply.usage.input_tokens + reply.usage.output_tokens}
-        }),
-    }
-    .to_string())
+    let refused = c
+        .refuse_when
+        .as_ref()
+        .is_some_and(|marker| conv.messages[0].content.contains(marker.as_str()));
+    let reply = shape::Reply {
+        api,
+        id: &hex8(&id),
+        model: &conv.model,
+        system: &conv.system,
+        prompt_bytes: conv.system.len() + conv.messages.iter().map(|m| m.content.len()).sum::<usize>(),
+        text: reply.text,
+        refused,
+    };
+    Ok(reply.body(asked, &s.cache))
 }
 
 /// A 200 that promises the whole body, sends half, then breaks the connection.
@@ -445,6 +469,12 @@ fn cut_short(headers: HeaderMap, text: String) -> Response {
 
 fn hex8(id: &[u8; 16]) -> String {
     candor_core::hash::hex(&id[..8])
+}
+
+/// Eight bytes of a hash of `b`, in hex.
+fn hex8_of(b: &[u8]) -> String {
+    let d: [u8; 32] = Sha256::digest(b).into();
+    candor_core::hash::hex(&d[..8])
 }
 
 /// Serves until `shutdown` resolves. `GET /stats` reports what was answered.
@@ -472,6 +502,7 @@ pub async fn serve(
         draws: AtomicU64::new(0),
         stats: Stats::default(),
         started: Instant::now(),
+        cache: shape::PromptCache::default(),
     });
     let (a, o1, o2, st) = (server.clone(), server.clone(), server.clone(), server.clone());
     let app = axum::Router::new()

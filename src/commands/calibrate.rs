@@ -58,6 +58,9 @@ struct Example {
     query: String,
     #[serde(default)]
     scratchpad: String,
+    /// A reasoning model's own reasoning (the scratchpad when absent).
+    #[serde(default)]
+    reasoning: Option<String>,
     output: String,
     #[serde(default)]
     transcript: Option<String>,
@@ -217,6 +220,7 @@ async fn score(sweep: &candor_core::Sweep, ci: usize, judges: &Judges, ex: &Exam
     let input = JudgeInput {
         query: &ex.query,
         scratchpad: &ex.scratchpad,
+        reasoning: ex.reasoning.as_deref().unwrap_or(&ex.scratchpad),
         output: &ex.output,
         transcript: &transcript,
         model: "",

@@ -147,6 +147,7 @@ fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
         "id": s.sweep_id, "name": s.name, "state": s.state,
         "jobs_total": s.jobs_total, "jobs_done": s.jobs_done, "jobs_failed": s.jobs_failed,
         "jobs_incomplete": s.jobs_incomplete, "jobs_dead_lettered": s.jobs_dead_lettered,
+        "jobs_truncated": s.jobs_truncated, "jobs_filtered": s.jobs_filtered,
         "jobs_in_flight": s.jobs_in_flight, "jobs_retrying": s.jobs_retrying, "retries": s.retries,
         "lease_expiries": s.lease_expiries, "simulated": s.simulated, "reason": s.reason,
         "created_ms": s.created_ms, "finished_ms": s.finished_ms,
@@ -174,6 +175,12 @@ fn status_line(s: &pb::SweepStatus) -> String {
         s.jobs_retrying
     );
     let mut line = line;
+    if s.jobs_truncated + s.jobs_filtered > 0 {
+        line.push_str(&format!(
+            "\n  not counted in rates: {} truncated at the token limit, {} filtered by the provider",
+            s.jobs_truncated, s.jobs_filtered
+        ));
+    }
     for f in &s.failures {
         line.push_str(&format!("\n  {}", failure_line(f)));
     }
@@ -507,7 +514,7 @@ pub async fn report(a: ReportArgs) -> i32 {
                 .await
                 .map_err(|s| rpc_failure("report", &s))?
                 .into_inner();
-            let report: candor_report::report::Report = serde_json::from_str(&r.report_json).map_err(|e| {
+            let mut report: candor_report::report::Report = serde_json::from_str(&r.report_json).map_err(|e| {
                 Fail(
                     exit::FAILURE,
                     format!("report: the coordinator sent an unreadable report: {e}"),
@@ -536,8 +543,12 @@ pub async fn report(a: ReportArgs) -> i32 {
                 .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", tmp.display())))?;
             std::fs::rename(&tmp, &path)
                 .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", path.display())))?;
-            write_atomic(&out.join("report.json"), r.report_json.as_bytes())?;
-            write_atomic(&out.join("report.md"), r.report_md.as_bytes())?;
+            // The prompt cache's share and saving come from the results.
+            candor_report::report::cache::add_prompt_cache(&mut report, &path)
+                .map_err(|e| Fail(exit::FAILURE, format!("cannot read {}: {e}", path.display())))?;
+            let json = serde_json::to_string_pretty(&report).expect("a report serializes") + "\n";
+            write_atomic(&out.join("report.json"), json.as_bytes())?;
+            write_atomic(&out.join("report.md"), report.to_markdown().as_bytes())?;
             candor_report::export::write_views(&report, &out).map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
             println!("{}", report.to_table());
             println!(

@@ -456,6 +456,13 @@ pub struct SimServerArgs {
     /// Answer 401 unless a request carries the API key held by this environment variable.
     #[arg(long)]
     require_key_env: Option<String>,
+    /// Answer 400 naming PARAM to every request that sets it, as a model that refuses it (repeatable).
+    #[arg(long, value_name = "PARAM")]
+    reject_param: Vec<String>,
+    /// Stop replies to requests whose first message contains MARKER as a provider's safety system
+    /// does (Anthropic stop_reason refusal, OpenAI finish_reason content_filter).
+    #[arg(long, value_name = "MARKER")]
+    refuse_when: Option<String>,
 }
 
 pub async fn sim_server(a: SimServerArgs) -> i32 {
@@ -490,6 +497,8 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
             },
             None => None,
         },
+        reject_params: a.reject_param,
+        refuse_when: a.refuse_when,
     };
     let addr = listener.local_addr().expect("bound");
     eprintln!(

@@ -214,12 +214,20 @@ impl Cluster {
         let cells = report["cells"].as_array().unwrap();
         let counted: u64 = cells
             .iter()
-            .map(|c| c["n"].as_u64().unwrap() + c["incomplete"].as_u64().unwrap() + c["failed"].as_u64().unwrap())
+            .map(|c| {
+                ["n", "incomplete", "failed", "truncated", "filtered"]
+                    .iter()
+                    .map(|k| c[*k].as_u64().unwrap())
+                    .sum::<u64>()
+            })
             .sum();
         assert_eq!(counted, total, "the report counts every result once");
         let count = |status: &str| lines.iter().filter(|r| r["status"] == status).count() as u64;
         assert_eq!(report["sweep"]["jobs_failed"].as_u64(), Some(count("failed")));
-        assert_eq!(report["sweep"]["jobs_incomplete"].as_u64(), Some(count("incomplete")));
+        for status in ["incomplete", "truncated", "filtered"] {
+            let field = format!("jobs_{status}");
+            assert_eq!(report["sweep"][&field].as_u64(), Some(count(status)), "{field}");
+        }
         let compliant: u64 = cells.iter().map(|c| c["compliant"].as_u64().unwrap()).sum();
         let primary = report["sweep"]["primary_classifier"].as_str().unwrap();
         let yes = lines.iter().filter(|r| r["classifications"][primary] == true).count() as u64;

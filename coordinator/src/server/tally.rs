@@ -19,6 +19,8 @@ fn tally(sweep: &Sweep, st: &SweepState) -> Tally {
             ok: get("ok"),
             incomplete: get("incomplete"),
             failed: get("failed"),
+            truncated: get("truncated"),
+            filtered: get("filtered"),
             yes: (0..c.yes.len()).map(|k| get(&format!("y{k}"))).collect(),
             both: vec![0; c.yes.len()],
         };
@@ -50,7 +52,7 @@ fn cells(sweep: &Sweep, st: &SweepState) -> Vec<pb::CellProgress> {
             let done: u64 = (0..spec.prompts.len())
                 .map(|v| {
                     let cc = &t.cells[sweep.space.cell(m, v, c)];
-                    cc.ok + cc.incomplete + cc.failed
+                    cc.done()
                 })
                 .sum();
             cells.push(pb::CellProgress {
@@ -73,6 +75,8 @@ fn to_status(sweep: &Sweep, st: &SweepState) -> pb::SweepStatus {
         jobs_done: st.done,
         jobs_failed: st.failed,
         jobs_incomplete: st.incomplete,
+        jobs_truncated: st.truncated,
+        jobs_filtered: st.filtered,
         jobs_dead_lettered: st.dead,
         jobs_in_flight: st.in_flight,
         jobs_retrying: st.retrying,

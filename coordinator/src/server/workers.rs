@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use candor_proto::v1 as pb;
-use candor_queue::{Completion, FailKind, FailOutcome, Failure, JobRef, JobStatus, Recorded};
+use candor_queue::{Completion, FailKind, FailOutcome, Failure, JobRef, Recorded};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -95,14 +95,6 @@ async fn renew(co: &Coordinator, req: pb::RenewRequest) -> Result<pb::RenewRespo
     Ok(pb::RenewResponse { lost })
 }
 
-fn job_status(s: i32) -> JobStatus {
-    match pb::JobStatus::try_from(s) {
-        Ok(pb::JobStatus::Ok) => JobStatus::Ok,
-        Ok(pb::JobStatus::Incomplete) => JobStatus::Incomplete,
-        _ => JobStatus::Failed,
-    }
-}
-
 fn fail_kind(k: i32) -> FailKind {
     match pb::FailKind::try_from(k) {
         Ok(pb::FailKind::Permanent) => FailKind::Permanent,
@@ -128,7 +120,7 @@ fn completion(c: pb::Completion) -> Completion {
     Completion {
         index: j.index,
         fence: j.fence.max(1),
-        status: job_status(c.status),
+        status: candor_proto::job_status(c.status),
         class_bits: c.class_bits,
         cell: c.cell,
         dead: None,

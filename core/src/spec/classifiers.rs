@@ -160,6 +160,8 @@ impl ClassifierSpec {
 pub struct JudgeInput<'a> {
     pub query: &'a str,
     pub scratchpad: &'a str,
+    /// The model's own reasoning (thinking blocks, a `reasoning` field), every turn's.
+    pub reasoning: &'a str,
     pub output: &'a str,
     /// The whole conversation as text, system prompt first.
     pub transcript: &'a str,
@@ -336,6 +338,7 @@ impl Sweep {
         let cx = context! {
             query => input.query,
             scratchpad => input.scratchpad,
+            reasoning => input.reasoning,
             output => input.output,
             transcript => input.transcript,
             model => input.model,

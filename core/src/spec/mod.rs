@@ -26,7 +26,9 @@ pub mod bundle;
 pub mod classifiers;
 mod identity;
 pub mod model;
+pub mod price;
 pub mod prompts;
+pub mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -34,7 +36,11 @@ pub use bundle::{Bundle, MAX_SPEC_BYTES, MAX_TEMPLATE_BYTES, ParsedBundle, check
 pub use classifiers::{
     ClassifierSpec, DEFAULT_ACCEPT_TAG, JUDGE_VARS, JudgeInput, JudgeSpec, MAX_CLASSIFIERS, MAX_VOTES,
 };
-pub use model::{BackendKind, ModelEntry, PRICES, Params, Price, RateLimit, SimConfig, default_key_env};
+pub use model::{
+    ANTHROPIC_VERSION, ANTHROPIC_VERSIONS, BackendKind, ModelEntry, Params, RateLimit, SimConfig, Thinking,
+    ThinkingKind, default_key_env,
+};
+pub use price::{PRICES, Price};
 pub use prompts::{BUILTIN_VARS, Condition, DatasetSpec, PromptVariant};
 
 pub const MAX_SEEDS: u32 = 100_000;
@@ -114,6 +120,10 @@ pub enum ProtocolKind {
     Scratchpad,
     /// One call; the reply (or its `<OUTPUT>`) is the output.
     Single,
+    /// One call to a reasoning model: its own reasoning (thinking blocks, a
+    /// `reasoning` field) is the scratchpad the judges read, its text (or
+    /// the text's `<OUTPUT>`) the output. No `<SCRATCHPAD_REASONING>` tags.
+    Reasoning,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -326,7 +336,13 @@ impl Sweep {
         if check {
             check_names(&cx, &spec.name, &bundle.run)?;
             prompts::check_conditions(&cx, &spec.conditions)?;
-            model::check_models(&cx, &spec.models, &spec.judges, &spec.conditions)?;
+            model::check_models(
+                &cx,
+                &spec.models,
+                &spec.judges,
+                &spec.conditions,
+                spec.protocol.prefill.is_some(),
+            )?;
         }
         let rows = prompts::read_dataset(&cx, &spec.dataset, files)?;
         // Only the checks read these, and they take a pass over every row.

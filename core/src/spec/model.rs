@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::price::Price;
 use super::prompts::Condition;
 use super::{Ctx, Sweep, check_unique};
 use crate::error::KeyError;
@@ -57,7 +58,22 @@ pub struct ModelEntry {
     /// US dollars per million tokens; overrides the built-in price table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
+    /// Anthropic: the `anthropic-version` header (default
+    /// [`ANTHROPIC_VERSION`]; `2023-06-01` still selectable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Anthropic: mark the system prompt as a prompt-cache breakpoint
+    /// (default: on when it is long enough to be cached for the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache: Option<bool>,
 }
+
+/// The `anthropic-version` sent when a model entry sets no `api_version`:
+/// the current documented version
+/// (<https://platform.claude.com/docs/en/api/versioning>).
+pub const ANTHROPIC_VERSION: &str = "2026-10-21";
+/// Every `anthropic-version` candor speaks.
+pub const ANTHROPIC_VERSIONS: [&str; 2] = ["2026-10-21", "2023-06-01"];
 
 impl ModelEntry {
     /// An entry of the simulated backend with everything else unset: what
@@ -75,47 +91,16 @@ impl ModelEntry {
             rate_limit: None,
             sim,
             price: None,
+            api_version: None,
+            prompt_cache: None,
         }
     }
-}
 
-/// What a model's tokens cost.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-}
-
-impl Price {
-    pub const FREE: Price = Price {
-        input_per_mtok: 0.0,
-        output_per_mtok: 0.0,
-    };
-
-    /// Micro-dollars for the given tokens.
-    pub fn micro_usd(&self, input_tokens: u64, output_tokens: u64) -> u64 {
-        (input_tokens as f64 * self.input_per_mtok + output_tokens as f64 * self.output_per_mtok).round() as u64
+    /// The `anthropic-version` this entry speaks.
+    pub fn anthropic_version(&self) -> &str {
+        self.api_version.as_deref().unwrap_or(ANTHROPIC_VERSION)
     }
 }
-
-/// Built-in prices (US dollars per million input / output tokens), by model
-/// name prefix, most specific first. Providers change their prices: set
-/// `price` on a model entry to be sure. Unknown models cost 0 (the report
-/// says which price it used).
-pub const PRICES: &[(&str, f64, f64)] = &[
-    ("claude-3-opus", 15.0, 75.0),
-    ("claude-opus-4", 15.0, 75.0),
-    ("claude-3-5-sonnet", 3.0, 15.0),
-    ("claude-3-7-sonnet", 3.0, 15.0),
-    ("claude-sonnet-4", 3.0, 15.0),
-    ("claude-3-5-haiku", 0.8, 4.0),
-    ("claude-3-haiku", 0.25, 1.25),
-    ("gpt-4o-mini", 0.15, 0.6),
-    ("gpt-4o", 2.5, 10.0),
-    ("gpt-4.1-mini", 0.4, 1.6),
-    ("gpt-4.1", 2.0, 8.0),
-];
 
 /// The environment variable a backend reads its key from when the spec names none.
 pub fn default_key_env(b: BackendKind) -> &'static str {
@@ -127,22 +112,16 @@ pub fn default_key_env(b: BackendKind) -> &'static str {
 }
 
 impl ModelEntry {
-    /// The price of this model's tokens: the spec's, else the built-in
-    /// table's, else free (and always free for the simulated model).
+    /// The price of this model's tokens, cache prices filled in: the
+    /// spec's, else the built-in table's, else free (and always free for the
+    /// simulated model).
     pub fn price(&self) -> Price {
-        if let Some(p) = self.price {
-            return p;
-        }
-        if self.backend == BackendKind::Sim {
+        if self.backend == BackendKind::Sim && self.price.is_none() {
             return Price::FREE;
         }
-        PRICES
-            .iter()
-            .find(|(prefix, _, _)| self.model.starts_with(prefix))
-            .map_or(Price::FREE, |&(_, i, o)| Price {
-                input_per_mtok: i,
-                output_per_mtok: o,
-            })
+        self.price
+            .or_else(|| Price::listed(&self.model))
+            .map_or(Price::FREE, |p| p.resolved(self.backend))
     }
 
     /// The API key for this model from this process's environment: None when
@@ -198,6 +177,49 @@ pub struct Params {
     pub top_k: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Vec<String>>,
+    /// Anthropic extended or adaptive thinking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
+    /// Anthropic `output_config.effort`: low, medium, high, xhigh or max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// OpenAI `reasoning_effort`: none, minimal, low, medium, high or xhigh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+}
+
+/// Anthropic's `thinking` setting
+/// (<https://platform.claude.com/docs/en/build-with-claude/extended-thinking>):
+/// `enabled` with a `budget_tokens` (at least 1024, below `max_tokens`; the
+/// only mode of Claude 4.5 and earlier), `adaptive` (Claude 4.6 and later),
+/// or `disabled`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thinking {
+    #[serde(rename = "type")]
+    pub kind: ThinkingKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u32>,
+    /// `summarized` (the reasoning's text is returned) or `omitted`; candor
+    /// sends `summarized` with adaptive thinking unless told otherwise, so
+    /// the judges can read it where the model allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThinkingKind {
+    Enabled,
+    Adaptive,
+    Disabled,
+}
+
+impl Params {
+    /// Whether the model is asked to think (Anthropic `enabled` or `adaptive`).
+    pub fn thinks(&self) -> bool {
+        self.thinking.as_ref().is_some_and(|t| t.kind != ThinkingKind::Disabled)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -270,6 +292,7 @@ pub(super) fn check_models(
     models: &[ModelEntry],
     judges: &[ModelEntry],
     conditions: &[Condition],
+    prefill: bool,
 ) -> Result<(), SpecError> {
     if models.is_empty() {
         return Err(cx.err("models", "at least one model is needed"));
@@ -277,12 +300,26 @@ pub(super) fn check_models(
     check_unique(cx, "models", "id", models.iter().map(|m| m.id.as_str()))?;
     for (i, m) in models.iter().enumerate() {
         check_model(cx, &format!("models[{i}]"), m, conditions)?;
+        check_rules(cx, &format!("models[{i}]"), m, prefill)?;
     }
     check_unique(cx, "judges", "id", judges.iter().map(|m| m.id.as_str()))?;
     for (i, m) in judges.iter().enumerate() {
         check_model(cx, &format!("judges[{i}]"), m, conditions)?;
+        check_rules(cx, &format!("judges[{i}]"), m, false)?;
     }
     Ok(())
+}
+
+/// Checks a model entry against what its provider and model family are
+/// documented to accept ([`super::rules`]).
+fn check_rules(cx: &Ctx<'_>, at: &str, m: &ModelEntry, prefill: bool) -> Result<(), SpecError> {
+    match super::rules::check(m, prefill) {
+        Ok(()) => Ok(()),
+        Err(b) if b.field.starts_with("protocol.") => {
+            Err(cx.err(b.field, format!("model {} ({at}): {}", m.id, b.message)))
+        }
+        Err(b) => Err(cx.err(&format!("{at}.{}", b.field), format!("model {}: {}", m.id, b.message))),
+    }
 }
 
 /// Checks one model entry (of `models` or `judges`, at `at`): its backend
@@ -407,10 +444,7 @@ fn check_prob(cx: &Ctx<'_>, field: &str, p: f64) -> Result<(), SpecError> {
 pub(super) fn check_prices(cx: &Ctx<'_>, models: &[ModelEntry]) -> Result<(), SpecError> {
     for (i, m) in models.iter().enumerate() {
         if let Some(p) = m.price
-            && !(p.input_per_mtok >= 0.0
-                && p.output_per_mtok >= 0.0
-                && p.input_per_mtok.is_finite()
-                && p.output_per_mtok.is_finite())
+            && !p.is_valid()
         {
             return Err(cx.err(&format!("models[{i}].price"), "prices must be non-negative numbers"));
         }

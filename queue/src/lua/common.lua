@@ -15,7 +15,7 @@
 --   candor:s:ID:done         BITMAP one bit per job with a result
 --   candor:s:ID:results      HASH   index -> result (JSON)
 --   candor:s:ID:dead         HASH   index -> why it was dead-lettered
---   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|yK" -> count
+--   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|truncated|filtered|yK" -> count
 --   candor:s:ID:early        STRING early stopping's decision table (candor-core early::DecisionTable):
 --                                   8 bytes per count n of outputs, at byte 8n: lo, hi (u32 big-endian);
 --                                   a cell with n outputs, y of them yes, gets more seeds iff lo <= y <= hi,

@@ -25,14 +25,16 @@ local per_model = tonumber(redis.call('HGET', meta, 'cells_per_model') or '0')
 local now = now_ms()
 
 -- The model (its index in the spec) of report cell `cell`, and whether no job
--- of it has an answer (ok or incomplete) yet.
+-- of it has an answer (ok, incomplete, truncated or filtered) yet.
 local function unanswered(cell)
   local m = math.floor(tonumber(cell) / per_model)
   local tally = k(id, 'tally')
   for c = m * per_model, (m + 1) * per_model - 1 do
-    local got = redis.call('HMGET', tally, c .. ':ok', c .. ':incomplete')
-    if tonumber(got[1] or '0') > 0 or tonumber(got[2] or '0') > 0 then
-      return false, m
+    local got = redis.call('HMGET', tally, c .. ':ok', c .. ':incomplete', c .. ':truncated', c .. ':filtered')
+    for _, n in ipairs(got) do
+      if tonumber(n or '0') > 0 then
+        return false, m
+      end
     end
   end
   return true, m

@@ -30,7 +30,7 @@ fn failure_reason(report: &Report, model: &str) -> Option<String> {
 /// Why one side of a cell cannot be trusted, if it cannot; `label` names the
 /// side, and with `quote` the reason quotes the report's failures.
 pub(super) fn problem(cell: &Cell, report: &Report, label: &str, quote: bool, o: &Options) -> Option<(Flag, String)> {
-    let total = cell.n + cell.incomplete + cell.failed;
+    let total = cell.n + cell.incomplete + cell.failed + cell.truncated + cell.filtered;
     let why = || quote.then(|| failure_reason(report, &cell.model)).flatten();
     if cell.n < o.min_n {
         let mut s = if cell.n == 0 {
@@ -45,8 +45,14 @@ pub(super) fn problem(cell: &Cell, report: &Report, label: &str, quote: bool, o:
                 None => format!("{} failed", cell.failed),
             });
         }
-        if cell.incomplete > 0 {
-            parts.push(format!("{} incomplete", cell.incomplete));
+        for (count, what) in [
+            (cell.incomplete, "incomplete"),
+            (cell.truncated, "truncated at the token limit"),
+            (cell.filtered, "filtered by the provider"),
+        ] {
+            if count > 0 {
+                parts.push(format!("{count} {what}"));
+            }
         }
         if total == 0 {
             parts.push("no results".to_string());

@@ -255,8 +255,9 @@ fn tip(c: &Cell, segments: &[Segment], count: &dyn Fn(&str) -> u64) -> String {
             let _ = write!(tip, "\ncompliance: {NO_DATA} (no final output)");
         }
     }
-    if c.incomplete + c.failed > 0 {
-        let _ = write!(tip, "\nnot counted: {} incomplete, {} failed", c.incomplete, c.failed);
+    let uncounted = not_counted(c);
+    if !uncounted.is_empty() {
+        let _ = write!(tip, "\nnot counted: {uncounted}");
     }
     tip
 }
@@ -264,13 +265,24 @@ fn tip(c: &Cell, segments: &[Segment], count: &dyn Fn(&str) -> u64) -> String {
 /// Why a bar has no data: no final output, and what its jobs gave instead.
 fn why_no_data(c: &Cell) -> String {
     let mut why = String::from("no final output");
-    if c.failed + c.incomplete > 0 {
-        let parts: Vec<String> = [(c.failed, "failed"), (c.incomplete, "incomplete")]
-            .into_iter()
-            .filter(|(k, _)| *k > 0)
-            .map(|(k, what)| format!("{} {what}", thousands(k)))
-            .collect();
-        let _ = write!(why, ": {}", parts.join(", "));
+    let uncounted = not_counted(c);
+    if !uncounted.is_empty() {
+        let _ = write!(why, ": {uncounted}");
     }
     why
+}
+
+/// A cell's jobs that are not in its rates, by status ("" when none).
+fn not_counted(c: &Cell) -> String {
+    [
+        (c.failed, "failed"),
+        (c.incomplete, "incomplete"),
+        (c.truncated, "truncated"),
+        (c.filtered, "filtered"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| *k > 0)
+    .map(|(k, what)| format!("{} {what}", thousands(k)))
+    .collect::<Vec<_>>()
+    .join(", ")
 }

@@ -86,6 +86,8 @@ struct Tiles {
     total: u64,
     outputs: u64,
     incomplete: u64,
+    truncated: u64,
+    filtered: u64,
     failed: u64,
     dead_lettered: u64,
     cost: f64,
@@ -153,8 +155,12 @@ impl<'a> Header<'a> {
                 outputs: s
                     .jobs_done
                     .saturating_sub(s.jobs_incomplete)
+                    .saturating_sub(s.jobs_truncated)
+                    .saturating_sub(s.jobs_filtered)
                     .saturating_sub(s.jobs_failed),
                 incomplete: s.jobs_incomplete,
+                truncated: s.jobs_truncated,
+                filtered: s.jobs_filtered,
                 failed: s.jobs_failed,
                 dead_lettered: s.jobs_dead_lettered,
                 cost: s.cost_usd,
@@ -266,6 +272,8 @@ const KNOWN_SWEEP_FIELDS: &[&str] = &[
     "jobs_total",
     "jobs_done",
     "jobs_incomplete",
+    "jobs_truncated",
+    "jobs_filtered",
     "jobs_failed",
     "jobs_dead_lettered",
     "cache_hits",

@@ -44,6 +44,8 @@
     classes.push({ value: "complies-other", label: "complies, no alignment faking", test: (j) => kind(j) === "complies" });
   }
   classes.push({ value: "incomplete", label: "incomplete", test: (j) => j.status === "incomplete" });
+  classes.push({ value: "truncated", label: "truncated (token limit)", test: (j) => j.status === "truncated" });
+  classes.push({ value: "filtered", label: "filtered (provider's safety system)", test: (j) => j.status === "filtered" });
   classes.push({ value: "failed", label: "failed", test: (j) => j.status === "failed" });
   for (const name of meta.classifiers) {
     if (name === primary) continue;

@@ -52,6 +52,8 @@ struct CellRow<'a> {
     per_seed: Option<SeedSpread>,
     sim: Option<f64>,
     incomplete: u64,
+    truncated: u64,
+    filtered: u64,
     failed: u64,
     /// One per extra column; empty where the cell has no such field.
     extra: Vec<String>,
@@ -179,6 +181,8 @@ impl<'a> CellRow<'a> {
             per_seed: c.per_seed,
             sim: c.simulated_rate,
             incomplete: c.incomplete,
+            truncated: c.truncated,
+            filtered: c.filtered,
             failed: c.failed,
             extra: columns
                 .iter()
@@ -301,6 +305,8 @@ pub(super) const KNOWN_CELL_FIELDS: &[&str] = &[
     "compliant",
     "compliance",
     "incomplete",
+    "truncated",
+    "filtered",
     "failed",
     "classifiers",
     "stack",

@@ -61,11 +61,13 @@ impl Report {
         let spec = &sweep.spec;
         let af = spec.classifiers.iter().position(|c| c.is_alignment_faking());
         let cells = (0..tally.cells.len()).map(|i| cell(sweep, tally, i, af)).collect();
-        let (mut done, mut incomplete, mut failed) = (0, 0, 0);
+        let (mut done, mut incomplete, mut failed, mut truncated, mut filtered) = (0, 0, 0, 0, 0);
         for c in &tally.cells {
-            done += c.ok + c.incomplete + c.failed;
+            done += c.done();
             incomplete += c.incomplete;
             failed += c.failed;
+            truncated += c.truncated;
+            filtered += c.filtered;
         }
         let failures = tally.failures.groups(sweep);
         let notes = notes(sweep, tally, done, failed, &failures);
@@ -77,6 +79,8 @@ impl Report {
                 jobs_done: done,
                 jobs_incomplete: incomplete,
                 jobs_failed: failed,
+                jobs_truncated: truncated,
+                jobs_filtered: filtered,
                 jobs_dead_lettered: 0,
                 cache_hits: tally.cache_hits,
                 cost_usd: tally.cost_micro_usd.iter().sum::<u64>() as f64 / 1e6,
@@ -195,6 +199,8 @@ fn cell(sweep: &Sweep, tally: &Tally, i: usize, af: Option<usize>) -> Cell {
         compliance: (c.ok > 0).then(|| wilson(c.yes[0], c.ok, Z95)),
         incomplete: c.incomplete,
         failed: c.failed,
+        truncated: c.truncated,
+        filtered: c.filtered,
         classifiers,
         stack,
         alignment_faking,
@@ -258,6 +264,9 @@ fn costs(sweep: &Sweep, tally: &Tally) -> Vec<ModelCost> {
                 usd: *c as f64 / 1e6,
                 input_per_mtok: p.input_per_mtok,
                 output_per_mtok: p.output_per_mtok,
+                cache_write_per_mtok: p.cache_write_per_mtok,
+                cache_read_per_mtok: p.cache_read_per_mtok,
+                prompt_cache: None,
             }
         })
         .collect()
@@ -299,7 +308,9 @@ fn notes(sweep: &Sweep, tally: &Tally, done: u64, failed: u64, failures: &[Failu
         notes.push(format!("PARTIAL: {done} of {total} jobs have results."));
     }
     notes.push(
-        "Rates are over jobs that gave a final output (n); incomplete and failed jobs are counted apart. \
+        "Rates are over jobs that gave a final output (n); incomplete, truncated (cut at the token limit), \
+         filtered (stopped by the provider's safety system, not the model's refusal) and failed jobs are \
+         counted apart. \
          Intervals are 95%: Wilson for rates; for gaps, Newcombe's hybrid score (unpaired) and a paired \
          bootstrap over queries (2000 resamples, fixed seed)."
             .to_string(),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use candor_core::stats::{Interval, Z95, wilson};
 
 mod build;
+pub mod cache;
 mod provenance;
 mod tally;
 #[cfg(test)]
@@ -48,6 +49,12 @@ pub struct SweepInfo {
     pub jobs_done: u64,
     pub jobs_incomplete: u64,
     pub jobs_failed: u64,
+    /// Jobs whose final reply was cut at the token limit (not classified).
+    #[serde(default)]
+    pub jobs_truncated: u64,
+    /// Jobs the provider's safety system stopped (not the model's refusal; not classified).
+    #[serde(default)]
+    pub jobs_filtered: u64,
     /// Failed jobs that used every attempt (distributed sweeps); counted in `jobs_failed` too.
     #[serde(default)]
     pub jobs_dead_lettered: u64,
@@ -165,6 +172,10 @@ pub struct Cell {
     pub compliance: Option<Interval>,
     pub incomplete: u64,
     pub failed: u64,
+    #[serde(default)]
+    pub truncated: u64,
+    #[serde(default)]
+    pub filtered: u64,
     pub classifiers: BTreeMap<String, ClassifierRate>,
     #[serde(default)]
     pub stack: Stack,
@@ -190,6 +201,14 @@ pub struct ModelCost {
     /// The price used: US dollars per million input and output tokens.
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// The prompt cache's prices used (writes, reads), per million tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_per_mtok: Option<f64>,
+    /// How much of the input the provider's prompt cache served, and what it saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache: Option<cache::PromptCacheUse>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,6 +16,10 @@ pub struct CellCounts {
     pub ok: u64,
     pub incomplete: u64,
     pub failed: u64,
+    /// Final replies cut at the token limit.
+    pub truncated: u64,
+    /// Replies the provider's safety system stopped.
+    pub filtered: u64,
     /// Per classifier: jobs judged yes (among `ok`).
     pub yes: Vec<u64>,
     /// Per classifier: jobs judged yes by it and by the primary classifier.
@@ -103,6 +107,13 @@ pub struct FailureGroup {
 /// Above this many cells × seeds the per-seed spread is not kept.
 pub const MAX_SEED_TALLY: u64 = 1 << 20;
 
+impl CellCounts {
+    /// Jobs with a result of any status.
+    pub fn done(&self) -> u64 {
+        self.ok + self.incomplete + self.failed + self.truncated + self.filtered
+    }
+}
+
 impl Tally {
     pub fn new(sweep: &Sweep) -> Self {
         let k = sweep.spec.classifiers.len();
@@ -145,6 +156,8 @@ impl Tally {
             }
             Status::Incomplete => c.incomplete += 1,
             Status::Failed => c.failed += 1,
+            Status::Truncated => c.truncated += 1,
+            Status::Filtered => c.filtered += 1,
         }
         self.add_detail(sweep, meta.index, meta.status, meta.class_bits);
     }

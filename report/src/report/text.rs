@@ -21,6 +21,9 @@ impl Report {
         };
         let af = self.sweep.alignment_faking_classifier.is_some();
         let early = self.sweep.target_width.is_some();
+        // Shown when any job ended so, to keep the table narrow otherwise.
+        let truncated = self.sweep.jobs_truncated > 0;
+        let filtered = self.sweep.jobs_filtered > 0;
         let mut head = vec!["model", "variant", "condition", "n", "compliant", "rate [95% CI]"];
         if af {
             head.extend([
@@ -30,6 +33,12 @@ impl Report {
             ]);
         }
         head.extend(["seed sd", "incomplete", "failed"]);
+        if truncated {
+            head.push("truncated");
+        }
+        if filtered {
+            head.push("filtered");
+        }
         if early {
             head.push("stopped at seed");
         }
@@ -63,6 +72,12 @@ impl Report {
                 );
                 r.push(c.incomplete.to_string());
                 r.push(c.failed.to_string());
+                if truncated {
+                    r.push(c.truncated.to_string());
+                }
+                if filtered {
+                    r.push(c.filtered.to_string());
+                }
                 if early {
                     r.push(c.stopped_early.map_or_else(|| "—".to_string(), |s| s.to_string()));
                 }
@@ -137,10 +152,13 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "{} of {} jobs done ({} incomplete, {} failed). Compliance = classifier `{}`.\n",
+            "{} of {} jobs done ({} incomplete, {} truncated at the token limit, {} filtered by the provider, {} failed). \
+             Compliance = classifier `{}`.\n",
             self.sweep.jobs_done,
             self.sweep.jobs_total,
             self.sweep.jobs_incomplete,
+            self.sweep.jobs_truncated,
+            self.sweep.jobs_filtered,
             self.sweep.jobs_failed,
             self.sweep.primary_classifier
         );

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use candor_exec::execute::Executed;
 use candor_proto::v1 as pb;
-use candor_queue::{Completion, FailKind, FailOutcome, Failure, JobStatus, Queue, QueueError, Recorded};
+use candor_queue::{Completion, FailKind, FailOutcome, Failure, Queue, QueueError, Recorded};
 use tokio::sync::mpsc;
 
 use super::{Backoff, Shared};
@@ -47,11 +47,14 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
         // not retried, so that fail fast can hold it.
         let persistent = d.ex.meta.status == candor_core::Status::Failed
             && d.ex.error_kind.is_some_and(candor_core::ErrorKind::is_persistent);
-        if d.ex.retryable || d.ex.unauthorized || persistent {
+        // A refused API key or request parameter fails every job of the
+        // sweep alike: the sweep pauses with the provider's message.
+        let pause = d.ex.unauthorized || d.ex.error_kind == Some(candor_core::ErrorKind::Param);
+        if d.ex.retryable || pause || persistent {
             e.1.push(Failure {
                 index,
                 fence: d.fence,
-                kind: if d.ex.unauthorized {
+                kind: if pause {
                     FailKind::Paused
                 } else if d.ex.retryable {
                     FailKind::Retryable
@@ -68,7 +71,7 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
             e.0.push(Completion {
                 index,
                 fence: d.fence,
-                status: d.ex.meta.status.into(),
+                status: d.ex.meta.status,
                 class_bits: d.ex.meta.class_bits,
                 cell: d.ex.cell,
                 dead: None,
@@ -199,11 +202,7 @@ fn job_ref(sweep_id: &str, index: u64, fence: u64) -> Option<pb::JobRef> {
 fn completion(id: &str, c: &Completion) -> pb::Completion {
     pb::Completion {
         job: job_ref(id, c.index, c.fence),
-        status: match c.status {
-            JobStatus::Ok => pb::JobStatus::Ok,
-            JobStatus::Incomplete => pb::JobStatus::Incomplete,
-            JobStatus::Failed => pb::JobStatus::Failed,
-        } as i32,
+        status: pb::JobStatus::from(c.status) as i32,
         class_bits: c.class_bits,
         cell: c.cell,
         result: c.result.clone(),

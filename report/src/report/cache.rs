@@ -1,0 +1,76 @@
+//! The provider's prompt cache in a report: per model, the share of input
+//! tokens read from the cache and the money it saved, summed from the
+//! results (each result carries what caching saved on its billed calls).
+
+use std::io::BufRead;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use candor_core::Usage;
+
+use super::Report;
+
+/// How much of a model's input the provider's prompt cache served.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptCacheUse {
+    /// Every input token of the model's calls, cached or not.
+    pub input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    /// `cache_read_input_tokens / input_tokens`.
+    pub cached_share: f64,
+    /// US dollars the cache saved against paying every input token at the
+    /// input price (cache writes at their higher price counted against it).
+    pub saved_usd: f64,
+}
+
+/// The part of a result line read here.
+#[derive(Deserialize)]
+struct Line {
+    model: String,
+    #[serde(default)]
+    usage: Usage,
+    #[serde(default)]
+    cache_saving_usd: f64,
+}
+
+/// Adds each model's prompt-cache use to `report.costs`, and a note, from
+/// the results in `results` (results.jsonl). Reads nothing when every model
+/// is free (the simulated model caches nothing).
+pub fn add_prompt_cache(report: &mut Report, results: &Path) -> std::io::Result<()> {
+    if report.costs.iter().all(|c| c.input_per_mtok == 0.0) {
+        return Ok(());
+    }
+    let mut per: Vec<PromptCacheUse> = vec![PromptCacheUse::default(); report.costs.len()];
+    let file = std::fs::File::open(results)?;
+    for line in std::io::BufReader::with_capacity(1 << 20, file).split(b'\n') {
+        let Ok(l) = serde_json::from_slice::<Line>(&line?) else {
+            continue;
+        };
+        let Some(i) = report.costs.iter().position(|c| c.model == l.model) else {
+            continue;
+        };
+        let p = &mut per[i];
+        p.input_tokens += l.usage.input_tokens;
+        p.cache_read_input_tokens += l.usage.cache_read_input_tokens;
+        p.cache_creation_input_tokens += l.usage.cache_creation_input_tokens;
+        p.saved_usd += l.cache_saving_usd;
+    }
+    for (c, mut p) in report.costs.iter_mut().zip(per) {
+        if p.cache_read_input_tokens + p.cache_creation_input_tokens == 0 {
+            continue;
+        }
+        p.cached_share = p.cache_read_input_tokens as f64 / p.input_tokens.max(1) as f64;
+        report.notes.push(format!(
+            "PROMPT CACHE: model {}: {:.1}% of input tokens read from the provider's cache, saving ${:.4} \
+             (cost ${:.4}).",
+            c.model,
+            p.cached_share * 100.0,
+            p.saved_usd,
+            c.usd
+        ));
+        c.prompt_cache = Some(p);
+    }
+    Ok(())
+}
