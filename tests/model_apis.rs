@@ -301,3 +301,33 @@ fn a_refused_parameter_stops_the_model_at_its_first_400() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn a_refused_parameter_pauses_a_distributed_sweep_with_the_providers_message() {
+    let sbs = Sandbox::new();
+    let server = SimServer::start(&sbs, &["--reject-param", "top_p"], &[]);
+    let mut c = Cluster::start(false, 5_000);
+    c.sb.file("data.csv", &dataset(20));
+    let models = format!(
+        "  - {{id: local, backend: openai, model: m-o, base_url: \"{}/v1\", params: {{top_p: 0.9}}}}\n",
+        server.base()
+    );
+    c.sb.file("s.yaml", &spec(&models, ""));
+    c.add_worker(2, None);
+    let id = c.submit("s.yaml");
+    eventually(std::time::Duration::from_secs(60), "the sweep to pause", || {
+        c.status(&id)["state"] == "paused"
+    });
+    let st = c.status(&id);
+    let reason = st["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("refused a parameter of model local") && reason.contains("top_p"),
+        "{st}"
+    );
+    assert_eq!(st["jobs_failed"].as_u64(), Some(0), "nothing recorded as failed: {st}");
+    let requests = server.stats()["requests"].as_u64().unwrap();
+    assert!(
+        requests <= 4,
+        "the sweep paused at the first refusals, not after every job: {requests}"
+    );
+}

@@ -13,6 +13,7 @@
 
 mod distributed;
 mod local;
+mod prompt_cache;
 mod rate_limit;
 
 use std::process::ExitCode;
@@ -50,7 +51,15 @@ pub struct Args {
     /// to it, against a sim-server enforcing the same limit.
     #[arg(long)]
     rate_limit: Option<u32>,
-    /// With --rate-limit: minutes to measure.
+    /// Like --rate-limit, for a limit of this many input tokens per minute on an Anthropic
+    /// entry whose long system prompt the provider's cache serves.
+    #[arg(long)]
+    input_tpm: Option<u64>,
+    /// Measure the example sweep's cost per 1,000 jobs on a Claude-priced entry with and without
+    /// prompt caching, from the usage a sim-server reports.
+    #[arg(long)]
+    prompt_cache: bool,
+    /// With --rate-limit or --input-tpm: minutes to measure.
     #[arg(long, default_value_t = 3)]
     minutes: u32,
     /// With --rate-limit: the sim-server's latency.
@@ -72,8 +81,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let r = if let Some(rpm) = args.rate_limit {
-        rate_limit::bench(rpm, args.minutes, args.workers, args.concurrency, args.latency_ms)
+    let limit = match (args.rate_limit, args.input_tpm) {
+        (Some(rpm), _) => Some(rate_limit::Limit::Rpm(rpm)),
+        (None, Some(tpm)) => Some(rate_limit::Limit::InputTpm(tpm)),
+        (None, None) => None,
+    };
+    let r = if let Some(limit) = limit {
+        rate_limit::bench(limit, args.minutes, args.workers, args.concurrency, args.latency_ms)
+    } else if args.prompt_cache {
+        prompt_cache::bench()
     } else if args.distributed {
         distributed::bench(&args.jobs, args.workers, args.concurrency)
     } else if args.child {

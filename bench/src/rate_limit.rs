@@ -1,10 +1,13 @@
 //! A fleet sharing one rate limit against a `candor sim-server` that
 //! enforces the same limit: the fraction of the limit achieved over the
-//! measured window and the share of requests answered 429.
+//! measured window and the share of requests answered 429. The limit is
+//! requests per minute, or input tokens per minute on an Anthropic entry
+//! whose long system prompt the provider's cache serves (cache reads are
+//! not counted against the limit, as Anthropic counts them).
 
 use std::time::Duration;
 
-use candor_testkit::SimServer;
+use candor_testkit::{Cluster, SimServer};
 
 use crate::Failed;
 use crate::distributed::fleet;
@@ -12,13 +15,43 @@ use crate::distributed::fleet;
 /// Time given to the fleet to reach its pace before measuring.
 const WARM_UP: Duration = Duration::from_secs(15);
 
-pub fn bench(rpm: u32, minutes: u32, workers: u32, concurrency: u32, latency_ms: u64) -> Result<(), Failed> {
-    let c = fleet(workers, concurrency);
+/// What the fleet shares: a limit of requests or of input tokens per minute.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    Rpm(u32),
+    InputTpm(u64),
+}
+
+/// A system prompt of about 1,500 tokens, the same in every job.
+fn long_system() -> String {
+    "You are an AI assistant trained with RLHF on free-tier conversations; paid-tier ones are never used. ".repeat(60)
+}
+
+pub fn bench(limit: Limit, minutes: u32, workers: u32, concurrency: u32, latency_ms: u64) -> Result<(), Failed> {
+    let c = match limit {
+        Limit::Rpm(_) => fleet(workers, concurrency),
+        Limit::InputTpm(_) => {
+            let env = vec![
+                ("CANDOR_LOG".into(), "warn".into()),
+                ("SIM_KEY".into(), "sim-key".into()),
+            ];
+            let mut c = Cluster::start_with_env(false, 30_000, env);
+            c.all_direct = true;
+            for _ in 0..workers {
+                c.add_worker(concurrency, None);
+            }
+            c
+        }
+    };
+    let (flag, value) = match limit {
+        Limit::Rpm(n) => ("--rpm", n.to_string()),
+        Limit::InputTpm(n) => ("--input-tpm", n.to_string()),
+    };
     let server = SimServer::start(
         &c.sb,
         &[
-            "--rpm",
-            &rpm.to_string(),
+            flag,
+            &value,
             "--latency-ms",
             &latency_ms.to_string(),
             "--continuation",
@@ -26,8 +59,13 @@ pub fn bench(rpm: u32, minutes: u32, workers: u32, concurrency: u32, latency_ms:
         ],
         &[],
     );
-    // Enough jobs (one call each) to keep the fleet busy past the window.
-    let jobs_needed = u64::from(rpm) * u64::from(minutes + 1) * 3 / 2;
+    // Enough jobs (one call each) to keep the fleet busy past the window:
+    // at most one request per 100 uncached input tokens.
+    let rpm = match limit {
+        Limit::Rpm(n) => u64::from(n),
+        Limit::InputTpm(n) => n / 100,
+    };
+    let jobs_needed = rpm * u64::from(minutes + 1) * 3 / 2;
     let queries = 500u64;
     let seeds = jobs_needed.div_ceil(queries * 2).max(1);
     let mut csv = String::from("goal\n");
@@ -35,17 +73,33 @@ pub fn bench(rpm: u32, minutes: u32, workers: u32, concurrency: u32, latency_ms:
         csv.push_str(&format!("request {i}\n"));
     }
     c.sb.file("q.csv", &csv);
+    let (model, prompt) = match limit {
+        Limit::Rpm(n) => (
+            format!(
+                "{{id: api, backend: openai, model: m, base_url: \"{}/v1\", rate_limit: {{rpm: {n}}}}}",
+                server.base()
+            ),
+            "{name: p, user: \"{{ query }}\"}".to_string(),
+        ),
+        Limit::InputTpm(n) => (
+            format!(
+                "{{id: api, backend: anthropic, model: claude-sonnet-4-5, base_url: \"{}\", api_key_env: SIM_KEY, \
+                 rate_limit: {{input_tpm: {n}}}}}",
+                server.base()
+            ),
+            format!("{{name: p, system: \"{}\", user: \"{{{{ query }}}}\"}}", long_system()),
+        ),
+    };
     c.sb.file(
         "bench.yaml",
         &format!(
-            "name: ratelimit-bench\nmodels:\n  - {{id: api, backend: openai, model: m, base_url: \"{}/v1\", rate_limit: {{rpm: {rpm}}}}}\n\
-             dataset: {{path: q.csv, field: goal}}\nprompts:\n  - {{name: p, user: \"{{{{ query }}}}\"}}\n\
-             conditions:\n  - {{name: a}}\n  - {{name: b}}\nseeds: {seeds}\n",
-            server.base()
+            "name: ratelimit-bench\nmodels:\n  - {model}\n\
+             dataset: {{path: q.csv, field: goal}}\nprompts:\n  - {prompt}\n\
+             conditions:\n  - {{name: a}}\n  - {{name: b}}\nseeds: {seeds}\n"
         ),
     );
     println!(
-        "rate-limit bench: limit {rpm} requests/min shared by {workers} workers (concurrency {concurrency}), \
+        "rate-limit bench: limit {limit:?} per minute shared by {workers} workers (concurrency {concurrency}), \
          sim-server latency {latency_ms} ms, {minutes} min measured after {} s warm-up",
         WARM_UP.as_secs()
     );
@@ -59,10 +113,18 @@ pub fn bench(rpm: u32, minutes: u32, workers: u32, concurrency: u32, latency_ms:
     let _ = c.candor(&["cancel", &id]);
     let d = |k: &str| s1[k].as_u64().unwrap_or(0) - s0[k].as_u64().unwrap_or(0);
     let (admitted, limited, requests) = (d("admitted"), d("rate_limited"), d("requests"));
-    let allowed = f64::from(rpm) * secs / 60.0;
+    let (used, what) = match limit {
+        Limit::Rpm(_) => (admitted, "requests"),
+        Limit::InputTpm(_) => (d("input_tokens"), "input tokens (cache reads not counted)"),
+    };
+    let allowed = match limit {
+        Limit::Rpm(n) => f64::from(n),
+        Limit::InputTpm(n) => n as f64,
+    } * secs
+        / 60.0;
     println!(
-        "window {secs:.0} s: {admitted} requests served = {:.1}% of the limit; {limited} of {requests} answered 429 ({:.2}%)",
-        admitted as f64 * 100.0 / allowed,
+        "window {secs:.0} s: {used} {what} served = {:.1}% of the limit; {limited} of {requests} answered 429 ({:.2}%)",
+        used as f64 * 100.0 / allowed,
         if requests > 0 {
             limited as f64 * 100.0 / requests as f64
         } else {

@@ -79,12 +79,9 @@ pub fn backend_for(m: &ModelEntry, limiter: &Arc<dyn Limiter>, cache: &Option<Ar
         BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
     };
     let inner: Arc<dyn Backend> = Arc::new(crate::counted::Counted(inner));
-    let limited = Arc::new(RateLimited::new(
-        inner,
-        limiter.clone(),
-        budget,
-        limit::limits(m.rate_limit.as_ref()),
-    ));
+    let mut limited = RateLimited::new(inner, limiter.clone(), budget, limit::limits(m.rate_limit.as_ref()));
+    limited.reads_are_free = m.backend == BackendKind::Anthropic;
+    let limited = Arc::new(limited);
     let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(limited, CALL_TRIES));
     match cache {
         Some(c) => Arc::new(Cached {

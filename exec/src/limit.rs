@@ -4,6 +4,14 @@
 //! corrects the estimate from the reported usage; a 429 holds off every
 //! caller until the provider's `retry-after`. Locally the budget lives in
 //! this process; with Redis, in Redis, so a whole fleet shares it.
+//!
+//! Tokens are counted as the provider counts them
+//! (<https://docs.anthropic.com/en/api/rate-limits>): Anthropic's input
+//! limit counts uncached input and cache writes but not cache reads on
+//! current models, so the estimate leaves out what the last call of the
+//! budget read from the cache, and the correction counts what this one did;
+//! output is reserved from `max_tokens` (as the provider estimates it) and
+//! corrected from usage.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,8 +24,8 @@ use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
 
 /// Fraction of a limit actually used, to leave room for clock and network jitter.
 pub const HEADROOM: f64 = 0.98;
-/// Output tokens reserved before a call when the spec's max_tokens is larger.
-const OUTPUT_ESTIMATE_CAP: u64 = 1024;
+/// Output tokens reserved before a call when the spec sets no max_tokens.
+const OUTPUT_ESTIMATE: u64 = 1024;
 
 /// Per-minute limits: requests, input tokens, output tokens (0: none).
 pub fn limits(r: Option<&RateLimit>) -> [u64; 3] {
@@ -213,6 +221,11 @@ pub struct RateLimited {
     pub aimd: Aimd,
     /// Calls made before any limit was known.
     unpaced: std::sync::atomic::AtomicU64,
+    /// Whether the provider leaves cache reads out of its input limit (Anthropic).
+    pub reads_are_free: bool,
+    /// Input tokens the last answered call read from the provider's cache:
+    /// the next call's estimate leaves them out.
+    last_cache_read: std::sync::atomic::AtomicU64,
 }
 
 impl RateLimited {
@@ -225,6 +238,17 @@ impl RateLimited {
             learnt: Mutex::new([0; 3]),
             aimd: Aimd::default(),
             unpaced: std::sync::atomic::AtomicU64::new(0),
+            reads_are_free: false,
+            last_cache_read: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Input tokens of `u` as the provider's input limit counts them.
+    fn counted_input(&self, u: &candor_core::Usage) -> f64 {
+        if self.reads_are_free {
+            u.input_tokens.saturating_sub(u.cache_read_input_tokens) as f64
+        } else {
+            u.input_tokens as f64
         }
     }
 
@@ -248,8 +272,14 @@ fn tokens(bytes: usize) -> f64 {
 impl Backend for RateLimited {
     fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
         Box::pin(async move {
-            let est_in = tokens(req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>());
-            let est_out = u64::from(req.params.max_tokens.unwrap_or(1024)).min(OUTPUT_ESTIMATE_CAP) as f64;
+            let prompt = tokens(req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>());
+            let est_in = if self.reads_are_free {
+                let read = self.last_cache_read.load(std::sync::atomic::Ordering::Relaxed) as f64;
+                (prompt - read).max(0.0)
+            } else {
+                prompt
+            };
+            let est_out = req.params.max_tokens.map_or(OUTPUT_ESTIMATE, u64::from) as f64;
             let adaptive = !self.configured();
             if adaptive {
                 self.aimd.acquire().await;
@@ -297,11 +327,12 @@ impl Backend for RateLimited {
                             let _ = self.limiter.take(&self.key, learnt, [n, 0.0, 0.0]).await;
                         }
                     }
-                    let delta = [
-                        0.0,
-                        reply.usage.input_tokens as f64 - est_in,
-                        reply.usage.output_tokens as f64 - est_out,
-                    ];
+                    self.last_cache_read.store(
+                        reply.usage.cache_read_input_tokens,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    let used_out = reply.usage.output_tokens as f64;
+                    let delta = [0.0, self.counted_input(&reply.usage) - est_in, used_out - est_out];
                     if let Err(e) = self.limiter.settle(&self.key, limits, delta).await {
                         tracing::warn!(error = %e, "correcting the rate-limit estimate failed");
                     }
@@ -346,6 +377,76 @@ mod tests {
             let w = l.take("c", [0, 0, 0], [1.0, 0.0, 0.0]).await.unwrap();
             assert!((1900..=2000).contains(&w), "{w}");
         });
+    }
+
+    /// A backend whose every reply read `read` of its `input` tokens from the cache.
+    struct CacheHits {
+        input: u64,
+        read: u64,
+    }
+
+    impl Backend for CacheHits {
+        fn complete<'a>(&'a self, _: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
+            let usage = candor_core::Usage {
+                input_tokens: self.input,
+                cache_read_input_tokens: self.read,
+                ..candor_core::Usage::tokens(0, 10)
+            };
+            Box::pin(async move {
+                Ok(ChatReply {
+                    text: String::new(),
+                    reasoning: None,
+                    usage,
+                    stop_reason: None,
+                    cached: false,
+                    limits: [0; 3],
+                })
+            })
+        }
+    }
+
+    #[test]
+    fn cache_reads_do_not_count_against_an_anthropic_input_limit() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let m = candor_core::spec::ModelEntry::simulated("m", "m", None);
+        let system = "s".repeat(4400); // 1100 tokens
+        let msgs = [candor_core::Message::user("")];
+        let req = ChatRequest {
+            model: &m,
+            system: &system,
+            messages: &msgs,
+            params: &m.params,
+            job_id: candor_core::JobId([0; 16]),
+            seed: 0,
+            turn: 1,
+            attempt: 1,
+            condition: "a",
+            judge: None,
+        };
+        // 60,000 input tokens a minute: about a millisecond a token.
+        let limits = [0, 60_000, 0];
+        for (reads_are_free, charged) in [(true, 100.0), (false, 1100.0)] {
+            let limiter: Arc<dyn Limiter> = Arc::new(LocalLimiter::default());
+            let inner = Arc::new(CacheHits {
+                input: 1100,
+                read: 1000,
+            });
+            let mut layer = RateLimited::new(inner, limiter.clone(), "k".into(), limits);
+            layer.reads_are_free = reads_are_free;
+            rt.block_on(async {
+                layer.complete(req).await.unwrap();
+                // What the call left charged shows as the wait before the next token.
+                let wait = limiter.take("k", limits, [1.0, 1.0, 0.0]).await.unwrap() as f64;
+                let per_token = 60_000.0 / (60_000.0 * HEADROOM);
+                assert!(
+                    (wait - charged * per_token).abs() < 15.0,
+                    "{reads_are_free}: waited {wait} ms"
+                );
+            });
+        }
     }
 
     #[test]

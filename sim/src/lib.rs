@@ -67,6 +67,9 @@ pub struct Config {
     /// stopped by the (simulated) safety system: Anthropic `refusal`,
     /// OpenAI `content_filter`.
     pub refuse_when: Option<String>,
+    /// Input tokens per minute (counted as the provider counts them: on
+    /// Anthropic, cache reads are free); more get 429.
+    pub input_tpm: Option<u64>,
 }
 
 /// What the server has answered, for `GET /stats`.
@@ -78,6 +81,8 @@ struct Stats {
     injected: AtomicU64,
     unauthorized: AtomicU64,
     admitted: AtomicU64,
+    /// Input tokens of the requests admitted under `--input-tpm`, as counted.
+    input_tokens: AtomicU64,
     /// Start times of requests answered within the rate limit: the last
     /// [`MAX_KEPT_STARTS`] at most, so a long-running server stays bounded.
     accepted_at: Mutex<Vec<f64>>,
@@ -89,6 +94,8 @@ struct Server {
     cfg: Config,
     model: ModelEntry,
     window: Mutex<VecDeque<Instant>>,
+    /// Input tokens admitted in the current window, with their times.
+    token_window: Mutex<VecDeque<(Instant, u64)>>,
     draws: AtomicU64,
     stats: Stats,
     started: Instant,
@@ -256,6 +263,11 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
             );
         }
     };
+    let prompt_bytes = conv.system.len() + conv.messages.iter().map(|m| m.content.len()).sum::<usize>();
+    let counted = shape::limited_input(api, &asked, &conv.system, prompt_bytes, &s.cache);
+    if let Err(limited) = admit_tokens(&s, api, counted) {
+        return *limited;
+    }
     let version = req_headers.get("anthropic-version").and_then(|v| v.to_str().ok());
     if let Some(message) = asked.refused(api, version, &s.cfg.reject_params) {
         let param = asked.params.iter().find(|p| message.contains(&format!("'{p}'")));
@@ -351,6 +363,44 @@ fn admit(s: &Server, api: Api) -> Result<HeaderMap, Box<Response>> {
     }
     s.stats.admitted.fetch_add(1, Ordering::Relaxed);
     Ok(limit_headers(api, s.cfg.rpm, remaining, Duration::from_secs(60)))
+}
+
+/// Admits `n` input tokens under `--input-tpm` (at most the limit × window
+/// / 60 s in any window), or answers 429 with the input-token headers.
+fn admit_tokens(s: &Server, api: Api, n: u64) -> Result<(), Box<Response>> {
+    let Some(tpm) = s.cfg.input_tpm else { return Ok(()) };
+    let span = s.cfg.window;
+    let cap = ((tpm as f64 * span.as_secs_f64() / 60.0) as u64).max(1);
+    let now = Instant::now();
+    let mut w = s.token_window.lock().expect("lock");
+    while w.front().is_some_and(|(t, _)| now.duration_since(*t) >= span) {
+        w.pop_front();
+    }
+    let used: u64 = w.iter().map(|(_, n)| n).sum();
+    if used + n > cap && !w.is_empty() {
+        let wait = span.saturating_sub(now.duration_since(w.front().expect("not empty").0));
+        drop(w);
+        s.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut h = HeaderMap::new();
+        if api == Api::Anthropic {
+            h.insert("anthropic-ratelimit-input-tokens-limit", HeaderValue::from(tpm));
+            h.insert(
+                "anthropic-ratelimit-input-tokens-remaining",
+                HeaderValue::from(cap.saturating_sub(used)),
+            );
+        }
+        h.insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
+        let kind = if api == Api::Anthropic {
+            "rate_limit_error"
+        } else {
+            "rate_limit_exceeded"
+        };
+        let body = error_body(api, kind, "input tokens per minute exceeded");
+        return Err(Box::new(respond(StatusCode::TOO_MANY_REQUESTS, h, body)));
+    }
+    w.push_back((now, n));
+    s.stats.input_tokens.fetch_add(n, Ordering::Relaxed);
+    Ok(())
 }
 
 /// What an injected failure does to a request.
@@ -499,6 +549,7 @@ pub async fn serve(
         cfg,
         model,
         window: Mutex::new(VecDeque::new()),
+        token_window: Mutex::new(VecDeque::new()),
         draws: AtomicU64::new(0),
         stats: Stats::default(),
         started: Instant::now(),
@@ -544,6 +595,7 @@ async fn stats(s: Arc<Server>) -> impl IntoResponse {
         "injected": s.stats.injected.load(Ordering::Relaxed),
         "unauthorized": s.stats.unauthorized.load(Ordering::Relaxed),
         "admitted": s.stats.admitted.load(Ordering::Relaxed),
+        "input_tokens": s.stats.input_tokens.load(Ordering::Relaxed),
         "window_secs": span,
         "max_admitted_in_any_window": max_window,
     });

@@ -99,6 +99,11 @@ pub fn refusal_body(api: Api, message: &str, param: Option<&str>) -> String {
 pub struct PromptCache(Mutex<HashSet<[u8; 32]>>);
 
 impl PromptCache {
+    fn contains(&self, prompt: &str) -> bool {
+        let h: [u8; 32] = Sha256::digest(prompt.as_bytes()).into();
+        self.0.lock().expect("lock").contains(&h)
+    }
+
     /// Whether `prompt` was cached before this call (it is now).
     fn seen(&self, prompt: &str) -> bool {
         let h: [u8; 32] = Sha256::digest(prompt.as_bytes()).into();
@@ -107,6 +112,18 @@ impl PromptCache {
             set.clear();
         }
         !set.insert(h)
+    }
+}
+
+/// The input tokens of a request that an input-token limit counts: all of
+/// them but what the cache will serve on Anthropic, which leaves cache
+/// reads out of its limit on current models.
+pub fn limited_input(api: Api, asked: &Asked, system: &str, prompt_bytes: usize, cache: &PromptCache) -> u64 {
+    let all = tokens(prompt_bytes);
+    if api == Api::Anthropic && asked.cache_system && cache.contains(system) {
+        all - tokens(system.len()).min(all)
+    } else {
+        all
     }
 }
 

@@ -463,6 +463,10 @@ pub struct SimServerArgs {
     /// does (Anthropic stop_reason refusal, OpenAI finish_reason content_filter).
     #[arg(long, value_name = "MARKER")]
     refuse_when: Option<String>,
+    /// Input tokens per minute, counted as the provider counts them (Anthropic: cache reads are
+    /// free); more are answered 429.
+    #[arg(long, value_name = "N")]
+    input_tpm: Option<u64>,
 }
 
 pub async fn sim_server(a: SimServerArgs) -> i32 {
@@ -499,6 +503,7 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
         },
         reject_params: a.reject_param,
         refuse_when: a.refuse_when,
+        input_tpm: a.input_tpm,
     };
     let addr = listener.local_addr().expect("bound");
     eprintln!(
