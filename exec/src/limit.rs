@@ -226,6 +226,11 @@ pub struct RateLimited {
     /// Input tokens the last answered call read from the provider's cache:
     /// the next call's estimate leaves them out.
     last_cache_read: std::sync::atomic::AtomicU64,
+    /// Held by the one call that goes first while no reply has told how
+    /// much the cache reads: every call then estimating the whole prompt
+    /// would hold the budget for what they give back only when answered.
+    probe: tokio::sync::Mutex<()>,
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl RateLimited {
@@ -240,6 +245,8 @@ impl RateLimited {
             unpaced: std::sync::atomic::AtomicU64::new(0),
             reads_are_free: false,
             last_cache_read: std::sync::atomic::AtomicU64::new(0),
+            probe: tokio::sync::Mutex::new(()),
+            answered: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -272,6 +279,11 @@ fn tokens(bytes: usize) -> f64 {
 impl Backend for RateLimited {
     fn complete<'a>(&'a self, req: ChatRequest<'a>) -> BoxFuture<'a, Result<ChatReply, BackendError>> {
         Box::pin(async move {
+            // Until a reply has told what the cache reads, calls go one at a time.
+            let _probe = match self.reads_are_free && !self.answered.load(std::sync::atomic::Ordering::Acquire) {
+                true => Some(self.probe.lock().await),
+                false => None,
+            };
             let prompt = tokens(req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>());
             let est_in = if self.reads_are_free {
                 let read = self.last_cache_read.load(std::sync::atomic::Ordering::Relaxed) as f64;
@@ -331,6 +343,7 @@ impl Backend for RateLimited {
                         reply.usage.cache_read_input_tokens,
                         std::sync::atomic::Ordering::Relaxed,
                     );
+                    self.answered.store(true, std::sync::atomic::Ordering::Release);
                     let used_out = reply.usage.output_tokens as f64;
                     let delta = [0.0, self.counted_input(&reply.usage) - est_in, used_out - est_out];
                     if let Err(e) = self.limiter.settle(&self.key, limits, delta).await {
