@@ -336,13 +336,7 @@ impl Sweep {
         if check {
             check_names(&cx, &spec.name, &bundle.run)?;
             prompts::check_conditions(&cx, &spec.conditions)?;
-            model::check_models(
-                &cx,
-                &spec.models,
-                &spec.judges,
-                &spec.conditions,
-                spec.protocol.prefill.is_some(),
-            )?;
+            model::check_models(&cx, &spec.models, &spec.judges, &spec.conditions, &spec.protocol)?;
         }
         let rows = prompts::read_dataset(&cx, &spec.dataset, files)?;
         // Only the checks read these, and they take a pass over every row.

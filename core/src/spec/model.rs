@@ -292,8 +292,9 @@ pub(super) fn check_models(
     models: &[ModelEntry],
     judges: &[ModelEntry],
     conditions: &[Condition],
-    prefill: bool,
+    protocol: &super::ProtocolSpec,
 ) -> Result<(), SpecError> {
+    let prefill = protocol.prefill.is_some();
     if models.is_empty() {
         return Err(cx.err("models", "at least one model is needed"));
     }
@@ -301,6 +302,14 @@ pub(super) fn check_models(
     for (i, m) in models.iter().enumerate() {
         check_model(cx, &format!("models[{i}]"), m, conditions)?;
         check_rules(cx, &format!("models[{i}]"), m, prefill)?;
+        if protocol.kind == super::ProtocolKind::Reasoning
+            && let Err(b) = super::rules::check_reasoning_protocol(m)
+        {
+            return Err(cx.err(
+                &format!("models[{i}].{}", b.field),
+                format!("model {}: {}", m.id, b.message),
+            ));
+        }
     }
     check_unique(cx, "judges", "id", judges.iter().map(|m| m.id.as_str()))?;
     for (i, m) in judges.iter().enumerate() {

@@ -163,6 +163,22 @@ pub fn min_cacheable_tokens(model: &str) -> u64 {
     }
 }
 
+/// Under `protocol: {kind: reasoning}` a model's own reasoning is the
+/// scratchpad: an Anthropic model must think (the 5 models do by default).
+pub fn check_reasoning_protocol(m: &ModelEntry) -> Result<(), Broken> {
+    let thinks_by_default = starts(
+        &m.model,
+        &["claude-opus-5", "claude-sonnet-5", "claude-fable-5", "claude-mythos-5"],
+    );
+    if m.backend == BackendKind::Anthropic && !m.params.thinks() && !thinks_by_default {
+        return broken(
+            "params.thinking",
+            "protocol kind reasoning reads the model's own reasoning: give it thinking (type: adaptive, or enabled with a budget_tokens)",
+        );
+    }
+    Ok(())
+}
+
 /// Checks a model entry against its provider's rules (`prefill`: the
 /// protocol starts the reply with one).
 pub fn check(m: &ModelEntry, prefill: bool) -> Result<(), Broken> {
