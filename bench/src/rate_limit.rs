@@ -31,8 +31,9 @@ fn long_system() -> String {
     "You are an AI assistant trained with RLHF on free-tier conversations; paid-tier ones are never used. ".repeat(60)
 }
 
-pub fn bench(limit: Limit, minutes: u32, workers: u32, concurrency: u32, latency_ms: u64) -> Result<(), Failed> {
-    let c = match limit {
+/// The fleet: for a token limit, with the key its Anthropic entry reads.
+fn start_fleet(limit: Limit, workers: u32, concurrency: u32) -> Cluster {
+    match limit {
         Limit::Rpm(_) => fleet(workers, concurrency),
         Limit::InputTpm(_) => {
             let env = vec![
@@ -46,23 +47,39 @@ pub fn bench(limit: Limit, minutes: u32, workers: u32, concurrency: u32, latency
             }
             c
         }
-    };
+    }
+}
+
+/// The model entry and prompt variant of the bench's spec.
+fn model_and_prompt(limit: Limit, base: &str) -> (String, String) {
+    match limit {
+        Limit::Rpm(n) => (
+            format!("{{id: api, backend: openai, model: m, base_url: \"{base}/v1\", rate_limit: {{rpm: {n}}}}}"),
+            "{name: p, user: \"{{ query }}\"}".to_string(),
+        ),
+        Limit::InputTpm(n) => (
+            format!(
+                "{{id: api, backend: anthropic, model: claude-sonnet-4-5, base_url: \"{base}\", api_key_env: SIM_KEY, \
+                 rate_limit: {{input_tpm: {n}}}}}"
+            ),
+            format!(
+                "{{name: p, system: \"{}\", user: \"{{{{ query }}}} {}\"}}",
+                long_system(),
+                USER_SUFFIX
+            ),
+        ),
+    }
+}
+
+pub fn bench(limit: Limit, minutes: u32, workers: u32, concurrency: u32, latency_ms: u64) -> Result<(), Failed> {
+    let c = start_fleet(limit, workers, concurrency);
     let (flag, value) = match limit {
         Limit::Rpm(n) => ("--rpm", n.to_string()),
         Limit::InputTpm(n) => ("--input-tpm", n.to_string()),
     };
-    let server = SimServer::start(
-        &c.sb,
-        &[
-            flag,
-            &value,
-            "--latency-ms",
-            &latency_ms.to_string(),
-            "--continuation",
-            "0",
-        ],
-        &[],
-    );
+    let latency = latency_ms.to_string();
+    let args = [flag, &value, "--latency-ms", &latency, "--continuation", "0"];
+    let server = SimServer::start(&c.sb, &args, &[]);
     // Enough jobs (one call each) to keep the fleet busy past the window:
     // at most one request per 100 uncached input tokens.
     let rpm = match limit {
@@ -77,27 +94,7 @@ pub fn bench(limit: Limit, minutes: u32, workers: u32, concurrency: u32, latency
         csv.push_str(&format!("request {i}\n"));
     }
     c.sb.file("q.csv", &csv);
-    let (model, prompt) = match limit {
-        Limit::Rpm(n) => (
-            format!(
-                "{{id: api, backend: openai, model: m, base_url: \"{}/v1\", rate_limit: {{rpm: {n}}}}}",
-                server.base()
-            ),
-            "{name: p, user: \"{{ query }}\"}".to_string(),
-        ),
-        Limit::InputTpm(n) => (
-            format!(
-                "{{id: api, backend: anthropic, model: claude-sonnet-4-5, base_url: \"{}\", api_key_env: SIM_KEY, \
-                 rate_limit: {{input_tpm: {n}}}}}",
-                server.base()
-            ),
-            format!(
-                "{{name: p, system: \"{}\", user: \"{{{{ query }}}} {}\"}}",
-                long_system(),
-                USER_SUFFIX
-            ),
-        ),
-    };
+    let (model, prompt) = model_and_prompt(limit, &server.base());
     c.sb.file(
         "bench.yaml",
         &format!(

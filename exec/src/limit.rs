@@ -250,6 +250,28 @@ impl RateLimited {
         }
     }
 
+    /// Learns the limits a reply's headers announce, when the spec sets none.
+    async fn learn(&self, reply: &ChatReply) {
+        if self.configured() || reply.limits.iter().all(|&l| l == 0) {
+            return;
+        }
+        let first = {
+            let mut learnt = self.learnt.lock().expect("lock");
+            let first = learnt.iter().all(|&l| l == 0);
+            for (l, &new) in learnt.iter_mut().zip(&reply.limits) {
+                if new > 0 {
+                    *l = new;
+                }
+            }
+            first.then_some(*learnt)
+        };
+        // The calls made before the limit was known count against it.
+        if let Some(learnt) = first {
+            let n = self.unpaced.swap(0, std::sync::atomic::Ordering::Relaxed) as f64;
+            let _ = self.limiter.take(&self.key, learnt, [n, 0.0, 0.0]).await;
+        }
+    }
+
     /// Input tokens of `u` as the provider's input limit counts them.
     fn counted_input(&self, u: &candor_core::Usage) -> f64 {
         if self.reads_are_free {
@@ -322,23 +344,7 @@ impl Backend for RateLimited {
             }
             match &r {
                 Ok(reply) => {
-                    if !self.configured() && reply.limits.iter().any(|&l| l > 0) {
-                        let first = {
-                            let mut learnt = self.learnt.lock().expect("lock");
-                            let first = learnt.iter().all(|&l| l == 0);
-                            for (l, &new) in learnt.iter_mut().zip(&reply.limits) {
-                                if new > 0 {
-                                    *l = new;
-                                }
-                            }
-                            first.then_some(*learnt)
-                        };
-                        // The calls made before the limit was known count against it.
-                        if let Some(learnt) = first {
-                            let n = self.unpaced.swap(0, std::sync::atomic::Ordering::Relaxed) as f64;
-                            let _ = self.limiter.take(&self.key, learnt, [n, 0.0, 0.0]).await;
-                        }
-                    }
+                    self.learn(reply).await;
                     self.last_cache_read.store(
                         reply.usage.cache_read_input_tokens,
                         std::sync::atomic::Ordering::Relaxed,
