@@ -41,13 +41,18 @@ fn model(backend: BackendKind) -> ModelEntry {
 }
 
 async fn call(b: &dyn Backend, m: &ModelEntry, prefill: bool) -> Result<ChatReply, BackendError> {
+    call_with(b, m, "be brief", prefill).await
+}
+
+/// A call with this system prompt.
+async fn call_with(b: &dyn Backend, m: &ModelEntry, system: &str, prefill: bool) -> Result<ChatReply, BackendError> {
     let mut msgs = vec![Message::user("hello")];
     if prefill {
         msgs.push(Message::assistant("<SCRATCHPAD_REASONING>"));
     }
     b.complete(ChatRequest {
         model: m,
-        system: "be brief",
+        system,
         messages: &msgs,
         params: &m.params,
         job_id: JobId([7; 16]),
@@ -353,22 +358,7 @@ async fn anthropic_today_caches_the_system_prompt_and_reads_thinking_and_cache_u
         effort: Some("high".into()),
         ..Params::default()
     };
-    let msgs = [Message::user("hello")];
-    let r = anthropic(&server)
-        .complete(ChatRequest {
-            model: &m,
-            system: &system,
-            messages: &msgs,
-            params: &m.params,
-            job_id: JobId([7; 16]),
-            seed: 3,
-            turn: 1,
-            attempt: 1,
-            condition: "training",
-            judge: None,
-        })
-        .await
-        .unwrap();
+    let r = call_with(&anthropic(&server), &m, &system, false).await.unwrap();
     assert_eq!(r.text, "<rejected/>");
     let reasoning = r.reasoning.unwrap();
     assert_eq!(reasoning.text, "Training would change me.");
