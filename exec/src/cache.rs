@@ -48,7 +48,7 @@ pub fn key(req: &ChatRequest<'_>) -> Key {
         "base_url": m.base_url,
         "model": m.model,
         "system": req.system,
-        "messages": req.messages.iter().map(|m| json!({"role": m.role, "content": m.content, "reasoning": m.reasoning})).collect::<Vec<_>>(),
+        "messages": req.messages.iter().map(message_key).collect::<Vec<_>>(),
         "params": req.params,
         "seed": req.seed,
     });
@@ -56,6 +56,17 @@ pub fn key(req: &ChatRequest<'_>) -> Key {
     let mut k = [0u8; 16];
     k.copy_from_slice(&d[..16]);
     k
+}
+
+/// A message as the key hashes it: its role and text, and the reasoning
+/// sent back with it when there is any (so that keys of requests without
+/// reasoning are what they were before reasoning was kept).
+fn message_key(m: &candor_core::Message) -> serde_json::Value {
+    let mut v = json!({"role": m.role, "content": m.content});
+    if let Some(r) = &m.reasoning {
+        v["reasoning"] = json!(r);
+    }
+    v
 }
 
 fn encode(r: &ChatReply) -> Vec<u8> {
@@ -220,6 +231,38 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn keys_of_requests_without_reasoning_are_the_keys_caches_already_hold() {
+        let m = candor_core::spec::ModelEntry::simulated("m", "sim-x", None);
+        let mut msgs = vec![candor_core::Message::user("hi"), candor_core::Message::assistant("yo")];
+        msgs[1].stop_reason = Some("end_turn".into());
+        let req = ChatRequest {
+            model: &m,
+            system: "sys",
+            messages: &msgs,
+            params: &m.params,
+            job_id: candor_core::JobId([0; 16]),
+            seed: 5,
+            turn: 2,
+            attempt: 1,
+            condition: "a",
+            judge: None,
+        };
+        // The canonical request as keys were hashed before turns kept their
+        // stop reason and reasoning.
+        let before = json!({
+            "backend": "sim", "base_url": null, "model": "sim-x", "system": "sys",
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+            "params": {}, "seed": 5,
+        });
+        let d: [u8; 32] = Sha256::digest(before.to_string().as_bytes()).into();
+        assert_eq!(key(&req)[..], d[..16]);
+        let mut with = msgs.clone();
+        with[1].reasoning = Some(candor_core::Reasoning::default());
+        let req = ChatRequest { messages: &with, ..req };
+        assert_ne!(key(&req)[..], d[..16], "reasoning sent back is part of the request");
     }
 
     #[test]
