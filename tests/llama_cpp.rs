@@ -8,7 +8,7 @@ mod common;
 
 use std::fs::File;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -69,24 +69,14 @@ impl Llama {
             .spawn()
             .expect("the llama.cpp server starts");
         let mut server = Llama { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/v1/models", "").0 == 200
-            {
-                return server;
-            }
+        eventually(Duration::from_secs(120), "the llama.cpp server to answer", || {
             if let Ok(Some(st)) = server.child.try_wait() {
-                panic!(
-                    "the llama.cpp server exited ({st}): {}",
-                    std::fs::read_to_string(sb.join("llama.err")).unwrap_or_default()
-                );
+                let err = std::fs::read_to_string(sb.join("llama.err")).unwrap_or_default();
+                panic!("the llama.cpp server exited ({st}): {err}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "the llama.cpp server did not answer within 120 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/v1/models", "").0 == 200
+        });
+        server
     }
 
     /// Chat completions it has answered, from its access log.
