@@ -331,3 +331,36 @@ fn a_refused_parameter_pauses_a_distributed_sweep_with_the_providers_message() {
         "the sweep paused at the first refusals, not after every job: {requests}"
     );
 }
+
+#[test]
+fn an_openai_reasoning_model_gets_max_completion_tokens_and_its_reasoning_is_kept() {
+    let sb = Sandbox::new();
+    let server = SimServer::start(&sb, &["--continuation", "0"], &[]);
+    sb.file("data.csv", &dataset(5));
+    let entry = |model: &str| {
+        format!(
+            "  - {{id: gpt, backend: openai, model: {model}, base_url: \"{}/v1\", \
+             params: {{max_tokens: 4096, reasoning_effort: low}}}}\n",
+            server.base()
+        )
+    };
+    let (results, _, _) = run(&sb, "out", &spec(&entry("gpt-5.4"), ""), 0);
+    assert_eq!(results.len(), 20);
+    for r in &results {
+        assert_eq!(
+            r["status"], "ok",
+            "max_completion_tokens, not max_tokens, was sent: {r}"
+        );
+        let reply = &r["transcript"]["messages"][1];
+        assert!(!reply["reasoning"]["text"].as_str().unwrap().is_empty(), "{r}");
+        assert!(r["usage"]["reasoning_tokens"].as_u64().unwrap() > 0, "{r}");
+    }
+    // The same server refuses max_tokens from a reasoning model, as OpenAI does.
+    let body = r#"{"model": "gpt-5.4", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}"#;
+    let (code, text) = http(server.port, "POST", "/v1/chat/completions", body);
+    assert_eq!(code, 400, "{text}");
+    assert!(
+        text.contains("\"param\":\"max_tokens\"") && text.contains("unsupported_parameter"),
+        "{text}"
+    );
+}

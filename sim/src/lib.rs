@@ -269,7 +269,7 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
         return *limited;
     }
     let version = req_headers.get("anthropic-version").and_then(|v| v.to_str().ok());
-    if let Some(message) = asked.refused(api, version, &s.cfg.reject_params) {
+    if let Some(message) = asked.refused(api, &conv.model, version, &s.cfg.reject_params) {
         let param = asked.params.iter().find(|p| message.contains(&format!("'{p}'")));
         let body = shape::refusal_body(api, &message, param.map(String::as_str));
         return respond(StatusCode::BAD_REQUEST, headers, body);

@@ -67,8 +67,17 @@ impl Asked {
     /// The parameter this request carries that the server refuses, with the
     /// provider's message: any of `rejected`, and under anthropic-version
     /// 2026-10-21 any sampling parameter (as documented for that version).
-    pub fn refused(&self, api: Api, version: Option<&str>, rejected: &[String]) -> Option<String> {
+    /// OpenAI's reasoning models (`model` named o1, o3, o4 or gpt-5…) refuse
+    /// `max_tokens` in favour of `max_completion_tokens`, as the API does.
+    pub fn refused(&self, api: Api, model: &str, version: Option<&str>, rejected: &[String]) -> Option<String> {
         let has = |p: &str| self.params.iter().any(|q| q == p);
+        let reasoning_model = ["o1", "o3", "o4", "gpt-5"].iter().any(|p| model.starts_with(p));
+        if api == Api::OpenAi && reasoning_model && has("max_tokens") {
+            return Some(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+                    .to_string(),
+            );
+        }
         if api == Api::Anthropic
             && version == Some("2026-10-21")
             && let Some(p) = SAMPLERS.iter().find(|p| has(p))
