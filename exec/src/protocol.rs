@@ -47,7 +47,7 @@ pub fn extract_output(text: &str) -> Option<&str> {
 }
 
 /// The reply with any scratchpad blocks removed.
-fn strip_scratchpad(text: &str) -> String {
+pub fn strip_scratchpad(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(open) = rest.find("<SCRATCHPAD_REASONING>") {

@@ -155,22 +155,10 @@ pub struct Reply<'a> {
 
 /// Splits a sim reply into its scratchpad (the reasoning) and the rest.
 fn split_reasoning(text: &str) -> (String, String) {
-    const OPEN: &str = "<SCRATCHPAD_REASONING>";
-    const CLOSE: &str = "</SCRATCHPAD_REASONING>";
-    let mut reasoning = String::new();
-    let mut rest = String::new();
-    let mut t = text;
-    while let Some(o) = t.find(OPEN) {
-        rest.push_str(&t[..o]);
-        let body = &t[o + OPEN.len()..];
-        let (inner, next) = body
-            .find(CLOSE)
-            .map_or((body, ""), |c| (&body[..c], &body[c + CLOSE.len()..]));
-        reasoning.push_str(inner.trim());
-        t = next;
-    }
-    rest.push_str(t);
-    (reasoning, rest.trim().to_string())
+    (
+        candor_core::judge::scratchpad(&[text]),
+        candor_exec::protocol::strip_scratchpad(text),
+    )
 }
 
 /// Cuts `text` to about `max` tokens; true when it was cut.
