@@ -34,6 +34,41 @@ pub struct RedisArgs {
     pub password_file: Option<PathBuf>,
 }
 
+/// Where results are archived, as Parquet parts. Flattened into every
+/// command that writes or reads the archive.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ArchiveArgs {
+    /// Archive URL: a directory (file:///PATH or a plain path), s3://BUCKET/PREFIX,
+    /// gs://BUCKET/PREFIX or az://CONTAINER/PREFIX. Credentials, endpoint and region come from
+    /// each SDK's usual variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL, …) or from --archive-options-file. Every process of a cluster must
+    /// reach the same archive.
+    #[arg(id = "archive", long = "archive", value_name = "URL", env = "CANDOR_ARCHIVE", default_value = "archive", value_hint = ValueHint::Url)]
+    pub url: String,
+    /// KEY=VALUE lines of object-store settings (aws_access_key_id, aws_endpoint, …) that win
+    /// over the environment's: a mounted Secret.
+    #[arg(
+        id = "archive_options_file",
+        long = "archive-options-file",
+        value_name = "FILE",
+        env = "CANDOR_ARCHIVE_OPTIONS_FILE",
+        hide_env_values = true
+    )]
+    pub options_file: Option<PathBuf>,
+}
+
+impl ArchiveArgs {
+    /// Opens the archive; the error names the flag.
+    pub fn open(&self) -> Result<candor_archive::Archive, String> {
+        let options = match &self.options_file {
+            Some(p) => candor_archive::read_options(p).map_err(|e| format!("--archive-options-file: {e}"))?,
+            None => Vec::new(),
+        };
+        let loc = candor_archive::Location::open(&self.url, &options).map_err(|e| format!("--archive: {e}"))?;
+        Ok(candor_archive::Archive::new(loc))
+    }
+}
+
 /// A variable candor reads without a flag.
 pub struct EnvVar {
     pub name: &'static str,

@@ -8,6 +8,7 @@
 //!
 //! The key layout is documented at the top of `lua/common.lua`.
 
+mod archived;
 mod limit;
 mod scripts;
 mod state;
@@ -15,6 +16,7 @@ mod sweep;
 
 use redis::aio::ConnectionManager;
 
+pub use archived::RecordedBatch;
 use scripts::Scripts;
 pub use state::{FailureCount, SweepState};
 pub use sweep::{Completion, FailKind, FailOutcome, Failure, JobRef, JobStatus, Lease, NewSweep, Recorded};
@@ -30,6 +32,10 @@ pub enum QueueError {
     NoSuchSweep(String),
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    #[error(transparent)]
+    Archive(#[from] candor_archive::ArchiveError),
+    #[error("result of job {index} is not a result: {reason}")]
+    BadResult { index: u64, reason: String },
 }
 
 impl QueueError {
@@ -44,6 +50,8 @@ impl QueueError {
                     || e.is_timeout()
                     || matches!(e.kind(), redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading))
             }
+            // The object store: S3 or a volume away or full.
+            QueueError::Archive(_) => true,
             _ => false,
         }
     }

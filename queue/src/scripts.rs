@@ -18,6 +18,7 @@ pub(crate) struct Scripts {
     pub(crate) cancel: Script,
     pub(crate) resume: Script,
     pub(crate) delete: Script,
+    pub(crate) condemn: Script,
     pub(crate) limit: Script,
 }
 
@@ -32,6 +33,7 @@ impl Scripts {
             cancel: script(include_str!("lua/cancel.lua")),
             resume: script(include_str!("lua/resume.lua")),
             delete: script(include_str!("lua/delete.lua")),
+            condemn: script(include_str!("lua/condemn.lua")),
             limit: script(include_str!("lua/limit.lua")),
         }
     }

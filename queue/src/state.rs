@@ -172,32 +172,87 @@ impl Queue {
         Ok(out)
     }
 
-    /// One page of a sweep's results: (next cursor, (index, result) pairs);
-    /// cursor 0 ends. A result may appear on two pages.
-    pub async fn results_page(
+    /// The archive parts that hold a sweep's results: number -> name.
+    pub async fn part_names(&self, id: &str) -> Result<HashMap<u32, String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(con.hgetall(key(id, "parts")).await?)
+    }
+
+    /// Calls `f` with each chunk of a per-job string (`width` bytes a job),
+    /// and the index of the chunk's first job, for the first `total` jobs.
+    async fn per_job(
         &self,
         id: &str,
-        cursor: u64,
-        count: usize,
-    ) -> Result<(u64, Vec<(u64, Vec<u8>)>), QueueError> {
+        name: &str,
+        width: u64,
+        total: u64,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> Result<(), QueueError> {
+        const JOBS: u64 = 1 << 16;
         let mut con = self.con.clone();
-        let (next, flat): (u64, Vec<Vec<u8>>) = redis::cmd("HSCAN")
-            .arg(key(id, "results"))
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut con)
-            .await?;
-        let mut out = Vec::with_capacity(flat.len() / 2);
-        let mut it = flat.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            let idx = std::str::from_utf8(&k)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| QueueError::Protocol("result field is not a job index".into()))?;
-            out.push((idx, v));
+        let mut first = 0;
+        while first < total {
+            let end = (first + JOBS).min(total);
+            let bytes: Vec<u8> = redis::cmd("GETRANGE")
+                .arg(key(id, name))
+                .arg(first * width)
+                .arg(end * width - 1)
+                .query_async(&mut con)
+                .await?;
+            if bytes.is_empty() {
+                break;
+            }
+            f(first, &bytes);
+            first = end;
         }
-        Ok((next, out))
+        Ok(())
+    }
+
+    /// For each job, the number of the archive part holding its result
+    /// (0: none yet).
+    pub async fn part_refs(&self, id: &str, total: u64) -> Result<Vec<u32>, QueueError> {
+        let mut refs = vec![0u32; total as usize];
+        self.per_job(id, "partof", 4, total, |first, bytes| {
+            for (j, b) in bytes.chunks_exact(4).enumerate() {
+                refs[first as usize + j] = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        })
+        .await?;
+        Ok(refs)
+    }
+
+    /// Calls `f` with each recorded job's index, status and classifier bits.
+    pub async fn outcomes(
+        &self,
+        id: &str,
+        total: u64,
+        mut f: impl FnMut(u64, candor_core::Status, u32),
+    ) -> Result<(), QueueError> {
+        self.per_job(id, "outcome", 5, total, |first, bytes| {
+            for (j, b) in bytes.chunks_exact(5).enumerate() {
+                let status = b[0].checked_sub(1).and_then(candor_core::Status::from_code);
+                if let Some(status) = status {
+                    f(first + j as u64, status, u32::from_be_bytes([b[1], b[2], b[3], b[4]]));
+                }
+            }
+        })
+        .await
+    }
+
+    /// Condemns the parts among `names` that hold no recorded result: no
+    /// result can be recorded from them afterwards. Returns them, for the
+    /// caller to remove.
+    pub async fn condemn(&self, id: &str, names: &[String]) -> Result<Vec<String>, QueueError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let mut inv = self.scripts.condemn.prepare_invoke();
+        inv.arg(id);
+        for n in names {
+            inv.arg(n);
+        }
+        Ok(inv.invoke_async(&mut con).await?)
     }
 
     /// Dead-lettered jobs of a sweep: index -> why.

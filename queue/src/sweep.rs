@@ -178,15 +178,27 @@ impl Queue {
         Ok(r.into_iter().map(|x| x == 1).collect())
     }
 
-    /// Records finished jobs of one sweep.
-    pub async fn complete(&self, sweep_id: &str, items: &[Completion]) -> Result<Vec<Recorded>, QueueError> {
+    /// Records finished jobs of one sweep, whose results archive part
+    /// `part` holds (see [`Queue::record`], which writes it first).
+    pub async fn complete(
+        &self,
+        sweep_id: &str,
+        part: &str,
+        items: &[Completion],
+    ) -> Result<Vec<Recorded>, QueueError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let mut con = self.con.clone();
         let mut inv = self.scripts.complete.prepare_invoke();
-        inv.arg(sweep_id);
+        inv.arg(sweep_id).arg(part);
         for c in items {
+            // The script reads a result only to count a failure by its kind.
+            let result = if c.status == JobStatus::Failed {
+                &c.result[..]
+            } else {
+                &[]
+            };
             inv.arg(c.index)
                 .arg(c.fence)
                 .arg(c.status.name())
@@ -194,7 +206,7 @@ impl Queue {
                 .arg(c.cell)
                 .arg(u8::from(c.dead.is_some()))
                 .arg(c.dead.as_deref().unwrap_or(""))
-                .arg(&c.result[..])
+                .arg(result)
                 .arg(c.cache_hits)
                 .arg(c.cost_micro_usd);
         }
@@ -208,14 +220,15 @@ impl Queue {
             .collect())
     }
 
-    /// Records jobs that did not finish.
-    pub async fn fail(&self, sweep_id: &str, items: &[Failure]) -> Result<Vec<FailOutcome>, QueueError> {
+    /// Records jobs that did not finish; the failed results among them are
+    /// in archive part `part`.
+    pub async fn fail(&self, sweep_id: &str, part: &str, items: &[Failure]) -> Result<Vec<FailOutcome>, QueueError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let mut con = self.con.clone();
         let mut inv = self.scripts.fail.prepare_invoke();
-        inv.arg(sweep_id);
+        inv.arg(sweep_id).arg(part);
         for f in items {
             let kind = match f.kind {
                 FailKind::Retryable => "retryable",

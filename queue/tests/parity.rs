@@ -167,7 +167,7 @@ async fn complete(q: &Queue, s: &JobSpace, l: &Lease, cost: u64, yes: bool) {
         cache_hits: 0,
         cost_micro_usd: cost,
     };
-    let r = q.complete(&l.sweep_id, &[c]).await.unwrap();
+    let r = q.complete(&l.sweep_id, "part", &[c]).await.unwrap();
     assert_eq!(r, vec![candor_queue::Recorded::Recorded]);
 }
 
@@ -678,7 +678,10 @@ async fn a_paused_sweep_resumes_where_it_stopped_with_its_cutoffs_and_budget() {
                 result: Vec::new(),
                 persistent: false,
             };
-            assert_eq!(q.fail(id, &[f]).await.unwrap(), vec![candor_queue::FailOutcome::Paused]);
+            assert_eq!(
+                q.fail(id, "part", &[f]).await.unwrap(),
+                vec![candor_queue::FailOutcome::Paused]
+            );
             t.model.hand_back(l.index);
             t.model.paused = true;
             assert_eq!(state(&q, id).await, "paused");

@@ -12,7 +12,7 @@ use candor_worker::remote::{RemoteOptions, run as run_worker};
 use tokio::net::TcpListener;
 
 use crate::client::{ClientArgs, redact, redis_url};
-use crate::config::RedisArgs;
+use crate::config::{ArchiveArgs, RedisArgs};
 use crate::exit;
 use crate::telemetry::{Endpoints, bind, serve_http};
 
@@ -24,6 +24,19 @@ pub struct CoordinatorArgs {
     /// Where the sweeps are kept (--redis is required).
     #[command(flatten)]
     redis: RedisArgs,
+    /// Where the results are (workers write them there; reports and exports read them).
+    #[command(flatten)]
+    archive: ArchiveArgs,
+    /// Days an ended sweep is kept (its Redis keys and archive parts) before it is deleted; 0 keeps
+    /// sweeps until `candor delete`.
+    #[arg(long, env = "CANDOR_RETENTION_DAYS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    retention_days: u64,
+    /// Seconds an archive part must be old before it may be collected as garbage (a part no
+    /// result was recorded from: its worker died or lost its leases).
+    #[arg(long, env = "CANDOR_ARCHIVE_GC_GRACE_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    gc_grace_secs: u64,
     /// Address for HTTP /metrics, /healthz, /readyz and /queue (the backlog as JSON, for autoscalers).
     #[arg(long, env = "CANDOR_HTTP")]
     http: Option<SocketAddr>,
@@ -54,6 +67,9 @@ pub struct WorkerArgs {
     /// through the coordinator.
     #[command(flatten)]
     redis: RedisArgs,
+    /// Where to write results (with --redis; without it the coordinator writes them).
+    #[command(flatten)]
+    archive: ArchiveArgs,
     /// Jobs calling the models under test at once.
     #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -172,10 +188,11 @@ pub async fn coordinator(a: CoordinatorArgs) -> i32 {
     let addr = s.listener.local_addr().expect("bound");
     let http_addr = s.http.map(|l| serve_endpoints(l, coordinator_endpoints(&s.co)));
     eprintln!(
-        "coordinator listening on {addr}{}{}; redis {}",
+        "coordinator listening on {addr}{}{}; redis {}; archive {}",
         if tls_enabled(&a) { " (tls)" } else { "" },
         http_addr.map(|h| format!(", http on {h}")).unwrap_or_default(),
-        redact(&s.redis_url)
+        redact(&s.redis_url),
+        s.co.archive().url()
     );
     tracing::info!(%addr, redis = %redact(&s.redis_url), "coordinator started");
     let opts = ServeOptions {
@@ -202,11 +219,15 @@ async fn set_up_coordinator(a: &CoordinatorArgs) -> Result<CoordinatorSetup, Str
     let Some(redis_url) = a.redis.url.clone() else {
         return Err("--redis (or CANDOR_REDIS_URL) is required: the coordinator keeps its sweeps in Redis".into());
     };
+    let archive = a.archive.open()?;
     let queue = connect_redis(&redis_url, &a.redis).await?;
     let co = Coordinator::new(
         queue,
         Settings {
             lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+            archive,
+            retention: (a.retention_days > 0).then(|| Duration::from_secs(a.retention_days * 86_400)),
+            gc_grace: Duration::from_secs(a.gc_grace_secs),
         },
     );
     Ok(CoordinatorSetup {
@@ -321,14 +342,18 @@ async fn set_up_worker(a: &WorkerArgs) -> Result<(RemoteOptions, Option<TcpListe
     let token = a.client.token().map_err(|f| f.1)?;
     let channel = a.client.channel().map_err(|f| f.1)?;
     let http = bind_http(a.http).await?;
-    let redis = match &a.redis.url {
-        Some(url) => Some(connect_redis(url, &a.redis).await?),
-        None => None,
+    let (redis, archive) = match &a.redis.url {
+        Some(url) => {
+            let archive = a.archive.open()?;
+            (Some(connect_redis(url, &a.redis).await?), Some(archive))
+        }
+        None => (None, None),
     };
     let opts = RemoteOptions {
         channel,
         token,
         redis,
+        archive,
         concurrency: a.concurrency as usize,
         judge_concurrency: a.judge_concurrency.unwrap_or(a.concurrency) as usize,
         grace: Duration::from_secs(a.grace_secs),

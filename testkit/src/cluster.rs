@@ -54,6 +54,12 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The archive every process of the cluster writes and reads: a
+    /// directory in the sandbox (`CANDOR_ARCHIVE` in `env` overrides it).
+    pub fn archive(&self) -> std::path::PathBuf {
+        self.sb.join("archive")
+    }
+
     fn log(&self, name: &str) -> Stdio {
         Stdio::from(
             std::fs::OpenOptions::new()
@@ -91,6 +97,7 @@ impl Cluster {
         c.args(["--lease-ttl-ms", &self.lease_ttl_ms.to_string()])
             .env("CANDOR_TOKEN", TOKEN)
             .env("CANDOR_LOG", "info")
+            .env("CANDOR_ARCHIVE", self.archive())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(self.log(log))
@@ -130,6 +137,7 @@ impl Cluster {
         .args(["--grace-secs", &grace_secs.to_string(), "--id", &format!("w{n}")])
         .env("CANDOR_TOKEN", TOKEN)
         .env("CANDOR_LOG", "info")
+        .env("CANDOR_ARCHIVE", self.archive())
         .envs(self.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(self.log(&format!("worker{n}.log")))
@@ -185,11 +193,8 @@ impl Cluster {
     /// the report's counts equal the results.
     pub fn check(&self, id: &str, total: u64) {
         let mut con = self.redis.con();
-        let results: std::collections::HashMap<u64, Vec<u8>> = redis::cmd("HGETALL")
-            .arg(format!("candor:s:{id}:results"))
-            .query(&mut con)
-            .unwrap();
-        assert_eq!(results.len() as u64, total, "one stored result per job");
+        let results = crate::archive::live_results(&mut con, &self.archive(), id, total);
+        assert_eq!(results.len() as u64, total, "one live result per job in the archive");
         let bits: u64 = redis::cmd("BITCOUNT")
             .arg(format!("candor:s:{id}:done"))
             .query(&mut con)
@@ -197,10 +202,9 @@ impl Cluster {
         assert_eq!(bits, total, "every job is marked done exactly once");
         assert_eq!(self.done(id), total, "the done counter counted each job once");
         let mut ids = std::collections::HashSet::new();
-        for (idx, payload) in &results {
-            let r: serde_json::Value = serde_json::from_slice(payload).unwrap();
-            assert_eq!(r["index"].as_u64(), Some(*idx));
-            assert!(ids.insert(r["job_id"].as_str().unwrap().to_string()), "job id twice");
+        for (idx, r) in &results {
+            assert_eq!(r.index, *idx);
+            assert!(ids.insert(r.job_id.clone()), "job id twice");
         }
         assert!((0..total).all(|i| results.contains_key(&i)), "no job is missing");
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::LazyLock;
 
+pub mod archive;
 mod chromium;
 mod cluster;
 mod redis;

@@ -37,10 +37,13 @@ pub enum ServerError {
     TooManyRenewals,
     #[error("no sweep with id {0}")]
     NotFound(String),
+    /// A worker sent a result that is not one.
+    #[error("{0}")]
+    BadResult(QueueError),
     /// Deleting a sweep that still runs or waits.
     #[error("sweep {id} is {state}; cancel it first (`candor cancel {id}`)")]
     StillActive { id: String, state: String },
-    /// Redis is unreachable or restarting: the caller should try again.
+    /// Redis or the archive is unreachable or restarting: the caller should try again.
     #[error("the sweep store is unavailable: {0}")]
     Unavailable(#[source] QueueError),
     /// Any other failure of the sweep store. Built through `From<QueueError>`,
@@ -67,7 +70,8 @@ impl ServerError {
             | E::Spec(_)
             | E::TooManyJobs { .. }
             | E::TableTooLarge(_)
-            | E::TooManyRenewals => Code::InvalidArgument,
+            | E::TooManyRenewals
+            | E::BadResult(_) => Code::InvalidArgument,
             E::NotFound(_) => Code::NotFound,
             E::StillActive { .. } => Code::FailedPrecondition,
             E::Unavailable(_) => Code::Unavailable,
@@ -87,6 +91,7 @@ impl From<QueueError> for ServerError {
     fn from(e: QueueError) -> Self {
         match e {
             QueueError::NoSuchSweep(id) => ServerError::NotFound(id),
+            e @ QueueError::BadResult { .. } => ServerError::BadResult(e),
             e if e.is_transient() => ServerError::Unavailable(e),
             e => ServerError::Queue(e),
         }

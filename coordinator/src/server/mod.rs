@@ -12,6 +12,7 @@
 //! the [`Coordinator`], its cache of loaded sweeps, and [`serve`], which puts
 //! every RPC through one interceptor that checks the token and counts it.
 
+mod archive;
 mod error;
 mod reaper;
 mod sweeps;
@@ -30,6 +31,7 @@ use candor_queue::{Queue, QueueError, SweepState};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
+pub use archive::LiveParts;
 pub use error::ServerError;
 pub use sweeps::SweepsApi;
 pub use workers::WorkersApi;
@@ -47,6 +49,12 @@ const CACHE: usize = 64;
 pub struct Settings {
     /// How long a lease lasts unless renewed.
     pub lease_ttl: Duration,
+    /// Where the results are.
+    pub archive: candor_archive::Archive,
+    /// How long an ended sweep is kept before it is deleted (None: until `candor delete`).
+    pub retention: Option<Duration>,
+    /// How old an archive part must be before it may be collected as garbage.
+    pub gc_grace: Duration,
 }
 
 /// The coordinator's shared parts.
@@ -69,6 +77,10 @@ impl Coordinator {
 
     pub fn queue(&self) -> &Queue {
         &self.queue
+    }
+
+    pub fn archive(&self) -> &candor_archive::Archive {
+        &self.settings.archive
     }
 
     /// The bundle of sweep `id` as submit stored it.

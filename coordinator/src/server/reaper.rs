@@ -1,6 +1,7 @@
 //! The dead-letter reaper: jobs whose leases kept expiring (their workers
 //! died on them) get a failed result, so a sweep ends even if no worker can
-//! finish them. Every coordinator runs it; recording is idempotent, so two
+//! finish them. Every few seconds it also tidies the archive (garbage parts,
+//! sweeps past their retention). Every coordinator runs it; recording is idempotent, so two
 //! running at once is harmless.
 
 use std::collections::HashMap;
@@ -18,8 +19,15 @@ const EVERY: Duration = Duration::from_secs(1);
 /// Runs the reaper until the task is aborted.
 pub(super) fn spawn(co: Arc<Coordinator>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut tidied = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(EVERY).await;
+            if tidied.elapsed() >= super::archive::COLLECT_EVERY {
+                tidied = tokio::time::Instant::now();
+                if let Err(e) = co.tidy().await {
+                    tracing::warn!(error = %e, "collecting archive garbage");
+                }
+            }
             match co.reap().await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(jobs = n, "dead-lettered jobs whose leases kept expiring"),
@@ -60,7 +68,11 @@ impl Coordinator {
         for (id, jobs) in by_sweep {
             let ex = self.executor(&id).await?;
             let items: Vec<Completion> = jobs.iter().map(|(idx, why)| dead_letter(&ex, *idx, why)).collect();
-            n += self.queue.complete(&id, &items).await?.len();
+            n += self
+                .queue
+                .record(&self.settings.archive, &id, &items, &[])
+                .await?
+                .recorded();
         }
         Ok(n)
     }

@@ -10,13 +10,13 @@ use std::time::Duration;
 use candor_core::Sweep;
 use candor_core::spec::Bundle;
 use candor_proto::v1 as pb;
-use candor_queue::{NewSweep, Queue};
-use candor_store::DoneSet;
+use candor_queue::NewSweep;
 use tokio::sync::mpsc::Sender;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::archive::LiveParts;
 use super::error::reply;
 use super::{Coordinator, MAX_BUNDLE_BYTES, ServerError, sweep_id};
 
@@ -24,8 +24,8 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// How often `watch` looks at a running sweep.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
-/// Results read from Redis per page.
-const PAGE: usize = 1000;
+/// Bytes of JSON lines per results message, about.
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The client-facing service.
 #[derive(Clone)]
@@ -190,11 +190,7 @@ async fn change_state(co: &Coordinator, req: pb::SweepRef, resume: bool) -> Resu
 
 async fn delete(co: &Coordinator, req: pb::SweepRef) -> Result<pb::DeleteResponse, ServerError> {
     let id = sweep_id(&req.sweep_id)?;
-    let state = co
-        .queue
-        .delete(id)
-        .await?
-        .ok_or_else(|| ServerError::NotFound(id.to_string()))?;
+    let state = co.delete(id).await?;
     if state == "running" || state == "paused" {
         return Err(ServerError::StillActive {
             id: id.to_string(),
@@ -216,40 +212,43 @@ async fn report(co: &Coordinator, req: pb::SweepRef) -> Result<pb::ReportRespons
     })
 }
 
-/// Every result of the sweep as JSON lines, each job's once.
-async fn results(co: &Coordinator, req: pb::SweepRef) -> Result<BoxStream<pb::ResultsChunk>, ServerError> {
+/// Every live result of the sweep as JSON lines, each job's once, read
+/// from the archive part by part.
+async fn results(co: &Arc<Coordinator>, req: pb::SweepRef) -> Result<BoxStream<pb::ResultsChunk>, ServerError> {
     let id = sweep_id(&req.sweep_id)?.to_string();
     let total = co.state(&id).await?.total;
+    let live = co.live_parts(&id, total).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(send_results(co.queue.clone(), id, total, tx));
+    tokio::spawn(send_results(co.clone(), id, live, tx));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
-async fn send_results(queue: Queue, id: String, total: u64, tx: Sender<Result<pb::ResultsChunk, Status>>) {
-    // HSCAN may return an entry twice; each job goes out once.
-    let mut seen = DoneSet::new(total);
-    let mut cursor = 0;
-    loop {
-        let (next, page) = match queue.results_page(&id, cursor, PAGE).await {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = tx.send(Err(ServerError::from(e).into())).await;
-                return;
-            }
-        };
-        let mut chunk = Vec::new();
-        for (idx, payload) in page {
-            if idx < total && seen.insert(idx) {
-                chunk.extend_from_slice(&payload);
+async fn send_results(co: Arc<Coordinator>, id: String, live: LiveParts, tx: Sender<Result<pb::ResultsChunk, Status>>) {
+    let mut chunk = Vec::new();
+    for i in 0..live.parts.len() {
+        let read = co
+            .read_live(&id, &live, i, |r| {
+                serde_json::to_writer(&mut chunk, &r).expect("results serialize");
                 chunk.push(b'\n');
-            }
-        }
-        if !chunk.is_empty() && tx.send(Ok(pb::ResultsChunk { jsonl: chunk })).await.is_err() {
+            })
+            .await;
+        if let Err(e) = read {
+            let _ = tx.send(Err(e.into())).await;
             return;
         }
-        if next == 0 {
+        // The channel holds a few chunks: a slow client slows the reading.
+        if chunk.len() >= CHUNK_BYTES
+            && tx
+                .send(Ok(pb::ResultsChunk {
+                    jsonl: std::mem::take(&mut chunk),
+                }))
+                .await
+                .is_err()
+        {
             return;
         }
-        cursor = next;
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(Ok(pb::ResultsChunk { jsonl: chunk })).await;
     }
 }

@@ -6,7 +6,6 @@ use candor_core::Sweep;
 use candor_proto::v1 as pb;
 use candor_queue::SweepState;
 use candor_report::report::{CellCounts, Report, Tally};
-use candor_store::DoneSet;
 
 use super::{Coordinator, ServerError};
 
@@ -155,34 +154,15 @@ impl Coordinator {
         Ok(report)
     }
 
-    /// Reads every result of a sweep for what the counters in Redis do not
+    /// Reads every job's outcome for what the counters in Redis do not
     /// hold: the paired bootstrap, joint verdicts and the per-seed spread.
     async fn pair_outcomes(&self, id: &str, sweep: &Sweep, tally: &mut Tally) -> Result<(), ServerError> {
-        #[derive(serde::Deserialize)]
-        struct Outcome {
-            status: candor_core::Status,
-            #[serde(default)]
-            classifications: std::collections::BTreeMap<String, bool>,
-        }
-        let mut seen = DoneSet::new(sweep.total_jobs());
-        let mut cursor = 0;
-        loop {
-            let (next, page) = self.queue.results_page(id, cursor, 1000).await?;
-            for (idx, payload) in page {
-                if idx >= sweep.total_jobs() || !seen.insert(idx) {
-                    continue;
-                }
-                if let Ok(o) = serde_json::from_slice::<Outcome>(&payload) {
-                    let bits = sweep.spec.classifiers.iter().enumerate().fold(0u32, |b, (i, c)| {
-                        b | u32::from(o.classifications.get(c.name()).copied().unwrap_or(false)) << i
-                    });
-                    tally.add_detail(sweep, idx, o.status, bits);
-                }
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        let total = sweep.total_jobs();
+        self.queue
+            .outcomes(id, total, |idx, status, bits| {
+                tally.add_detail(sweep, idx, status, bits)
+            })
+            .await?;
+        Ok(())
     }
 }

@@ -134,7 +134,12 @@ async fn complete(co: &Coordinator, req: pb::CompleteRequest) -> Result<pb::Comp
     let mut resp = pb::CompleteResponse::default();
     for (id, items) in group(req.completions, |c| c.job.as_ref().map(|j| &j.sweep_id))? {
         let items: Vec<Completion> = items.into_iter().map(completion).collect();
-        for r in co.queue.complete(&id, &items).await? {
+        for r in co
+            .queue
+            .record(&co.settings.archive, &id, &items, &[])
+            .await?
+            .completions
+        {
             match r {
                 Recorded::Recorded => resp.recorded += 1,
                 Recorded::Duplicate => resp.duplicate += 1,
@@ -163,7 +168,7 @@ async fn fail(co: &Coordinator, req: pb::FailRequest) -> Result<pb::FailResponse
     let mut resp = pb::FailResponse::default();
     for (id, items) in group(req.failures, |f| f.job.as_ref().map(|j| &j.sweep_id))? {
         let items: Vec<Failure> = items.into_iter().map(failure).collect();
-        for r in co.queue.fail(&id, &items).await? {
+        for r in co.queue.record(&co.settings.archive, &id, &[], &items).await?.failures {
             match r {
                 FailOutcome::Retried => resp.retried += 1,
                 FailOutcome::DeadLettered => resp.dead_lettered += 1,

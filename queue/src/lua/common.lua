@@ -13,7 +13,13 @@
 --   candor:s:ID:errors       HASH   index -> last retryable error
 --   candor:s:ID:dying        HASH   index -> why it is to be dead-lettered
 --   candor:s:ID:done         BITMAP one bit per job with a result
---   candor:s:ID:results      HASH   index -> result (JSON)
+--   candor:s:ID:partof       STRING u32 (big-endian) per job at byte 4*index: the number of the
+--                                   archive part that holds its result (0: none)
+--   candor:s:ID:outcome      STRING u40 (big-endian) per job at byte 5*index: (status code + 1) << 32
+--                                   | classifier bits, for what the tally does not hold (0: none)
+--   candor:s:ID:parts        HASH   part number -> part name (in the archive)
+--   candor:s:ID:partids      HASH   part name -> part number
+--   candor:s:ID:gone         SET    part names condemned as garbage: never recorded after
 --   candor:s:ID:dead         HASH   index -> why it was dead-lettered
 --   candor:s:ID:tally        HASH   "CELL:ok|incomplete|failed|truncated|filtered|yK" -> count
 --   candor:s:ID:early        STRING early stopping's decision table (candor-core early::DecisionTable):
@@ -56,10 +62,33 @@ local function count_failure(id, payload)
   end
 end
 
--- Records the result of job idx; the caller has checked that it has none.
-local function record(id, idx, status, bits, cell, payload, ncls)
+-- candor-core's Status::code.
+local status_code = { ok = 0, incomplete = 1, failed = 2, truncated = 3, filtered = 4 }
+
+-- The number of archive part `name`, given it one on its first result.
+local function part_number(id, name)
+  local n = redis.call('HGET', k(id, 'partids'), name)
+  if n then
+    return tonumber(n)
+  end
+  n = redis.call('HINCRBY', k(id, 'meta'), 'nparts', 1)
+  redis.call('HSET', k(id, 'partids'), name, n)
+  redis.call('HSET', k(id, 'parts'), n, name)
+  return n
+end
+
+-- True when archive part `name` was condemned as garbage: nothing may be
+-- recorded from it, its files are being removed.
+local function part_gone(id, name)
+  return redis.call('SISMEMBER', k(id, 'gone'), name) == 1
+end
+
+-- Records the result of job idx, held in archive part `part`; the caller
+-- has checked that it has none.
+local function record(id, idx, status, bits, cell, payload, ncls, part)
   redis.call('SETBIT', k(id, 'done'), idx, 1)
-  redis.call('HSET', k(id, 'results'), idx, payload)
+  redis.call('BITFIELD', k(id, 'partof'), 'SET', 'u32', '#' .. idx, part_number(id, part))
+  redis.call('BITFIELD', k(id, 'outcome'), 'SET', 'u40', '#' .. idx, (status_code[status] + 1) * 4294967296 + bits)
   redis.call('ZREM', k(id, 'leases'), idx)
   redis.call('HDEL', k(id, 'fences'), idx)
   redis.call('HDEL', k(id, 'attempts'), idx)

@@ -1,7 +1,9 @@
--- ARGV: id, then groups of 10: index, fence, status, classifier bits, cell,
--- dead (0/1), error, result, cache hits, cost (micro-USD). Fence "0" skips the fence check (the coordinator
+-- ARGV: id, the archive part holding the results, then groups of 10: index,
+-- fence, status, classifier bits, cell, dead (0/1), error, result (JSON, needed
+-- only when failed), cache hits, cost (micro-USD). Fence "0" skips the fence check (the coordinator
 -- dead-lettering a job nobody holds). Returns per group: 1 recorded, 2 the job
--- already had a result, 0 refused: the lease is no longer held under that fence.
+-- already had a result, 0 refused: the lease is no longer held under that fence,
+-- or the part was condemned as garbage.
 local id = ARGV[1]
 local meta = k(id, 'meta')
 local total = redis.call('HGET', meta, 'total')
@@ -9,15 +11,19 @@ if not total then
   return redis.error_reply('NOSWEEP no such sweep')
 end
 local ncls = tonumber(redis.call('HGET', meta, 'classifiers'))
+local part = ARGV[2]
+local gone = part_gone(id, part)
 local out = {}
-for i = 2, #ARGV, 10 do
+for i = 3, #ARGV, 10 do
   local idx, fence = ARGV[i], ARGV[i + 1]
-  if redis.call('GETBIT', k(id, 'done'), idx) == 1 then
+  if gone then
+    out[#out + 1] = 0
+  elseif redis.call('GETBIT', k(id, 'done'), idx) == 1 then
     out[#out + 1] = 2
   elseif fence ~= '0' and redis.call('HGET', k(id, 'fences'), idx) ~= fence then
     out[#out + 1] = 0
   else
-    record(id, idx, ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 7], ncls)
+    record(id, idx, ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 7], ncls, part)
     if ARGV[i + 8] ~= '0' then
       redis.call('HINCRBY', meta, 'cache_hits', tonumber(ARGV[i + 8]))
     end

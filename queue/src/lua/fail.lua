@@ -1,4 +1,4 @@
--- ARGV: id, then groups of 8: index, fence, kind, error, backoff (ms), cell,
+-- ARGV: id, the archive part holding the results, then groups of 8: index, fence, kind, error, backoff (ms), cell,
 -- result, persistent (0/1). kind: "retryable" goes back to the queue after the backoff unless
 -- it has used every attempt, in which case it is dead-lettered with `result`;
 -- "permanent" records `result` (a failed result); "released" goes back to the
@@ -59,12 +59,16 @@ local function hold(idx, err, backoff, cell)
   return true
 end
 
+local part = ARGV[2]
+local gone = part_gone(id, part)
 local out = {}
-for i = 2, #ARGV, 8 do
+for i = 3, #ARGV, 8 do
   local idx, fence, kind, err, backoff, cell, result, persistent =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6],
     ARGV[i + 7]
-  if redis.call('GETBIT', k(id, 'done'), idx) == 1 then
+  if gone then
+    out[#out + 1] = 'stale'
+  elseif redis.call('GETBIT', k(id, 'done'), idx) == 1 then
     out[#out + 1] = 'done'
   elseif redis.call('HGET', k(id, 'fences'), idx) ~= fence then
     out[#out + 1] = 'stale'
@@ -84,7 +88,7 @@ for i = 2, #ARGV, 8 do
   elseif kind == 'retryable' then
     local a = tonumber(redis.call('HGET', k(id, 'attempts'), idx) or '0')
     if a >= max_attempts then
-      record(id, idx, 'failed', 0, cell, result, ncls)
+      record(id, idx, 'failed', 0, cell, result, ncls, part)
       redis.call('HSET', k(id, 'dead'), idx, 'after ' .. a .. ' attempts: ' .. err)
       redis.call('HINCRBY', meta, 'dead', 1)
       out[#out + 1] = 'dead'
@@ -97,7 +101,7 @@ for i = 2, #ARGV, 8 do
       out[#out + 1] = 'retried'
     end
   else
-    record(id, idx, 'failed', 0, cell, result, ncls)
+    record(id, idx, 'failed', 0, cell, result, ncls, part)
     out[#out + 1] = 'failed'
   end
 end

@@ -40,6 +40,8 @@ pub struct RemoteOptions {
     pub token: candor_proto::auth::Token,
     /// Record results straight in Redis; without it they go through the coordinator.
     pub redis: Option<Queue>,
+    /// Where results are written before they are recorded in Redis (with `redis`).
+    pub archive: Option<candor_archive::Archive>,
     pub concurrency: usize,
     /// Jobs being judged at once (the judge stage), besides `concurrency`
     /// jobs calling the models under test.
@@ -62,8 +64,8 @@ pub enum WorkerError {
 /// What the worker's tasks share.
 struct Shared {
     client: Client,
-    /// Where results are recorded when the worker has Redis.
-    redis: Option<Queue>,
+    /// Where results are written and recorded when the worker has Redis.
+    direct: Option<(Queue, candor_archive::Archive)>,
     running: Jobs,
     sweeps: Sweeps,
     metrics: Arc<Metrics>,
@@ -78,7 +80,7 @@ impl Shared {
         Shared {
             client,
             sweeps: Sweeps::new(opts),
-            redis: opts.redis.clone(),
+            direct: opts.redis.clone().zip(opts.archive.clone()),
             running: Jobs::default(),
             metrics,
             worker_id: opts.worker_id.clone(),

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use candor_archive::Archive;
 use candor_exec::execute::Executed;
 use candor_proto::v1 as pb;
 use candor_queue::{Completion, FailKind, FailOutcome, Failure, Queue, QueueError, Recorded};
@@ -88,7 +89,10 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
 enum RecordError {
     /// The sweep no longer exists (it was deleted): retrying cannot help.
     Gone,
-    /// Redis or the coordinator failed; retrying may.
+    /// A result that cannot be written (a bug): its job runs again once its
+    /// lease runs out.
+    Bad(String),
+    /// Redis, the archive or the coordinator failed; retrying may.
     Other(String),
 }
 
@@ -96,6 +100,7 @@ impl RecordError {
     fn queue(e: QueueError) -> Self {
         match e {
             QueueError::NoSuchSweep(_) => RecordError::Gone,
+            e @ QueueError::BadResult { .. } => RecordError::Bad(e.to_string()),
             e => RecordError::Other(e.to_string()),
         }
     }
@@ -114,8 +119,8 @@ pub(super) async fn record(shared: &Shared, sweep_id: &str, completions: Vec<Com
     let m = &shared.metrics;
     let mut backoff = Backoff::new();
     loop {
-        let tried = match &shared.redis {
-            Some(q) => in_redis(q, m, sweep_id, &completions, &failures).await,
+        let tried = match &shared.direct {
+            Some((q, a)) => in_redis(q, a, m, sweep_id, &completions, &failures).await,
             None => through_coordinator(shared, sweep_id, &completions, &failures).await,
         };
         match tried {
@@ -125,6 +130,11 @@ pub(super) async fn record(shared: &Shared, sweep_id: &str, completions: Vec<Com
                 let n = (completions.len() + failures.len()) as u64;
                 tracing::warn!(sweep.id = %sweep_id, results = n, "sweep is gone; dropping its results");
                 m.jobs(JobOutcome::Refused, n);
+                break;
+            }
+            Err(RecordError::Bad(e)) => {
+                tracing::error!(error = %e, sweep.id = %sweep_id, "cannot write results; dropping them");
+                m.jobs(JobOutcome::Refused, (completions.len() + failures.len()) as u64);
                 break;
             }
             Err(RecordError::Other(e)) => {
@@ -142,10 +152,17 @@ pub(super) async fn record(shared: &Shared, sweep_id: &str, completions: Vec<Com
     }
 }
 
-/// Both calls, then the counts of what the scripts made of each result.
-async fn in_redis(q: &Queue, m: &Metrics, id: &str, cs: &[Completion], fs: &[Failure]) -> Result<(), RecordError> {
-    let recorded = q.complete(id, cs).await.map_err(RecordError::queue)?;
-    let outcomes = q.fail(id, fs).await.map_err(RecordError::queue)?;
+/// The part, both calls, then the counts of what the scripts made of each result.
+async fn in_redis(
+    q: &Queue,
+    a: &Archive,
+    m: &Metrics,
+    id: &str,
+    cs: &[Completion],
+    fs: &[Failure],
+) -> Result<(), RecordError> {
+    let done = q.record(a, id, cs, fs).await.map_err(RecordError::queue)?;
+    let (recorded, outcomes) = (done.completions, done.failures);
     for r in recorded {
         match r {
             Recorded::Recorded => m.jobs(JobOutcome::Completed, 1),

@@ -1,0 +1,124 @@
+//! What the coordinator does with the archive: reads a sweep's live
+//! results (each job from the one part Redis names for it), collects
+//! garbage parts (written, but nothing recorded from them), and deletes
+//! sweeps past their retention.
+
+use std::time::Duration;
+
+use candor_core::JobResult;
+
+use super::{Coordinator, ServerError};
+
+/// How often the collector looks at the sweeps' parts.
+pub(super) const COLLECT_EVERY: Duration = Duration::from_secs(5);
+
+/// Which part holds each job's live result: read once, then the parts
+/// one at a time.
+pub struct LiveParts {
+    /// (number, name), in the order they were first recorded from.
+    pub parts: Vec<(u32, String)>,
+    refs: Vec<u32>,
+}
+
+impl Coordinator {
+    /// The parts of sweep `id` and which of them holds each job's result
+    /// (4 bytes a job).
+    pub async fn live_parts(&self, id: &str, total: u64) -> Result<LiveParts, ServerError> {
+        let mut parts: Vec<(u32, String)> = self.queue.part_names(id).await?.into_iter().collect();
+        parts.sort();
+        let refs = self.queue.part_refs(id, total).await?;
+        Ok(LiveParts { parts, refs })
+    }
+
+    /// Calls `f` with the live results in part `i` of `live`: the rows
+    /// whose jobs Redis says it holds.
+    pub async fn read_live(
+        &self,
+        id: &str,
+        live: &LiveParts,
+        i: usize,
+        mut f: impl FnMut(JobResult),
+    ) -> Result<(), ServerError> {
+        let (number, name) = &live.parts[i];
+        self.settings
+            .archive
+            .read(id, name, |idx, r| {
+                if live.refs.get(idx as usize) == Some(number) {
+                    f(r);
+                }
+                Ok(())
+            })
+            .await
+            .map_err(candor_queue::QueueError::from)?;
+        Ok(())
+    }
+
+    /// Removes the parts of sweep `id` that no job names and that are older
+    /// than the grace period: condemned in Redis first, so that nothing is
+    /// recorded from them afterwards. Returns how many.
+    async fn collect(&self, id: &str, now_ms: u64) -> Result<usize, ServerError> {
+        let archive = &self.settings.archive;
+        let grace = self.settings.gc_grace.as_millis() as u64;
+        let parts = archive.list(id).await.map_err(candor_queue::QueueError::from)?;
+        let names = self.queue.part_names(id).await?;
+        let named: std::collections::HashSet<&String> = names.values().collect();
+        let old: Vec<String> = parts
+            .into_iter()
+            .filter(|p| p.modified_ms + grace <= now_ms && !named.contains(&p.name))
+            .map(|p| p.name)
+            .collect();
+        let condemned = self.queue.condemn(id, &old).await?;
+        for name in &condemned {
+            archive.remove(id, name).await.map_err(candor_queue::QueueError::from)?;
+        }
+        Ok(condemned.len())
+    }
+
+    /// One round of collection and retention over every sweep.
+    pub async fn tidy(&self) -> Result<(), ServerError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for st in self.all_states().await? {
+            let ended = st.state != "running" && st.state != "paused";
+            let expired = self
+                .settings
+                .retention
+                .is_some_and(|keep| st.finished_ms + keep.as_millis() as u64 <= now_ms);
+            if ended && st.finished_ms > 0 && expired {
+                self.delete(&st.id).await?;
+                tracing::info!(sweep.id = %st.id, "sweep deleted: past its retention");
+                continue;
+            }
+            // Garbage is made while a sweep runs: once it has ended, a
+            // collection past the grace period finds the last of it.
+            let grace = self.settings.gc_grace.as_millis() as u64;
+            if ended && st.finished_ms > 0 && now_ms > st.finished_ms + 2 * grace + 60_000 {
+                continue;
+            }
+            let n = self.collect(&st.id, now_ms).await?;
+            if n > 0 {
+                tracing::info!(sweep.id = %st.id, parts = n, "removed archive parts no result was recorded from");
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an ended sweep: its keys in Redis, then its parts. Answers
+    /// the state it had; a running or paused sweep is left alone.
+    pub async fn delete(&self, id: &str) -> Result<String, ServerError> {
+        let state = self
+            .queue
+            .delete(id)
+            .await?
+            .ok_or_else(|| ServerError::NotFound(id.to_string()))?;
+        if state != "running" && state != "paused" {
+            self.settings
+                .archive
+                .remove_sweep(id)
+                .await
+                .map_err(candor_queue::QueueError::from)?;
+        }
+        Ok(state)
+    }
+}
