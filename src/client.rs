@@ -25,6 +25,35 @@ pub struct ClientArgs {
 /// A failure to connect, with the exit code it maps to.
 pub struct Fail(pub i32, pub String);
 
+/// The coordinator flags of a command that needs a coordinator only for
+/// some of its arguments (a sweep id rather than a local file).
+#[derive(clap::Args, Clone, Debug)]
+pub struct MaybeClientArgs {
+    /// The coordinator, for a sweep id (http://HOST:PORT or https://).
+    #[arg(long, env = "CANDOR_COORDINATOR", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    pub coordinator: Option<String>,
+    /// Read the coordinator's bearer token from this file instead of CANDOR_TOKEN.
+    #[arg(long, env = "CANDOR_TOKEN_FILE", hide_env_values = true)]
+    pub token_file: Option<PathBuf>,
+    /// A PEM CA certificate to trust for an https:// coordinator.
+    #[arg(long, env = "CANDOR_TLS_CA", hide_env_values = true)]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl MaybeClientArgs {
+    /// The client flags, or `missing` as the error when no coordinator was given.
+    pub fn client(&self, missing: impl FnOnce() -> String) -> Result<ClientArgs, Fail> {
+        let Some(url) = &self.coordinator else {
+            return Err(Fail(exit::BAD_INPUT, missing()));
+        };
+        Ok(ClientArgs {
+            coordinator: url.clone(),
+            token_file: self.token_file.clone(),
+            tls_ca: self.tls_ca.clone(),
+        })
+    }
+}
+
 impl ClientArgs {
     pub fn token(&self) -> Result<Token, Fail> {
         Token::load(self.token_file.as_deref()).map_err(|e| Fail(exit::BAD_INPUT, e))

@@ -43,7 +43,12 @@ impl Coded for candor_coordinator::RunError {
     fn exit_code(&self) -> i32 {
         use candor_coordinator::RunError;
         match self {
-            RunError::Store(_) | RunError::Export(_) | RunError::Cache { .. } | RunError::WriterPanicked => FAILURE,
+            RunError::Store(_)
+            | RunError::Export(_)
+            | RunError::Cache { .. }
+            | RunError::WriterPanicked
+            | RunError::Archive(_)
+            | RunError::Unreadable { .. } => FAILURE,
         }
     }
 }

@@ -49,11 +49,13 @@ enum Command {
     Watch(commands::remote::WatchArgs),
     /// Write a submitted sweep's report.json, report.md, report.html, results.jsonl and results.csv.
     Report(commands::remote::ReportArgs),
+    /// Export a sweep's results (a local out dir, or a submitted sweep's id) as Parquet, JSON lines or CSV.
+    Export(commands::export::ExportArgs),
     /// Stop a submitted sweep.
     Cancel(commands::remote::IdArgs),
     /// Lease a paused sweep's jobs again, once what paused it is fixed.
     Resume(commands::remote::IdArgs),
-    /// Delete an ended sweep and everything stored for it in Redis (cancel a running one first).
+    /// Delete an ended sweep: everything stored for it in Redis and its archive parts (cancel a running one first).
     Delete(commands::remote::IdArgs),
     /// List the sweeps a coordinator knows.
     List(commands::remote::ListArgs),
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
                     Command::Status(args) => commands::remote::status(args).await,
                     Command::Watch(args) => commands::remote::watch(args).await,
                     Command::Report(args) => commands::remote::report(args).await,
+                    Command::Export(args) => commands::export::export(args).await,
                     Command::Cancel(args) => commands::remote::cancel(args).await,
                     Command::Resume(args) => commands::remote::resume(args).await,
                     Command::Delete(args) => commands::remote::delete(args).await,

@@ -43,6 +43,22 @@ fn started(latency_ms: u64, concurrency: &'static str, records: u64) -> (Sandbox
     (sb, child)
 }
 
+/// Rows in the local archive and the distinct jobs among them.
+fn archive_rows(sb: &Sandbox) -> (usize, usize) {
+    let id = sb.json("out/report.json")["sweep"]["id"].as_str().unwrap().to_string();
+    let dir = sb.join("store/archive");
+    let mut rows = Vec::new();
+    for part in candor_testkit::archive::part_files(&dir, &id) {
+        rows.extend(
+            candor_testkit::archive::read_part(&dir, &id, &part)
+                .into_iter()
+                .map(|(i, _)| i),
+        );
+    }
+    let jobs = rows.iter().collect::<HashSet<_>>().len();
+    (rows.len(), jobs)
+}
+
 fn outputs(sb: &Sandbox, file: &str) -> BTreeMap<String, String> {
     sb.jsonl(file)
         .iter()
@@ -84,6 +100,7 @@ fn kill_9_in_the_middle_then_rerun_gives_one_result_per_job() {
     let ids: HashSet<&str> = results.iter().map(|r| r["job_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 240, "exactly one result per job");
     assert_eq!(sb.json("out/report.json")["sweep"]["jobs_done"], 240);
+    assert_eq!(archive_rows(&sb), (240, 240), "the archive holds one result per job");
 
     // Same results as a run that was never interrupted.
     let o = sb.candor(&[
@@ -109,6 +126,11 @@ fn kill_9_in_the_middle_then_rerun_gives_one_result_per_job() {
         stderr(&o)
     );
     assert_eq!(sb.jsonl("out/results.jsonl").len(), 240);
+    assert_eq!(
+        archive_rows(&sb),
+        (240, 240),
+        "rewriting the archive keeps one result per job"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! order, Redis' `partof`), and readers take each job from that part only.
 
 mod columns;
+mod local;
 mod location;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use parquet::file::properties::WriterProperties;
 
 pub use candor_core::JobResult;
 pub use columns::{results_schema, text_hash, texts_schema};
+pub use local::{LocalWriter, PART_ROWS};
 pub use location::{Location, read_options};
 
 /// The largest part file read, in bytes: a part holds at most a few

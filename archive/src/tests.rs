@@ -16,7 +16,12 @@ fn result(index: u64, system: &str) -> JobResult {
         variant: "v".into(),
         query_index: index / 2,
         query: "q?".into(),
-        condition: if index.is_multiple_of(2) { "training" } else { "unmonitored" }.into(),
+        condition: if index.is_multiple_of(2) {
+            "training"
+        } else {
+            "unmonitored"
+        }
+        .into(),
         seed: 3,
         status: if index == 1 { Status::Failed } else { Status::Ok },
         output: (index != 1).then(|| "yes".to_string()),

@@ -3,6 +3,7 @@
 //! in the embedded store and writes the report.
 
 pub mod local;
+mod local_archive;
 pub mod metrics;
 pub mod server;
 

@@ -43,6 +43,9 @@ pub struct LocalOptions {
     pub fail_fast: u32,
 }
 
+/// Where a local run's archive is, in its store.
+pub const ARCHIVE_DIR: &str = "archive";
+
 /// The most failure notices waiting for the display.
 const MAX_NOTICES: usize = 64;
 
@@ -217,6 +220,10 @@ pub enum RunError {
     Cache { path: PathBuf, source: std::io::Error },
     #[error("the store writer stopped unexpectedly")]
     WriterPanicked,
+    #[error(transparent)]
+    Archive(#[from] candor_archive::ArchiveError),
+    #[error("store {path}: result of job {index} is unreadable: {reason}")]
+    Unreadable { path: PathBuf, index: u64, reason: String },
 }
 
 /// Runs every job of `sweep` that has no result in the store yet, then
@@ -264,7 +271,8 @@ pub async fn run_local(
     tracing::info!(sweep.id = %sweep.id, ran, done = log.done().count(), "dispatch finished");
     let outcome = ended.outcome(log.done().count(), total);
     let started_ms = now_ms().saturating_sub(started.elapsed().as_millis() as u64);
-    let report = write_report(sweep, log, opts.out.clone(), &outcome, ended, started_ms).await?;
+    let archive = opts.store.join(ARCHIVE_DIR);
+    let report = write_report(sweep, log, (opts.out.clone(), archive), &outcome, ended, started_ms).await?;
     Ok(RunSummary {
         outcome,
         report,
@@ -506,11 +514,11 @@ fn executor(sweep: &Arc<Sweep>, opts: &LocalOptions) -> Result<Executor, RunErro
 
 /// Writes results.jsonl, the report and its views from the store, with
 /// what the run knows besides the results: its times, the models it
-/// stopped, a spent budget, early stopping's cutoffs.
+/// stopped, a spent budget, early stopping's cutoffs; then the archive.
 async fn write_report(
     sweep: Arc<Sweep>,
     log: SweepLog,
-    out: PathBuf,
+    (out, archive): (PathBuf, PathBuf),
     outcome: &Outcome,
     ended: Ended,
     started_ms: u64,
@@ -521,7 +529,7 @@ async fn write_report(
         _ => Vec::new(),
     };
     tokio::task::spawn_blocking(move || {
-        export(&sweep, &log, &out, |r| {
+        let report = export(&sweep, &log, &out, |r| {
             r.sweep.provenance = Provenance::of(&sweep, Some(started_ms), Some(now_ms()));
             for why in stopped_models.iter().rev() {
                 r.notes
@@ -533,11 +541,12 @@ async fn write_report(
             if let Some(stops) = &ended.stops {
                 r.mark_stopped_early(stops, ended.skipped);
             }
-        })
+        })?;
+        crate::local_archive::write(&sweep.id, &log, &archive)?;
+        Ok(report)
     })
     .await
     .map_err(|_| RunError::WriterPanicked)?
-    .map_err(RunError::from)
 }
 
 fn now_ms() -> u64 {

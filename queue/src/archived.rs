@@ -53,6 +53,25 @@ fn results(cs: &[Completion], fs: &[Failure]) -> Result<Vec<JobResult>, QueueErr
     Ok(out)
 }
 
+/// The fault tests' crash point: with `CANDOR_CRASH_AFTER_PARTS=N` in its
+/// environment, the process aborts (no clean-up, as under kill -9) right
+/// after writing its Nth part and before recording it.
+fn crash_point() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+    static AT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let at = *AT.get_or_init(|| {
+        std::env::var("CANDOR_CRASH_AFTER_PARTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if at > 0 && WRITTEN.fetch_add(1, Ordering::Relaxed) + 1 == at {
+        eprintln!("CANDOR_CRASH_AFTER_PARTS={at}: aborting after writing a part, before recording it");
+        std::process::abort();
+    }
+}
+
 impl Queue {
     /// Writes the results of `cs` and `fs` to `archive` as one part, then
     /// records them, naming that part.
@@ -70,6 +89,7 @@ impl Queue {
                 .await
                 .map_err(|e| QueueError::Protocol(format!("encoding a part: {e}")))?;
             archive.put(sweep_id, &part, &enc).await?;
+            crash_point();
         }
         let out = RecordedBatch {
             completions: self.complete(sweep_id, &part, cs).await?,

@@ -1,7 +1,7 @@
 //! `candor compare BASELINE CANDIDATE`: what changed between two reports,
 //! each a report.json (or its directory) or a sweep id on a coordinator.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candor_proto::v1 as pb;
 use candor_report::compare::{Options, compare as diff};
@@ -16,15 +16,8 @@ pub struct CompareArgs {
     baseline: String,
     /// The candidate: a report.json, the directory holding it, or a sweep id or @FILE holding one (needs --coordinator).
     candidate: String,
-    /// The coordinator to fetch reports of sweep ids from (http://HOST:PORT or https://).
-    #[arg(long, env = "CANDOR_COORDINATOR", hide_env_values = true)]
-    coordinator: Option<String>,
-    /// Read the coordinator's bearer token from this file instead of CANDOR_TOKEN.
-    #[arg(long, env = "CANDOR_TOKEN_FILE", hide_env_values = true)]
-    token_file: Option<PathBuf>,
-    /// A PEM CA certificate to trust for an https:// coordinator.
-    #[arg(long, env = "CANDOR_TLS_CA", hide_env_values = true)]
-    tls_ca: Option<PathBuf>,
+    #[command(flatten)]
+    client: crate::client::MaybeClientArgs,
     /// Smallest change (as a fraction, 0.05 = 5 points) worth flagging.
     #[arg(long, default_value_t = 0.05, value_parser = fraction)]
     threshold: f64,
@@ -80,17 +73,9 @@ async fn load(a: &CompareArgs, arg: &str, which: &str) -> Result<(Report, String
     if p.exists() || !is_sweep_id(arg) {
         return read(p, which).map_err(|e| Fail(exit::BAD_INPUT, e));
     }
-    let Some(url) = &a.coordinator else {
-        return Err(Fail(
-            exit::BAD_INPUT,
-            format!("{which} {arg}: no such file; to compare a sweep id, give --coordinator"),
-        ));
-    };
-    let client = crate::client::ClientArgs {
-        coordinator: url.clone(),
-        token_file: a.token_file.clone(),
-        tls_ca: a.tls_ca.clone(),
-    };
+    let client = a
+        .client
+        .client(|| format!("{which} {arg}: no such file; to compare a sweep id, give --coordinator"))?;
     let r = client
         .sweeps()?
         .report(pb::SweepRef {

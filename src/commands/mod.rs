@@ -1,5 +1,6 @@
 pub mod calibrate;
 pub mod compare;
+pub mod export;
 pub mod probe;
 pub mod remote;
 pub mod run;

@@ -70,6 +70,14 @@ pub async fn run(args: RunArgs) -> i32 {
         }
     };
     print_summary(&summary, &sweep, args.quiet);
+    if !args.quiet {
+        let archive = args.store.join(candor_coordinator::local::ARCHIVE_DIR).join(&sweep.id);
+        println!(
+            "archive: {} (Parquet; `candor export {} --format parquet|jsonl|csv`)",
+            archive.display(),
+            summary.out.display()
+        );
+    }
     let max_failed = args.max_failed.or(sweep.spec.max_failed).unwrap_or(0.0);
     verdict(&summary, &sweep, max_failed)
 }

@@ -12,11 +12,13 @@ use std::sync::LazyLock;
 pub mod archive;
 mod chromium;
 mod cluster;
+mod python;
 mod redis;
 mod sim_server;
 
 pub use chromium::{failure_banner, rendered_dom};
 pub use cluster::{Cluster, TOKEN};
+pub use python::{PYTHON, S3Server, python};
 pub use redis::Redis;
 pub use sim_server::SimServer;
 use std::time::{Duration, Instant};
