@@ -13,19 +13,24 @@ Run through scripts/check-deploy, which provides the pinned tools (deploy/ci-req
      names the offending field (its `# expect:` line), and accepts the good ones;
   7. compares deploy/compose.yaml's services with the chart's: env var names, ports, probes;
   8. asserts what a user would notice on the rendered objects (no secrets, non-root, probes, the
-     worker's shutdown budget, the nightly job's commands, the contract's ports and args);
+     worker's shutdown budget, the nightly job's commands, the contract's ports and args, one
+     archive for the coordinator and every worker: the same URL, and for file:// the same
+     PersistentVolumeClaim mounted at its path; in compose the same named volume);
   9. with --smoke CANDOR_BIN (or $CANDOR_BIN): runs that binary as the all-on render configures it,
      real processes on 127.0.0.1 only: redis-server, the coordinator and a worker (and sim-server)
      with the rendered env and args (secretKeyRefs get generated test values, fieldRefs a made-up
-     pod; only listen addresses and the Redis/coordinator addresses are rewritten), each until its
-     rendered readiness probe answers 200; then the nightly CronJob as Kubernetes runs it (the
-     ConfigMap and emptyDir as temp dirs, $(VAR) expanded, CANDOR_RUN from the Job's name): a
-     baseline, the chart rendered again with it as nightly.baseline, submit + compare (exit 0), a
-     retried pod (`already submitted`, same id), and a planted regression (compare exits 1); then
-     deploy/grafana/candor.json's queries against what the running coordinator's and worker's
-     /metrics export (metric names, label names and literal label values). Then
-     deploy/compose.yaml's coordinator, workers (and sim-server) from their environment until their
-     healthcheck command passes, and its submit and report one-shots.
+     pod; only listen addresses, the Redis/coordinator addresses and paths on volumes are
+     rewritten: each volume is a temp dir, a PersistentVolumeClaim's one shared by every pod that
+     mounts it), each until its rendered readiness probe answers 200; then the nightly CronJob as
+     Kubernetes runs it (the ConfigMap and emptyDir as temp dirs, $(VAR) expanded, CANDOR_RUN from
+     the Job's name): a baseline, the chart rendered again with it as nightly.baseline, submit +
+     compare (exit 0), a retried pod (`already submitted`, same id), and a planted regression
+     (compare exits 1); then the night's results as parts on the archive's claim, and `candor
+     export` of all of them through the coordinator; then deploy/grafana/candor.json's queries
+     against what the running coordinator's and worker's /metrics export (metric names, label
+     names and literal label values). Then deploy/compose.yaml's coordinator, workers (and
+     sim-server) from their environment (paths on volumes rewritten the same way, named volumes
+     shared) until their healthcheck command passes, and its submit and report one-shots.
 
 Exits 1 if anything failed, after a summary. Rendered files are left in target/check-deploy/.
 """
@@ -80,8 +85,10 @@ ROLES = {
         "ports": {"grpc": 7070, "http": 9090},
         "readiness": ("/readyz", 9090),
         "liveness": ("/healthz", 9090),
-        "env": {"CANDOR_LISTEN", "CANDOR_HTTP", "CANDOR_REDIS_URL", "CANDOR_TOKEN", "CANDOR_LEASE_TTL_MS", "CANDOR_LOG"},
-        "optional_env": {"CANDOR_REDIS_PASSWORD", "OTEL_EXPORTER_OTLP_ENDPOINT"},
+        "env": {"CANDOR_LISTEN", "CANDOR_HTTP", "CANDOR_REDIS_URL", "CANDOR_TOKEN", "CANDOR_LEASE_TTL_MS", "CANDOR_LOG",
+                "CANDOR_ARCHIVE", "CANDOR_RETENTION_DAYS", "CANDOR_ARCHIVE_GC_GRACE_SECS"},
+        # Plus the object-store SDKs' settings (archive.env).
+        "optional_env": {"CANDOR_REDIS_PASSWORD", "OTEL_EXPORTER_OTLP_ENDPOINT", "CANDOR_ARCHIVE_OPTIONS_FILE"},
     },
     "worker": {
         "args": ["worker"],
@@ -89,10 +96,10 @@ ROLES = {
         "readiness": ("/readyz", 9090),
         "liveness": ("/healthz", 9090),
         "env": {"CANDOR_COORDINATOR", "CANDOR_REDIS_URL", "CANDOR_TOKEN", "CANDOR_HTTP", "CANDOR_CONCURRENCY",
-                "CANDOR_GRACE_SECS", "CANDOR_CACHE_TTL_DAYS", "CANDOR_WORKER_ID", "CANDOR_LOG"},
-        # Plus the model API keys (apiKeys).
+                "CANDOR_GRACE_SECS", "CANDOR_CACHE_TTL_DAYS", "CANDOR_WORKER_ID", "CANDOR_LOG", "CANDOR_ARCHIVE"},
+        # Plus the model API keys (apiKeys) and the object-store SDKs' settings (archive.env).
         "optional_env": {"CANDOR_REDIS_PASSWORD", "CANDOR_JUDGE_CONCURRENCY", "CANDOR_NO_CACHE",
-                         "OTEL_EXPORTER_OTLP_ENDPOINT"},
+                         "OTEL_EXPORTER_OTLP_ENDPOINT", "CANDOR_ARCHIVE_OPTIONS_FILE"},
     },
     "sim-server": {
         "args": ["sim-server", "--host", "0.0.0.0", "--port", "8089", "--latency-ms", "20"],
@@ -105,8 +112,15 @@ ROLES = {
 }
 NIGHTLY_ENV = {"CANDOR_COORDINATOR", "CANDOR_TOKEN", "CANDOR_RUN"}
 REDIS_ARGS = ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data"]
-SECRET_ENV = re.compile(r"(TOKEN|PASSWORD|PASS|SECRET|API_KEY|REDISCLI_AUTH)$")
+SECRET_ENV = re.compile(r"(TOKEN|PASSWORD|PASS|SECRET|_KEY|REDISCLI_AUTH)$")
 API_KEY_ENV = re.compile(r"^[A-Z][A-Z0-9_]*_API_KEY$")
+# The object-store SDKs' variables (archive.env, or an envFrom Secret), and those of them that hold
+# a credential (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_ACCOUNT_KEY, ...): as
+# values.schema.json's archive.env tells them apart.
+ARCHIVE_ENV = re.compile(r"^(AWS|GOOGLE|AZURE)_[A-Z0-9_]+$")
+ARCHIVE_CREDENTIAL_ENV = re.compile(r"^(AWS|GOOGLE|AZURE)_.*(SECRET|PASSWORD|_KEY|_TOKEN$)")
+# The archive URL schemes the binary opens besides file:// (and a plain path).
+ARCHIVE_STORES = ("s3", "s3a", "gs", "az", "azure", "abfs", "abfss")
 # The chart with every optional env var of the contract switched on, for the compose comparison.
 OPTIONAL_ENV_VALUES = {
     "simServer": {"enabled": True},
@@ -115,6 +129,7 @@ OPTIONAL_ENV_VALUES = {
     "redis": {"bundled": {"passwordSecret": {"name": "redis-password"}}},
     "apiKeys": [{"name": "ANTHROPIC_API_KEY", "secretName": "model-keys", "secretKey": "anthropic"},
                 {"name": "OPENAI_API_KEY", "secretName": "model-keys", "secretKey": "openai"}],
+    "archive": {"existingSecret": "candor-archive", "env": {"AWS_REGION": "eu-west-1"}},
 }
 
 
@@ -449,6 +464,61 @@ def compose_probe(svc: dict) -> tuple[tuple[str, int | None] | None, str]:
     return (u.path or "/", u.port), " ".join(words)
 
 
+def compose_mounts(svc: dict) -> list[tuple[str, tuple[str, str, bool]]]:
+    """(target, (kind, source, read_only)) of a service's volumes and tmpfs: kind is `volume` (a
+    named volume), `bind` or `tmpfs`."""
+    out = []
+    for v in svc.get("volumes") or []:
+        if isinstance(v, str):
+            parts = v.split(":")
+            src, dst, ro = parts[0], parts[1], len(parts) > 2 and "ro" in parts[2].split(",")
+        else:
+            src, dst, ro = v.get("source", ""), v.get("target"), bool(v.get("read_only"))
+        out.append((dst, ("bind" if src.startswith((".", "/", "~")) else "volume", src, ro)))
+    tmpfs = svc.get("tmpfs") or []
+    for t in [tmpfs] if isinstance(tmpfs, str) else tmpfs:
+        out.append((t.split(":")[0], ("tmpfs", "", False)))
+    return out
+
+
+def compose_archive(ck: Checks, services: dict, declared: dict) -> None:
+    """The coordinator and every worker of compose.yaml use one archive: the same CANDOR_ARCHIVE, for
+    file:// the same named volume mounted writable at its path (not only the tmpfs around it)."""
+    problems, urls, vols = [], {}, set()
+    for name, svc in sorted(services.items()):
+        command = svc.get("command") or []
+        command = shlex.split(command) if isinstance(command, str) else command
+        if not command or command[0] not in ("coordinator", "worker"):
+            continue
+        url = compose_env(svc).get("CANDOR_ARCHIVE")
+        if url is None:
+            problems.append(f"{name}: no CANDOR_ARCHIVE (its default, a relative directory, is each container's own)")
+            continue
+        urls[name] = str(url)
+        if "@" in str(url):
+            problems.append(f"{name}: CANDOR_ARCHIVE carries credentials")
+        path = archive_dir(str(url))
+        if path is None:
+            continue
+        found = mount_of(path, compose_mounts(svc))
+        kind, src, ro = found[1] if found else ("the image's file system", "", False)
+        if kind != "volume":
+            problems.append(f"{name}: the archive {path} is on {kind}{' ' + src if src else ''}, not a named volume")
+        elif ro:
+            problems.append(f"{name}: the archive's volume {src} is mounted read-only")
+        elif src not in declared:
+            problems.append(f"{name}: volume {src} is not declared under the top-level volumes")
+        else:
+            vols.add(src)
+    if len(set(urls.values())) > 1:
+        problems.append("not one archive: " + "; ".join(f"{n}: {u}" for n, u in sorted(urls.items())))
+    if len(vols) > 1:
+        problems.append(f"the archive is on several volumes: {sorted(vols)}")
+    ck.check(bool(urls) and not problems,
+             f"compose: {', '.join(sorted(urls))} use one archive, {next(iter(urls.values()), '(none)')}"
+             + (f" on the named volume {next(iter(vols))}" if vols else ""), problems)
+
+
 def compare_compose(ck: Checks, chart_docs: list[dict], optional_docs: list[dict]) -> None:
     if not COMPOSE.is_file():
         ck.fail(f"{rel(COMPOSE)} does not exist")
@@ -493,6 +563,7 @@ def compare_compose(ck: Checks, chart_docs: list[dict], optional_docs: list[dict
                   "chart:   " + ", ".join(f"{w} GET {p[0]} on {p[1]}" for w in ("readinessProbe", "livenessProbe")
                                           if (p := http_probe(c, w)))])
     ck.check(seen == set(ROLES), f"compose runs {', '.join(sorted(seen))}", f"missing: {sorted(set(ROLES) - seen)}")
+    compose_archive(ck, services, yaml_file(COMPOSE).get("volumes") or {})
 
 
 # ---------------------------------------------------------------- properties
@@ -510,9 +581,10 @@ def properties(ck: Checks, label: str, docs: list[dict], values: dict | None) ->
         spec = pod_spec(d)
         for c in containers(spec) if spec else []:
             for e in c.get("env") or []:
-                if SECRET_ENV.search(e["name"]) and ("value" in e or "secretKeyRef" not in (e.get("valueFrom") or {})):
+                secret = SECRET_ENV.search(e["name"]) or ARCHIVE_CREDENTIAL_ENV.search(e["name"])
+                if secret and ("value" in e or "secretKeyRef" not in (e.get("valueFrom") or {})):
                     literal.append(f"{obj_name(d)} {c['name']}: {e['name']} is not from a secretKeyRef")
-                if e["name"].endswith("REDIS_URL") and "@" in str(e.get("value", "")):
+                if e["name"] in ("CANDOR_REDIS_URL", "CANDOR_ARCHIVE") and "@" in str(e.get("value", "")):
                     literal.append(f"{obj_name(d)} {c['name']}: {e['name']} carries credentials")
             args = c.get("args") or []
             for i, a in enumerate(args[:-1]):
@@ -562,7 +634,12 @@ def properties(ck: Checks, label: str, docs: list[dict], values: dict | None) ->
             api_keys = {k["name"] for k in (values or {}).get("apiKeys", [])} if role == "worker" else set()
             if values is None and role == "worker":
                 api_keys = {n for n in names if API_KEY_ENV.match(n)}
-            extra = names - want["env"] - want["optional_env"] - api_keys
+            archive_env = set()
+            if role in ("coordinator", "worker"):
+                archive_env = set(values["archive"]["env"]) if values is not None else {n for n in names if ARCHIVE_ENV.match(n)}
+                if not archive_env <= names:
+                    problems.append(f"{obj_name(d)}: env lacks archive.env's {sorted(archive_env - names)}")
+            extra = names - want["env"] - want["optional_env"] - api_keys - archive_env
             if not want["env"] <= names or extra:
                 problems.append(f"{obj_name(d)}: env missing {sorted(want['env'] - names)}, not in the contract {sorted(extra)}")
     for d, spec, c in roles.get("redis", []):
@@ -592,6 +669,7 @@ def properties(ck: Checks, label: str, docs: list[dict], values: dict | None) ->
         ck.check(not grace, f"{label}: worker terminationGracePeriodSeconds == preStop sleep + CANDOR_GRACE_SECS + 15", grace)
 
     services(ck, label, docs)
+    archive(ck, label, docs, values)
     autoscaling(ck, label, docs, values)
     for d in docs:
         if d.get("kind") == "CronJob":
@@ -629,6 +707,128 @@ def services(ck: Checks, label: str, docs: list[dict]) -> None:
     grpc_services = {(d["metadata"]["name"], p["port"]) for d in docs if d.get("kind") == "Service" for p in d["spec"]["ports"]}
     ck.check(hosts <= grpc_services, f"{label}: CANDOR_COORDINATOR points at the coordinator Service's gRPC port",
              f"{sorted(coordinators)} not among {sorted(grpc_services)}")
+
+
+def archive_dir(url: str) -> str | None:
+    """The directory of a file:// archive (or a plain path); None for an object store."""
+    if url.startswith("file://"):
+        return url[len("file://"):]
+    return None if "://" in url else url
+
+
+def mount_of(path: str, mounts: list[tuple[str, object]]):
+    """The (mount path, what) that holds `path`: the longest mount path that is it or a parent."""
+    best = None
+    for where, what in mounts:
+        w = where.rstrip("/") or "/"
+        if (path == w or path.startswith(w.rstrip("/") + "/")) and (best is None or len(w) > len(best[0])):
+            best = (w, what)
+    return best
+
+
+def archive(ck: Checks, label: str, docs: list[dict], values: dict | None) -> None:
+    """The coordinator and every worker reach one archive: the same CANDOR_ARCHIVE, with no
+    credentials in it; a file:// one on the same PersistentVolumeClaim, mounted writable at its
+    path (an emptyDir or the image's file system would give each pod an archive of its own); an
+    options file on a read-only Secret volume. The claim is the one rendered (or the existing one
+    the values name), and an object-store archive renders none."""
+    roles = by_role(docs)
+    pods = [(d, spec, c) for role in ("coordinator", "worker") for d, spec, c in roles.get(role, [])]
+    if not pods:
+        return
+    problems: list[str] = []
+    urls: dict[str, str] = {}
+    claims: set[str] = set()
+    for d, spec, c in pods:
+        who = f"{obj_name(d)} {c['name']}"
+        url = env_value(c, "CANDOR_ARCHIVE")
+        if url is None:
+            problems.append(f"{who}: no CANDOR_ARCHIVE (its default, a relative directory, is each pod's own)")
+            continue
+        urls[who] = url
+        scheme = url.split("://", 1)[0] if "://" in url else "file"
+        if "@" in url:
+            problems.append(f"{who}: CANDOR_ARCHIVE {url!r} carries credentials")
+        if scheme not in ("file", *ARCHIVE_STORES):
+            problems.append(f"{who}: CANDOR_ARCHIVE {url!r}: the binary opens no {scheme}:// archive")
+        vols = {v["name"]: v for v in spec.get("volumes") or []}
+        mounts = [(m["mountPath"], m) for m in c.get("volumeMounts") or []]
+        path = archive_dir(url)
+        if path is not None:
+            if not path.startswith("/"):
+                problems.append(f"{who}: CANDOR_ARCHIVE {url!r} is relative: a directory of each pod's own")
+            else:
+                found = mount_of(path, mounts)
+                m = found[1] if found else None
+                v = vols.get(m["name"], {}) if m else {}
+                claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
+                if not claim:
+                    where = (f"volume {m['name']} ({', '.join(k for k in v if k != 'name')})" if m
+                             else "the container's own file system")
+                    problems.append(f"{who}: the archive {path} is on {where}, not a PersistentVolumeClaim")
+                elif m.get("readOnly"):
+                    problems.append(f"{who}: the archive's claim {claim} is mounted read-only")
+                else:
+                    claims.add(claim)
+        opts = env_value(c, "CANDOR_ARCHIVE_OPTIONS_FILE")
+        if opts is not None:
+            found = mount_of(opts, mounts)
+            m = found[1] if found else None
+            v = vols.get(m["name"], {}) if m else {}
+            if "secret" not in v or not m.get("readOnly"):
+                problems.append(f"{who}: CANDOR_ARCHIVE_OPTIONS_FILE {opts} is not on a read-only Secret volume")
+            elif values is not None and (v["secret"]["secretName"], opts.rsplit("/", 1)[-1]) != (
+                    values["archive"]["existingSecret"], values["archive"]["existingSecretKey"]):
+                problems.append(f"{who}: CANDOR_ARCHIVE_OPTIONS_FILE {opts} on Secret {v['secret']['secretName']}, "
+                                "not archive.existingSecret's key archive.existingSecretKey")
+        elif values is not None and values["archive"]["existingSecret"]:
+            problems.append(f"{who}: archive.existingSecret is set, CANDOR_ARCHIVE_OPTIONS_FILE is not")
+        if values is not None and url != values["archive"]["url"]:
+            problems.append(f"{who}: CANDOR_ARCHIVE {url!r}, archive.url {values['archive']['url']!r}")
+        if values is not None and role_of(c) == "coordinator":
+            for name, want in (("CANDOR_RETENTION_DAYS", values["coordinator"]["retentionDays"]),
+                               ("CANDOR_ARCHIVE_GC_GRACE_SECS", values["archive"]["gcGraceSecs"])):
+                if env_value(c, name) != str(want):
+                    problems.append(f"{who}: {name}={env_value(c, name)!r}, values {want!r}")
+    if len(set(urls.values())) > 1:
+        problems.append("not one archive: " + "; ".join(f"{w}: {u}" for w, u in sorted(urls.items())))
+    if len(claims) > 1:
+        problems.append(f"the archive is on several claims: {sorted(claims)}")
+    url = next(iter(urls.values()), "")
+    claim = next(iter(claims), None)
+    ck.check(not problems, f"{label}: the coordinator and every worker use one archive, {url}"
+             + (f" on PersistentVolumeClaim {claim}" if claim else ""), problems)
+
+    pvcs = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "PersistentVolumeClaim"}
+    if url and archive_dir(url) is None:
+        ck.check(not pvcs, f"{label}: an object-store archive: no PersistentVolumeClaim is rendered", sorted(pvcs))
+        return
+    if claim is None:
+        return
+    existing = values["archive"]["persistence"]["existingClaim"] if values is not None else ""
+    if existing:
+        ck.check(claim == existing and claim not in pvcs,
+                 f"{label}: the archive is archive.persistence.existingClaim ({existing}), which the chart does not create",
+                 f"claim {claim}; rendered claims {sorted(pvcs)}")
+        return
+    pvc = pvcs.get(claim)
+    if not ck.check(pvc is not None, f"{label}: the archive's claim {claim} is rendered", f"rendered claims {sorted(pvcs)}"):
+        return
+    modes = pvc["spec"].get("accessModes") or []
+    if values is not None:
+        p = values["archive"]["persistence"]
+        want = {"accessModes": p["accessModes"], "storage": str(p["size"]), "class": p["storageClass"] or None,
+                "keep": "keep"}
+        got = {"accessModes": modes, "storage": str(pvc["spec"]["resources"]["requests"]["storage"]),
+               "class": pvc["spec"].get("storageClassName"),
+               "keep": (pvc["metadata"].get("annotations") or {}).get("helm.sh/resource-policy")}
+        ck.check(got == want, f"{label}: PersistentVolumeClaim/{claim} is archive.persistence's ({', '.join(modes)}), "
+                 "kept by `helm uninstall`", f"rendered {got}, want {want}")
+    else:
+        ck.check("ReadWriteMany" in modes, f"{label}: PersistentVolumeClaim/{claim} is ReadWriteMany (its pods may run "
+                 "on several nodes)", f"accessModes {modes}")
+    if "ReadWriteMany" not in modes:
+        ck.note(f"{label}: the archive's claim is {', '.join(modes)}: every coordinator and worker pod must run on one node")
 
 
 def autoscaling(ck: Checks, label: str, docs: list[dict], values: dict | None) -> None:
@@ -850,6 +1050,10 @@ class Smoke:
         self.ck, self.bin, self.tmp, self.logs = ck, binary, tmp, logs
         self.procs: list[Proc] = []
         self.secrets: dict[tuple[str, str], str] = {}
+        # PersistentVolumeClaim → its stand-in, one for every pod that mounts it; a Secret volume's
+        # stand-in dir → the Secret's name.
+        self.claims: dict[str, Path] = {}
+        self.secret_dirs: dict[Path, str] = {}
         self.image_env = image_env()
         self.counter = first_log
 
@@ -961,8 +1165,12 @@ class Smoke:
         """The container's env as the kubelet builds it: values ($(VAR) expanded from earlier entries),
         secretKeyRef → a generated test value, fieldRef → the made-up pod, configMapKeyRef → the render."""
         env: dict[str, str] = {}
-        if c.get("envFrom"):
-            raise SmokeError(f"container {c['name']}: envFrom is not handled by the smoke stage")
+        for src in c.get("envFrom") or []:
+            if "secretRef" in src:
+                # Its keys are whatever the Secret holds: none of them is known here.
+                Checks.note(f"container {c['name']}: envFrom Secret {src['secretRef']['name']}: no stand-in variables")
+            else:
+                raise SmokeError(f"container {c['name']}: envFrom {sorted(src)} is not handled by the smoke stage")
         for e in c.get("env") or []:
             name, vf = e["name"], e.get("valueFrom")
             if vf is None:
@@ -1031,8 +1239,10 @@ class Smoke:
 
     def pod_dirs(self, pod_name: str, spec: dict, c: dict, cm_dirs: dict[str, Path],
                  shared: dict[str, Path]) -> dict[str, Path]:
-        """mountPath → a temp dir standing in for the volume: a ConfigMap's data, or an emptyDir
-        (`shared` holds the pod's emptyDirs, so its containers see the same one)."""
+        """mountPath → a temp dir standing in for the volume: a ConfigMap's data, an emptyDir
+        (`shared` holds the pod's emptyDirs, so its containers see the same one), a
+        PersistentVolumeClaim (one dir per claim, for every pod that mounts it), or a Secret (its
+        files are written by secret_files, for the paths the env names)."""
         vols = {v["name"]: v for v in spec.get("volumes") or []}
         mounts = {}
         for m in c.get("volumeMounts") or []:
@@ -1040,7 +1250,20 @@ class Smoke:
             if v is None:
                 raise SmokeError(f"container {c['name']}: mounts volume {m['name']}, which the pod does not have")
             if "configMap" in v:
+                if v["configMap"]["name"] not in cm_dirs:
+                    raise SmokeError(f"container {c['name']}: ConfigMap {v['configMap']['name']} is not rendered")
                 mounts[m["mountPath"]] = cm_dirs[v["configMap"]["name"]]
+            elif "persistentVolumeClaim" in v:
+                claim = v["persistentVolumeClaim"]["claimName"]
+                if claim not in self.claims:
+                    self.claims[claim] = self.tmp / f"pvc-{claim}"
+                    self.claims[claim].mkdir()
+                mounts[m["mountPath"]] = self.claims[claim]
+            elif "secret" in v:
+                d = self.tmp / f"{pod_name}-{m['name']}"
+                d.mkdir(exist_ok=True)
+                self.secret_dirs[d] = v["secret"]["secretName"]
+                mounts[m["mountPath"]] = d
             elif "emptyDir" in v:
                 if m["name"] not in shared:
                     shared[m["name"]] = self.tmp / f"{pod_name}-{m['name']}"
@@ -1049,6 +1272,32 @@ class Smoke:
             else:
                 raise SmokeError(f"container {c['name']}: volume {m['name']} ({sorted(v)}) is not handled by the smoke stage")
         return mounts
+
+    def secret_files(self, env: dict[str, str]) -> list[str]:
+        """A stand-in for each file the env names on a Secret volume: an options file of comments
+        only (KEY=VALUE settings none; what an object store would need has no stand-in here)."""
+        made = []
+        for k, v in env.items():
+            p = Path(v)
+            d = next((d for d in self.secret_dirs if p.is_absolute() and p.parent == d), None)
+            if d is not None and not p.exists():
+                p.write_text(f"# check-deploy: stands in for Secret {self.secret_dirs[d]} key {p.name}\n")
+                made.append(f"{k}: a stand-in {p.name} of Secret {self.secret_dirs[d]}")
+        return made
+
+
+def rewrite_env_paths(env: dict[str, str], mounts: dict[str, Path]) -> tuple[dict[str, str], list[str]]:
+    """Env values that are paths on a volume (also as a file:// URL: CANDOR_ARCHIVE) → the same path
+    on its stand-in directory."""
+    out, notes = dict(env), []
+    for k, v in env.items():
+        prefix = "file://" if v.startswith("file:///") else ""
+        if prefix or v.startswith("/"):
+            new = prefix + rewrite_paths([v[len(prefix):]], mounts)[0]
+            if new != v:
+                out[k] = new
+                notes.append(f"{k} {v} -> {new}")
+    return out, notes
 
 
 def rewrite_paths(args: list[str], mounts: dict[str, Path]) -> list[str]:
@@ -1134,10 +1383,14 @@ def smoke_k8s(ck: Checks, sm: Smoke) -> None:
         pod_name = f"{d['metadata']['name']}-{secrets.token_hex(5)}-{secrets.token_hex(3)[:5]}"
         cenv = sm.k8s_env(c, made_up_pod(d, pod_name), docs)
         env, ports, notes = sm.rewrite({**sm.image_env, **cenv}, targets)
+        mounts = sm.pod_dirs(pod_name, spec, c, {}, {})
+        env, path_notes = rewrite_env_paths(env, mounts)
+        notes += path_notes + sm.secret_files(env)
         # The kubelet expands $(VAR) from the container's env only (not the image's).
         args = sm.rewrite_arg_addresses([k8s_expand(a, {k: env[k] for k in cenv}) for a in container_args(c)], ports)
-        work = sm.tmp / pod_name
-        work.mkdir()
+        args = rewrite_paths(args, mounts)
+        work = mounts.get("/var/lib/candor") or sm.tmp / pod_name
+        work.mkdir(exist_ok=True)
         p = sm.start(f"k8s-{role}", sm.argv(args), {**sm.base_env(), **env}, work)
         procs[role] = (p, env, ports)
         ck.note(f"{obj_name(d)} {c['name']}: `candor {' '.join(args[1:])}`, env {', '.join(sorted(cenv)) or '(none)'}"
@@ -1167,9 +1420,12 @@ def smoke_k8s(ck: Checks, sm: Smoke) -> None:
         start("sim-server", {})
 
     # 4. The nightly CronJob.
-    smoke_nightly(ck, sm, base_values, render, coord)
+    night = smoke_nightly(ck, sm, base_values, render, coord)
 
-    # 5. The dashboard asks only for series the running binaries export.
+    # 5. The night's results: parts the worker wrote where the coordinator reads them.
+    smoke_archive(ck, sm, procs, coord, night)
+
+    # 6. The dashboard asks only for series the running binaries export.
     http_port = port_number(roles["coordinator"][0][2], "http")
     smoke_dashboard(ck, {
         "coordinator": f"http://127.0.0.1:{procs['coordinator'][2][http_port]}/metrics",
@@ -1388,6 +1644,40 @@ def smoke_nightly(ck: Checks, sm: Smoke, base_values: dict, render, coord: str) 
     ck.check(code == 1 and "training" in out,
              f"regression (comply training 0.3 -> 0.95): container `{c['name']}` exits 1, flagging the training "
              f"condition (exit {code})", detail(code, out, err, args))
+    return night
+
+
+def smoke_archive(ck: Checks, sm: Smoke, procs: dict, coord: str, sweep: str) -> None:
+    """The worker wrote the sweep's results as parts on the archive's claim (its stand-in dir), the
+    coordinator was given the same archive, and `candor export` gets every one of them through the
+    coordinator."""
+    archives = {role: procs[role][1].get("CANDOR_ARCHIVE") for role in ("coordinator", "worker")}
+    ck.check(len(set(archives.values())) == 1 and None not in archives.values(),
+             f"coordinator and worker opened one archive: {archives['coordinator']}", str(archives))
+    root = archive_dir(archives["worker"] or "")
+    if root is not None:
+        claim = next((n for n, d in sm.claims.items() if Path(root) == d or d in Path(root).parents), None)
+        parts = sorted(Path(root).rglob("*.parquet"))
+        mine = [p for p in parts if sweep in p.parts]
+        ck.check(claim is not None and bool(mine),
+                 f"the archive is on the stand-in of claim {claim}: {len(mine)} Parquet parts of sweep {sweep} "
+                 f"({len(parts)} in all)", [str(p) for p in parts[:10]] or ["no parts"])
+    # Redis's counters say how many results there are; the export reads them from the archive.
+    env = {**sm.base_env(), "CANDOR_COORDINATOR": f"http://{coord}", "CANDOR_TOKEN": procs["coordinator"][1]["CANDOR_TOKEN"]}
+    code, stdout, err = sm.run("k8s-status", sm.argv(["status", sweep, "--json"]), env, sm.tmp)
+    try:
+        status = json.loads(stdout) if code == 0 else {}
+    except ValueError:
+        status = {}
+    out = sm.tmp / "k8s-results.jsonl"
+    t0 = time.monotonic()
+    code, _, err = sm.run("k8s-export", sm.argv(["export", sweep, "--format", "jsonl", "--out", str(out)]), env, sm.tmp)
+    rows = sum(1 for line in out.open() if line.strip()) if out.is_file() else 0
+    ck.check(code == 0 and rows > 0 and rows == status.get("jobs_done") == status.get("jobs_total"),
+             f"`candor export {sweep} --format jsonl` through the coordinator exits 0 with {rows} results from the "
+             f"archive, as many as the sweep's jobs ({status.get('jobs_total')}) ({time.monotonic() - t0:.1f} s)",
+             [f"exit {code}", f"status: {json.dumps(status)[:300]}"] + [f"stderr: {l}" for l in err.splitlines()[-10:]]
+             + sm.tails(*[p for p, _, _ in procs.values()]))
 
 
 def smoke_compose(ck: Checks, sm: Smoke) -> None:
@@ -1481,6 +1771,8 @@ def smoke_compose(ck: Checks, sm: Smoke) -> None:
         targets = {k: target(env[k]) for k in ("CANDOR_REDIS_URL", "CANDOR_COORDINATOR") if k in env}
         env, ports, notes = sm.rewrite(env, targets)
         mounts = mounts_of(name, svc)
+        env, path_notes = rewrite_env_paths(env, mounts)
+        notes += path_notes
         args = rewrite_paths(sm.rewrite_arg_addresses(words, ports), mounts)
         work = mounts.get(svc.get("working_dir") or "/var/lib/candor") or sm.tmp
         full_env = {**sm.base_env(), **env}

@@ -83,6 +83,26 @@ http://{{ include "candor.componentName" (list . "coordinator") }}:{{ include "c
 {{- default (printf "%s-token" (include "candor.fullname" .)) .Values.auth.tokenSecret.name }}
 {{- end }}
 
+{{/*
+The archive (CANDOR_ARCHIVE). A file:// URL (or a plain absolute path) is a directory on a
+PersistentVolumeClaim mounted at that path in the coordinator and every worker; s3://, gs://
+and az:// need no volume. The schema allows only those forms, without credentials.
+*/}}
+{{- define "candor.archiveIsFile" -}}
+{{- if or (hasPrefix "file://" .Values.archive.url) (not (contains "://" .Values.archive.url)) }}true{{ end }}
+{{- end }}
+
+{{- define "candor.archivePath" -}}
+{{- trimPrefix "file://" .Values.archive.url }}
+{{- end }}
+
+{{- define "candor.archiveClaimName" -}}
+{{- default (include "candor.componentName" (list . "archive")) .Values.archive.persistence.existingClaim }}
+{{- end }}
+
+{{/* Where archive.existingSecret is mounted; CANDOR_ARCHIVE_OPTIONS_FILE is its key there. */}}
+{{- define "candor.archiveSecretDir" -}}/etc/candor/archive{{- end }}
+
 {{/* An env var from a Secret key: (dict "name" "X" "secret" "s" "key" "k") */}}
 {{- define "candor.secretEnv" -}}
 - name: {{ .name }}
@@ -129,9 +149,25 @@ The environment of candor's processes, in one place so that names cannot drift b
   value: {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- if ne $c "nightly" }}
+- name: CANDOR_ARCHIVE
+  value: {{ $v.archive.url | quote }}
+{{- with $v.archive.existingSecret }}
+- name: CANDOR_ARCHIVE_OPTIONS_FILE
+  value: "{{ include "candor.archiveSecretDir" $root }}/{{ $v.archive.existingSecretKey }}"
+{{- end }}
+{{- range $name, $value := $v.archive.env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
 {{- if eq $c "coordinator" }}
 - name: CANDOR_LEASE_TTL_MS
   value: {{ $v.coordinator.leaseTtlMs | quote }}
+- name: CANDOR_RETENTION_DAYS
+  value: {{ $v.coordinator.retentionDays | quote }}
+- name: CANDOR_ARCHIVE_GC_GRACE_SECS
+  value: {{ $v.archive.gcGraceSecs | quote }}
 {{- end }}
 {{- if eq $c "worker" }}
 - name: CANDOR_CONCURRENCY
@@ -185,6 +221,9 @@ securityContext:
   runAsUser: {{ $uid }}
   runAsGroup: {{ $uid }}
   fsGroup: {{ $uid }}
+  # A volume's files are re-owned only when its root is not fsGroup's already: not a walk over
+  # every archive part at each pod start.
+  fsGroupChangePolicy: OnRootMismatch
   seccompProfile:
     type: RuntimeDefault
 {{- include "candor.scheduling" .pod }}
@@ -239,6 +278,43 @@ securityContext:
   mountPath: /tmp
 - name: work
   mountPath: /var/lib/candor
+{{- end }}
+
+{{/* The archive's volumes, in the coordinator and worker pods only (the nightly job reaches the
+results through the coordinator): the claim of a file:// archive, the options Secret. */}}
+{{- define "candor.archiveVolumes" -}}
+{{- if include "candor.archiveIsFile" . }}
+- name: archive
+  persistentVolumeClaim:
+    claimName: {{ include "candor.archiveClaimName" . }}
+{{- end }}
+{{- with .Values.archive.existingSecret }}
+- name: archive-options
+  secret:
+    secretName: {{ . | quote }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{- define "candor.archiveVolumeMounts" -}}
+{{- if include "candor.archiveIsFile" . }}
+- name: archive
+  mountPath: {{ include "candor.archivePath" . }}
+{{- end }}
+{{- if .Values.archive.existingSecret }}
+- name: archive-options
+  mountPath: {{ include "candor.archiveSecretDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* envFrom of archive.envFromSecret: SDK variables (AWS_ACCESS_KEY_ID, ...) from a Secret. */}}
+{{- define "candor.archiveEnvFrom" -}}
+{{- with .Values.archive.envFromSecret }}
+envFrom:
+- secretRef:
+    name: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* readiness and liveness over HTTP: (dict "ready" "/readyz" "port" "http") */}}
