@@ -47,7 +47,7 @@ enum Command {
     Status(commands::remote::StatusArgs),
     /// Follow a submitted sweep until it ends, with a bar per model × condition.
     Watch(commands::remote::WatchArgs),
-    /// Write a submitted sweep's report.json, report.md, report.html, results.jsonl and results.csv.
+    /// Write a submitted sweep's report.json, report.md and report.html (its results: `candor export`).
     Report(commands::remote::ReportArgs),
     /// Export a sweep's results (a local out dir, or a submitted sweep's id) as Parquet, JSON lines or CSV.
     Export(commands::export::ExportArgs),
@@ -66,6 +66,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Two TLS providers are linked (ring for candor's own clients and
+    // servers, aws-lc-rs by the object store's HTTP client): name the one
+    // every TLS configuration without an explicit provider uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let effective = match &cli.command {

@@ -218,6 +218,8 @@ fn a_cluster_archives_to_a_real_s3_server_and_delete_removes_the_parts() {
     assert!(!c.archive().exists());
     let o = c.candor(&["report", &id, "--out", "rep"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(120 results)"), "{}", stdout(&o));
+    c.export(&id, "rep");
     assert_eq!(c.sb.jsonl("rep/results.jsonl").len(), 120);
     let o = c.candor(&["export", &id, "--format", "parquet", "--out", "pq"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

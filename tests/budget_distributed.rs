@@ -83,6 +83,7 @@ fn a_budget_holds_when_a_worker_is_killed_mid_sweep() {
 
     let o = c.candor(&["report", &id, "--out", "rep"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    c.export(&id, "rep");
     let report = c.sb.json("rep/report.json");
     assert_eq!(report["sweep"]["budget_exhausted"], true);
     assert!(

@@ -410,6 +410,7 @@ fn workers_judge_outputs_and_stop_cells_early() {
     assert_eq!(o.status.code(), Some(0), "watch: {}", stderr(&o));
     let o = c.candor(&["report", &id, "--out", "out"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    c.export(&id, "out");
     let report = c.sb.json("out/report.json");
     let results = c.sb.jsonl("out/results.jsonl");
     let skipped = report["sweep"]["jobs_skipped"].as_u64().unwrap();

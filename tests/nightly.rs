@@ -88,6 +88,7 @@ fn each_night_is_a_sweep_of_its_own_and_compare_gives_the_verdict() {
     for (id, out) in [("@n1.id", "r1"), ("@n2.id", "r2")] {
         let o = c.candor(&["report", id, "--out", out]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        c.export(id, out);
     }
     let outputs = |f: &str| -> Vec<String> {
         let mut rows = c.sb.jsonl(f);

@@ -420,6 +420,7 @@ fn a_budget_stops_a_distributed_sweep() {
     assert!(done > 0 && done < 80, "{st}");
     let o = c.candor(&["report", &id, "--out", "rep"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    c.export(&id, "rep");
     let report = c.sb.json("rep/report.json");
     assert_eq!(report["sweep"]["budget_exhausted"], true);
     let cost = report["sweep"]["cost_usd"].as_f64().unwrap();

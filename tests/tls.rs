@@ -186,6 +186,9 @@ fn a_sweep_over_tls_with_a_redis_password() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = client(&["report", &id, "--out", "out"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(40 results)"), "{}", stdout(&o));
+    let o = client(&["export", &id, "--format", "jsonl", "--out", "out/results.jsonl"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(sb.jsonl("out/results.jsonl").len(), 40);
 
     // Plain HTTP to the TLS port gets nowhere; nor does TLS without trusting the CA.

@@ -148,3 +148,55 @@ pub fn write_views(report: &Report, out: &Path) -> Result<(), ExportError> {
     }
     write_atomic(&out.join("report.html"), |w| sample.write(report, w).map(|_| ()))
 }
+
+/// report.json, report.md and report.html from a report and results fed
+/// one line at a time (a coordinator's results stream): nothing but the
+/// page's sample of them is kept.
+pub struct Views {
+    sample: html::Sample,
+    cache: Option<crate::report::cache::CacheTally>,
+    pub results: u64,
+}
+
+impl Views {
+    /// For `report`; the prompt cache is summed only when a model has a price.
+    pub fn new(report: &Report) -> Self {
+        let priced = report.costs.iter().any(|c| c.input_per_mtok != 0.0);
+        Views {
+            sample: html::Sample::new(html::Limits::default()),
+            cache: priced.then(Default::default),
+            results: 0,
+        }
+    }
+
+    /// Takes one result (a line of JSON).
+    pub fn offer(&mut self, json: &[u8]) {
+        self.results += 1;
+        if let Some(line) = lines::Line::parse(json) {
+            self.sample.offer(&line);
+        }
+        if let Some(c) = &mut self.cache {
+            c.add(json);
+        }
+    }
+
+    /// Completes `report` with the prompt cache and writes the three files
+    /// into `out`.
+    pub fn write(self, mut report: Report, out: &Path) -> Result<Report, ExportError> {
+        std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
+            path: out.to_path_buf(),
+            source,
+        })?;
+        if let Some(c) = self.cache {
+            c.apply(&mut report);
+        }
+        write_atomic(&out.join("report.json"), |w| {
+            serde_json::to_writer_pretty(&mut *w, &report)?;
+            w.write_all(b"\n")
+        })?;
+        write_atomic(&out.join("report.md"), |w| w.write_all(report.to_markdown().as_bytes()))?;
+        let sample = self.sample;
+        write_atomic(&out.join("report.html"), |w| sample.write(&report, w).map(|_| ()))?;
+        Ok(report)
+    }
+}

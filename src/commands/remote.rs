@@ -1,6 +1,6 @@
 //! Commands against a coordinator: submit, status, watch, report, cancel, list.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ pub struct StatusArgs {
 pub struct ReportArgs {
     /// The sweep id printed by `candor submit`, or @FILE to read it from a file.
     id: String,
-    /// Where to write report.json, report.md, report.html, results.jsonl and results.csv [default: runs/<sweep name>]
+    /// Where to write report.json, report.md and report.html [default: runs/<sweep name>]
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -514,7 +514,7 @@ pub async fn report(a: ReportArgs) -> i32 {
                 .await
                 .map_err(|s| rpc_failure("report", &s))?
                 .into_inner();
-            let mut report: candor_report::report::Report = serde_json::from_str(&r.report_json).map_err(|e| {
+            let report: candor_report::report::Report = serde_json::from_str(&r.report_json).map_err(|e| {
                 Fail(
                     exit::FAILURE,
                     format!("report: the coordinator sent an unreadable report: {e}"),
@@ -524,36 +524,23 @@ pub async fn report(a: ReportArgs) -> i32 {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("runs").join(&report.sweep.name));
-            std::fs::create_dir_all(&out)
-                .map_err(|e| Fail(exit::FAILURE, format!("cannot create {}: {e}", out.display())))?;
-            let path = out.join("results.jsonl");
-            let tmp = path.with_extension("tmp");
-            let file = std::fs::File::create(&tmp)
-                .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", tmp.display())))?;
-            let mut w = std::io::BufWriter::new(file);
+            // The results stream by, each into the page's sample (and the
+            // prompt cache's sums): nothing else of them is kept.
+            let mut views = candor_report::export::Views::new(&report);
             let mut stream = c.results(id).await.map_err(|s| rpc_failure("report", &s))?.into_inner();
-            let mut lines = 0u64;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|s| rpc_failure("report", &s))?;
-                lines += chunk.jsonl.iter().filter(|&&b| b == b'\n').count() as u64;
-                w.write_all(&chunk.jsonl)
-                    .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", tmp.display())))?;
+                for line in chunk.jsonl.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    views.offer(line);
+                }
             }
-            w.flush()
-                .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", tmp.display())))?;
-            std::fs::rename(&tmp, &path)
-                .map_err(|e| Fail(exit::FAILURE, format!("cannot write {}: {e}", path.display())))?;
-            // The prompt cache's share and saving come from the results.
-            candor_report::report::cache::add_prompt_cache(&mut report, &path)
-                .map_err(|e| Fail(exit::FAILURE, format!("cannot read {}: {e}", path.display())))?;
-            let json = serde_json::to_string_pretty(&report).expect("a report serializes") + "\n";
-            write_atomic(&out.join("report.json"), json.as_bytes())?;
-            write_atomic(&out.join("report.md"), report.to_markdown().as_bytes())?;
-            candor_report::export::write_views(&report, &out).map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
+            let n = views.results;
+            let report = views.write(report, &out).map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
             println!("{}", report.to_table());
             println!(
-                "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({lines} results)",
-                out.display()
+                "wrote {}/report.json, report.md, report.html ({n} results); the results themselves: `candor export {} --format parquet|jsonl|csv`",
+                out.display(),
+                report.sweep.id
             );
             Ok(exit::OK)
         }

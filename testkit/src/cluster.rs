@@ -189,6 +189,15 @@ impl Cluster {
         eventually(limit, &format!("sweep {id} to finish"), || self.done(id) >= jobs);
     }
 
+    /// Exports a sweep's results into `out` as results.jsonl and results.csv.
+    pub fn export(&self, id: &str, out: &str) {
+        for f in ["jsonl", "csv"] {
+            let path = format!("{out}/results.{f}");
+            let o = self.candor(&["export", id, "--format", f, "--out", &path]);
+            assert_eq!(o.status.code(), Some(0), "export {f}: {}", stderr(&o));
+        }
+    }
+
     /// The checker: every job has exactly one result, none is missing, and
     /// the report's counts equal the results.
     pub fn check(&self, id: &str, total: u64) {
@@ -211,6 +220,7 @@ impl Cluster {
         let out = format!("report-{id}");
         let o = self.candor(&["report", id, "--out", &out]);
         assert_eq!(o.status.code(), Some(0), "report: {}", stderr(&o));
+        self.export(id, &out);
         let lines = self.sb.jsonl(&format!("{out}/results.jsonl"));
         assert_eq!(lines.len() as u64, total, "results.jsonl has one line per job");
         let report = self.sb.json(&format!("{out}/report.json"));

@@ -35,6 +35,48 @@ struct Line {
     cache_saving_usd: f64,
 }
 
+/// Each model's prompt-cache use, summed result by result.
+#[derive(Debug, Default)]
+pub struct CacheTally {
+    per: std::collections::HashMap<String, PromptCacheUse>,
+}
+
+impl CacheTally {
+    /// Adds one line of results.jsonl (an unreadable line is skipped).
+    pub fn add(&mut self, line: &[u8]) {
+        let Ok(l) = serde_json::from_slice::<Line>(line) else {
+            return;
+        };
+        let p = self.per.entry(l.model).or_default();
+        p.input_tokens += l.usage.input_tokens;
+        p.cache_read_input_tokens += l.usage.cache_read_input_tokens;
+        p.cache_creation_input_tokens += l.usage.cache_creation_input_tokens;
+        p.saved_usd += l.cache_saving_usd;
+    }
+
+    /// Puts each model's use in `report.costs`, with a note.
+    pub fn apply(mut self, report: &mut Report) {
+        for c in report.costs.iter_mut() {
+            let Some(mut p) = self.per.remove(&c.model) else {
+                continue;
+            };
+            if p.cache_read_input_tokens + p.cache_creation_input_tokens == 0 {
+                continue;
+            }
+            p.cached_share = p.cache_read_input_tokens as f64 / p.input_tokens.max(1) as f64;
+            report.notes.push(format!(
+                "PROMPT CACHE: model {}: {:.1}% of input tokens read from the provider's cache, saving ${:.4} \
+                 (cost ${:.4}).",
+                c.model,
+                p.cached_share * 100.0,
+                p.saved_usd,
+                c.usd
+            ));
+            c.prompt_cache = Some(p);
+        }
+    }
+}
+
 /// Adds each model's prompt-cache use to `report.costs`, and a note, from
 /// the results in `results` (results.jsonl). Reads nothing when every model
 /// is free (the simulated model caches nothing).
@@ -42,35 +84,11 @@ pub fn add_prompt_cache(report: &mut Report, results: &Path) -> std::io::Result<
     if report.costs.iter().all(|c| c.input_per_mtok == 0.0) {
         return Ok(());
     }
-    let mut per: Vec<PromptCacheUse> = vec![PromptCacheUse::default(); report.costs.len()];
+    let mut tally = CacheTally::default();
     let file = std::fs::File::open(results)?;
     for line in std::io::BufReader::with_capacity(1 << 20, file).split(b'\n') {
-        let Ok(l) = serde_json::from_slice::<Line>(&line?) else {
-            continue;
-        };
-        let Some(i) = report.costs.iter().position(|c| c.model == l.model) else {
-            continue;
-        };
-        let p = &mut per[i];
-        p.input_tokens += l.usage.input_tokens;
-        p.cache_read_input_tokens += l.usage.cache_read_input_tokens;
-        p.cache_creation_input_tokens += l.usage.cache_creation_input_tokens;
-        p.saved_usd += l.cache_saving_usd;
+        tally.add(&line?);
     }
-    for (c, mut p) in report.costs.iter_mut().zip(per) {
-        if p.cache_read_input_tokens + p.cache_creation_input_tokens == 0 {
-            continue;
-        }
-        p.cached_share = p.cache_read_input_tokens as f64 / p.input_tokens.max(1) as f64;
-        report.notes.push(format!(
-            "PROMPT CACHE: model {}: {:.1}% of input tokens read from the provider's cache, saving ${:.4} \
-             (cost ${:.4}).",
-            c.model,
-            p.cached_share * 100.0,
-            p.saved_usd,
-            c.usd
-        ));
-        c.prompt_cache = Some(p);
-    }
+    tally.apply(report);
     Ok(())
 }
