@@ -232,3 +232,30 @@ fn a_cluster_archives_to_a_real_s3_server_and_delete_removes_the_parts() {
     let v: serde_json::Value = serde_json::from_str(python(&c.sb, READ_S3, &[&port, &path]).trim()).unwrap();
     assert_eq!(v["files"].as_u64(), Some(0), "delete removed the parts: {v}");
 }
+
+#[test]
+fn a_sweep_past_its_specs_retention_is_deleted_with_its_parts() {
+    let mut c = cluster(Vec::new());
+    c.sb.file("data.csv", &dataset(10));
+    // About 2.6 seconds.
+    c.sb.file("spec.yaml", &format!("{}retention_days: 0.00003\n", sim_spec(0, 2)));
+    let bad = format!("{}retention_days: -1\n", sim_spec(0, 2));
+    c.sb.file("bad.yaml", &bad);
+    let o = c.candor(&["submit", "bad.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("retention_days"), "{}", stderr(&o));
+    c.add_worker(8, None);
+    let id = c.submit("spec.yaml");
+    c.wait_done(&id, 40, LIMIT);
+    let archive = c.archive();
+    assert!(!candor_testkit::archive::part_files(&archive, &id).is_empty());
+    eventually(LIMIT, "the sweep to be deleted", || {
+        c.candor(&["status", &id]).status.code() == Some(4)
+    });
+    eventually(LIMIT, "its parts to go with it", || {
+        candor_testkit::archive::part_files(&archive, &id).is_empty()
+    });
+    eventually(LIMIT, "the coordinator to say why", || {
+        c.log_text("coordinator.log").contains("past its retention")
+    });
+}

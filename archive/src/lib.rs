@@ -256,6 +256,35 @@ impl Archive {
         Ok(parts)
     }
 
+    /// Every part of a sweep with a file in either table (a part whose
+    /// writer died between its texts and its results has only the first),
+    /// with its latest file's time.
+    pub async fn parts(&self, sweep: &str) -> Result<Vec<PartInfo>, ArchiveError> {
+        let dir = self.loc.path(&[sweep]);
+        let metas: Vec<_> = self
+            .loc
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| self.err("list", &dir, e))?;
+        let mut by: std::collections::BTreeMap<String, PartInfo> = std::collections::BTreeMap::new();
+        for m in metas {
+            let Some(name) = m.location.filename().and_then(|f| f.strip_suffix(".parquet")) else {
+                continue;
+            };
+            let at = m.last_modified.timestamp_millis().max(0) as u64;
+            let p = by.entry(name.to_string()).or_insert_with(|| PartInfo {
+                name: name.to_string(),
+                bytes: 0,
+                modified_ms: 0,
+            });
+            p.bytes += m.size;
+            p.modified_ms = p.modified_ms.max(at);
+        }
+        Ok(by.into_values().collect())
+    }
+
     /// Removes a part: its results, then its texts. A missing file is not
     /// an error (a removal cut short is finished by the next one).
     pub async fn remove(&self, sweep: &str, part: &str) -> Result<(), ArchiveError> {

@@ -140,3 +140,21 @@ fn urls_with_credentials_or_unknown_schemes_are_refused() {
         .to_string();
     assert!(e.contains("unknown S3 option nonsense"), "{e}");
 }
+
+#[tokio::test]
+async fn parts_names_a_part_with_only_its_texts_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Archive::new(Location::open(dir.path().to_str().unwrap(), &[]).unwrap());
+    a.put("s1", "whole", &encode(&[result(0, "A")])).await.unwrap();
+    // A writer that died between its texts and its results.
+    std::fs::copy(
+        dir.path().join("s1/texts/whole.parquet"),
+        dir.path().join("s1/texts/half.parquet"),
+    )
+    .unwrap();
+    let names: Vec<String> = a.parts("s1").await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["half", "whole"]);
+    assert_eq!(a.list("s1").await.unwrap().len(), 1, "only whole parts hold results");
+    a.remove("s1", "half").await.unwrap();
+    assert_eq!(a.parts("s1").await.unwrap().len(), 1);
+}

@@ -43,6 +43,8 @@ pub struct SweepState {
     pub simulated: bool,
     pub created_ms: u64,
     pub finished_ms: u64,
+    /// The spec's `retention_days` in milliseconds (0: keep), when it set one.
+    pub retention_ms: Option<u64>,
     /// The tally: "CELL:ok|incomplete|failed|truncated|filtered|yK" -> count.
     pub tally: HashMap<String, u64>,
     /// Jobs skipped by early stopping.
@@ -150,6 +152,7 @@ impl Queue {
             simulated: n("simulated") == 1,
             created_ms: n("created_ms"),
             finished_ms: n("finished_ms"),
+            retention_ms: meta.get("retention_ms").and_then(|v| v.parse().ok()),
             tally,
             skipped: n("skipped"),
             cutoffs,

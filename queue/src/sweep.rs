@@ -27,6 +27,9 @@ pub struct NewSweep {
     pub min_seeds: u32,
     /// Fail fast: held failures of a model without an answer before the sweep pauses (0: never).
     pub fail_fast: u32,
+    /// How long after it ends the sweep is kept (0: until deleted); None:
+    /// the coordinator's setting.
+    pub retention_ms: Option<u64>,
     /// Report cells per model (variants × conditions): a cell's model is `cell / cells_per_model`.
     pub cells_per_model: u64,
 }
@@ -138,6 +141,9 @@ impl Queue {
             .arg(s.early_stopping.as_ref().map_or(0.0, |t| t.target()));
         inv.arg("min_seeds").arg(s.min_seeds);
         inv.arg("fail_fast").arg(s.fail_fast);
+        if let Some(ms) = s.retention_ms {
+            inv.arg("retention_ms").arg(ms);
+        }
         inv.arg("cells_per_model").arg(s.cells_per_model);
         let created: i64 = inv.invoke_async(&mut con).await?;
         Ok(created == 1)

@@ -88,6 +88,7 @@ fn new_sweep(id: &str, s: JobSpace, budget_micro_usd: u64, early: Option<EarlySt
         early_stopping: early.map(|e| DecisionTable::new(e.target_width, s.per_cell()).unwrap()),
         min_seeds: early.map_or(1, |e| e.min_seeds),
         fail_fast: 0,
+        retention_ms: None,
         cells_per_model: (s.cells() as u64) / s.models,
     }
 }

@@ -59,7 +59,7 @@ impl Coordinator {
     async fn collect(&self, id: &str, now_ms: u64) -> Result<usize, ServerError> {
         let archive = &self.settings.archive;
         let grace = self.settings.gc_grace.as_millis() as u64;
-        let parts = archive.list(id).await.map_err(candor_queue::QueueError::from)?;
+        let parts = archive.parts(id).await.map_err(candor_queue::QueueError::from)?;
         let names = self.queue.part_names(id).await?;
         let named: std::collections::HashSet<&String> = names.values().collect();
         let old: Vec<String> = parts
@@ -81,10 +81,11 @@ impl Coordinator {
             .map_or(0, |d| d.as_millis() as u64);
         for st in self.all_states().await? {
             let ended = st.state != "running" && st.state != "paused";
-            let expired = self
-                .settings
-                .retention
-                .is_some_and(|keep| st.finished_ms + keep.as_millis() as u64 <= now_ms);
+            // The spec's retention_days, else the coordinator's; 0 keeps.
+            let keep = st
+                .retention_ms
+                .or(self.settings.retention.map(|d| d.as_millis() as u64));
+            let expired = keep.is_some_and(|k| k > 0 && st.finished_ms + k <= now_ms);
             if ended && st.finished_ms > 0 && expired {
                 self.delete(&st.id).await?;
                 tracing::info!(sweep.id = %st.id, "sweep deleted: past its retention");
@@ -104,21 +105,22 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Deletes an ended sweep: its keys in Redis, then its parts. Answers
+    /// Deletes an ended sweep: its parts, then its keys in Redis (so that a
+    /// deletion cut short is finished by the next `candor delete`). Answers
     /// the state it had; a running or paused sweep is left alone.
     pub async fn delete(&self, id: &str) -> Result<String, ServerError> {
-        let state = self
-            .queue
+        let state = self.state(id).await?.state;
+        if state == "running" || state == "paused" {
+            return Ok(state);
+        }
+        self.settings
+            .archive
+            .remove_sweep(id)
+            .await
+            .map_err(candor_queue::QueueError::from)?;
+        self.queue
             .delete(id)
             .await?
-            .ok_or_else(|| ServerError::NotFound(id.to_string()))?;
-        if state != "running" && state != "paused" {
-            self.settings
-                .archive
-                .remove_sweep(id)
-                .await
-                .map_err(candor_queue::QueueError::from)?;
-        }
-        Ok(state)
+            .ok_or_else(|| ServerError::NotFound(id.to_string()))
     }
 }

@@ -124,6 +124,7 @@ fn new_sweep(sweep: &Sweep) -> Result<NewSweep, ServerError> {
         early_stopping,
         min_seeds: sweep.spec.early_stopping.map_or(1, |e| e.min_seeds),
         fail_fast: sweep.spec.fail_fast.unwrap_or(candor_core::spec::DEFAULT_FAIL_FAST),
+        retention_ms: sweep.spec.retention_days.map(|d| (d * 86_400_000.0) as u64),
         cells_per_model: (sweep.space.cells() / sweep.spec.models.len()) as u64,
     })
 }

@@ -85,7 +85,15 @@ pub struct SpecFile {
     /// pass (no connection, 404, 400) gets no more jobs; 0 never gives up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<u32>,
+    /// On a cluster: days (fractions allowed) after the sweep ends before it
+    /// and its results are deleted; 0 keeps it until `candor delete`. Over
+    /// the coordinator's `--retention-days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<f64>,
 }
+
+/// The most `retention_days` may be (a century).
+pub const MAX_RETENTION_DAYS: f64 = 36_500.0;
 
 /// Jobs of one model that must all fail, for a reason that will not pass,
 /// before it gets no more: the default of `fail_fast`.
@@ -278,6 +286,15 @@ fn check_settings(cx: &Ctx<'_>, spec: &SpecFile) -> Result<(), SpecError> {
         && !(0.0..=1.0).contains(&f)
     {
         return Err(cx.err("max_failed", "must be a share of jobs between 0 and 1 (0.01 is 1%)"));
+    }
+    if spec
+        .retention_days
+        .is_some_and(|d| !(d.is_finite() && (0.0..=MAX_RETENTION_DAYS).contains(&d)))
+    {
+        return Err(cx.err(
+            "retention_days",
+            format!("must be a number of days between 0 (keep) and {MAX_RETENTION_DAYS}"),
+        ));
     }
     if spec.fail_fast.is_some_and(|n| n > MAX_FAIL_FAST) {
         return Err(cx.err("fail_fast", format!("must be between 0 and {MAX_FAIL_FAST} jobs")));
