@@ -231,16 +231,20 @@ impl Archive {
         decode(rp.as_ref(), results, texts, f)
     }
 
+    /// Every file under `dir`.
+    async fn list_under(&self, dir: &object_store::path::Path) -> Result<Vec<object_store::ObjectMeta>, ArchiveError> {
+        self.loc
+            .store
+            .list(Some(dir))
+            .try_collect()
+            .await
+            .map_err(|e| self.err("list", dir, e))
+    }
+
     /// The results parts of a sweep, oldest first.
     pub async fn list(&self, sweep: &str) -> Result<Vec<PartInfo>, ArchiveError> {
         let dir = self.loc.path(&[sweep, "results"]);
-        let metas: Vec<_> = self
-            .loc
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| self.err("list", &dir, e))?;
+        let metas = self.list_under(&dir).await?;
         let mut parts: Vec<PartInfo> = metas
             .into_iter()
             .filter_map(|m| {
@@ -261,13 +265,7 @@ impl Archive {
     /// with its latest file's time.
     pub async fn parts(&self, sweep: &str) -> Result<Vec<PartInfo>, ArchiveError> {
         let dir = self.loc.path(&[sweep]);
-        let metas: Vec<_> = self
-            .loc
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| self.err("list", &dir, e))?;
+        let metas = self.list_under(&dir).await?;
         let mut by: std::collections::BTreeMap<String, PartInfo> = std::collections::BTreeMap::new();
         for m in metas {
             let Some(name) = m.location.filename().and_then(|f| f.strip_suffix(".parquet")) else {
@@ -301,13 +299,7 @@ impl Archive {
     /// Removes every file of a sweep; returns how many.
     pub async fn remove_sweep(&self, sweep: &str) -> Result<u64, ArchiveError> {
         let dir = self.loc.path(&[sweep]);
-        let metas: Vec<_> = self
-            .loc
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| self.err("list", &dir, e))?;
+        let metas = self.list_under(&dir).await?;
         // Results before texts, so that no results part is left without its texts.
         let (results, texts): (Vec<_>, Vec<_>) = metas
             .into_iter()
