@@ -259,3 +259,27 @@ fn a_sweep_past_its_specs_retention_is_deleted_with_its_parts() {
         c.log_text("coordinator.log").contains("past its retention")
     });
 }
+
+#[test]
+fn a_worker_given_another_archive_than_its_coordinators_is_refused() {
+    let mut c = cluster(Vec::new());
+    let elsewhere = c.sb.join("elsewhere").display().to_string();
+    c.env.push(("CANDOR_ARCHIVE".into(), elsewhere));
+    let n = c.add_worker(2, None);
+    c.env.pop();
+    let mut code = None;
+    eventually(LIMIT, "the worker to exit", || {
+        code = c.workers[n].try_wait().unwrap().map(|s| s.code());
+        code.is_some()
+    });
+    assert_eq!(code, Some(Some(2)), "bad input");
+    let log = c.log_text("worker0.log");
+    assert!(log.contains("not the coordinator's archive"), "{log}");
+    // The coordinator's own archive is named, and a worker on it starts.
+    assert!(c.archive().join("candor-archive-id").is_file());
+    let s = spec(&c, 5, 1, 0);
+    c.add_worker(2, None);
+    let id = c.submit(&s);
+    c.wait_done(&id, 10, LIMIT);
+    c.check(&id, 10);
+}

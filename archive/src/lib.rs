@@ -36,6 +36,9 @@ pub use columns::{results_schema, text_hash, texts_schema};
 pub use local::{LocalWriter, PART_ROWS};
 pub use location::{Location, read_options};
 
+/// The object at an archive's root that names it (see [`Archive::identity`]).
+pub const IDENTITY: &str = "candor-archive-id";
+
 /// The largest part file read, in bytes: a part holds at most a few
 /// thousand results.
 pub const MAX_PART_BYTES: u64 = 512 * 1024 * 1024;
@@ -192,6 +195,38 @@ impl Archive {
 
     fn file(&self, sweep: &str, table: &str, part: &str) -> object_store::path::Path {
         self.loc.path(&[sweep, table, &format!("{part}.parquet")])
+    }
+
+    /// The archive's identity: a random id in the object `candor-archive-id`
+    /// at its root, written once by the first coordinator that opens it.
+    /// Processes that must share one archive compare it (Redis holds the
+    /// coordinator's), so a worker pointed at another bucket or another
+    /// volume is refused at start instead of writing results nobody reads.
+    pub async fn identity(&self) -> Result<Option<String>, ArchiveError> {
+        let path = self.loc.path(&[IDENTITY]);
+        match self.loc.store.get(&path).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.map_err(|e| self.err("get", &path, e))?;
+                Ok(Some(
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(128)])
+                        .trim()
+                        .to_string(),
+                ))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("get", &path, e)),
+        }
+    }
+
+    /// Writes the archive's identity (see [`Archive::identity`]).
+    pub async fn set_identity(&self, id: &str) -> Result<(), ArchiveError> {
+        let path = self.loc.path(&[IDENTITY]);
+        self.loc
+            .store
+            .put(&path, PutPayload::from(format!("{id}\n")))
+            .await
+            .map_err(|e| self.err("put", &path, e))?;
+        Ok(())
     }
 
     /// Writes a part: its texts, then its results.

@@ -95,6 +95,25 @@ impl Queue {
         self.con.clone()
     }
 
+    /// The identity of the archive this Redis's sweeps keep their results
+    /// in (see `candor_archive::Archive::identity`), once a coordinator set it.
+    pub async fn archive_identity(&self) -> Result<Option<String>, QueueError> {
+        let mut con = self.con.clone();
+        Ok(redis::cmd("GET").arg("candor:archive").query_async(&mut con).await?)
+    }
+
+    /// Sets the archive identity unless one is set; answers the one set.
+    pub async fn claim_archive_identity(&self, id: &str) -> Result<String, QueueError> {
+        let mut con = self.con.clone();
+        let _: Option<String> = redis::cmd("SET")
+            .arg("candor:archive")
+            .arg(id)
+            .arg("NX")
+            .query_async(&mut con)
+            .await?;
+        Ok(self.archive_identity().await?.unwrap_or_else(|| id.to_string()))
+    }
+
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut con = self.con.clone();
         let _: String = redis::cmd("PING").query_async(&mut con).await?;

@@ -166,6 +166,47 @@ async fn connect_redis(url: &str, r: &RedisArgs) -> Result<Queue, String> {
     }
 }
 
+/// Makes sure the coordinator's archive and its Redis name each other (see
+/// `candor_archive::Archive::identity`): the first coordinator names both;
+/// an archive that names another Redis's results is refused.
+async fn name_archive(q: &Queue, a: &candor_archive::Archive) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("--archive {}: {e}", a.url());
+    let mine = a.identity().await.map_err(|e| fail(&e))?;
+    let theirs = q.archive_identity().await.map_err(|e| fail(&e))?;
+    match (theirs, mine) {
+        (Some(r), Some(m)) if r != m => Err(fail(&format_args!(
+            "not the archive the sweeps in this Redis keep their results in (it is {m}, theirs {r}); \
+             give every coordinator and worker the same --archive"
+        ))),
+        (Some(_), Some(_)) => Ok(()),
+        (Some(r), None) => {
+            tracing::warn!(archive = %a.url(), "the archive is new: results of sweeps recorded before are not in it");
+            a.set_identity(&r).await.map_err(|e| fail(&e))
+        }
+        (None, mine) => {
+            let id = mine.unwrap_or_else(candor_archive::part_name);
+            let named = q.claim_archive_identity(&id).await.map_err(|e| fail(&e))?;
+            a.set_identity(&named).await.map_err(|e| fail(&e))
+        }
+    }
+}
+
+/// A worker's archive must be its coordinator's: the identity in Redis.
+async fn check_archive(q: &Queue, a: &candor_archive::Archive) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("--archive {}: {e}", a.url());
+    let Some(theirs) = q.archive_identity().await.map_err(|e| fail(&e))? else {
+        tracing::warn!(archive = %a.url(), "no coordinator has named its archive in this Redis yet: cannot check --archive");
+        return Ok(());
+    };
+    match a.identity().await.map_err(|e| fail(&e))? {
+        Some(mine) if mine == theirs => Ok(()),
+        _ => Err(fail(
+            &"not the coordinator's archive (its identity differs from the one in Redis): \
+             give the worker the coordinator's --archive (and the same volume or bucket)",
+        )),
+    }
+}
+
 /// A PEM certificate chain and its private key.
 type TlsPair = (Vec<u8>, Vec<u8>);
 
@@ -221,6 +262,7 @@ async fn set_up_coordinator(a: &CoordinatorArgs) -> Result<CoordinatorSetup, Str
     };
     let archive = a.archive.open()?;
     let queue = connect_redis(&redis_url, &a.redis).await?;
+    name_archive(&queue, &archive).await?;
     let co = Coordinator::new(
         queue,
         Settings {
@@ -345,7 +387,9 @@ async fn set_up_worker(a: &WorkerArgs) -> Result<(RemoteOptions, Option<TcpListe
     let (redis, archive) = match &a.redis.url {
         Some(url) => {
             let archive = a.archive.open()?;
-            (Some(connect_redis(url, &a.redis).await?), Some(archive))
+            let queue = connect_redis(url, &a.redis).await?;
+            check_archive(&queue, &archive).await?;
+            (Some(queue), Some(archive))
         }
         None => (None, None),
     };

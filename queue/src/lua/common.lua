@@ -2,6 +2,8 @@
 --   candor:sweeps            ZSET   id -> created (ms)
 --   candor:active            LIST   ids of running sweeps, rotated for round-robin leasing
 --   candor:fence             STRING fencing token counter
+--   candor:archive           STRING the identity of the archive the results are in (set by the
+--                                   first coordinator; workers with --redis check theirs against it)
 --   candor:dying             SET    ids of sweeps with jobs to dead-letter (see lease.lua)
 --   candor:s:ID:meta         HASH   name, total, state, counters
 --   candor:s:ID:bundle       STRING the spec bundle (JSON)
