@@ -9,6 +9,7 @@
 //! parameters. Users dry-run sweeps and load-test fleets against it;
 //! candor's tests use it.
 
+mod batch;
 mod limits;
 mod shape;
 
@@ -72,6 +73,14 @@ pub struct Config {
     /// Input tokens per minute (counted as the provider counts them: on
     /// Anthropic, cache reads are free); more get 429.
     pub input_tpm: Option<u64>,
+    /// How long a batch takes to process (both providers' batch APIs).
+    pub batch_delay: Duration,
+    /// Probability that a batched request expires unprocessed.
+    pub batch_expired: f64,
+    /// Probability that a batched request ends in an error (a 500).
+    pub batch_errored: f64,
+    /// Batched requests whose first message contains this marker error.
+    pub batch_errored_when: Option<String>,
 }
 
 /// What the server has answered, for `GET /stats`.
@@ -102,6 +111,7 @@ struct Server {
     stats: Stats,
     started: Instant,
     cache: shape::PromptCache,
+    batches: batch::Batches,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -218,6 +228,19 @@ fn parse_request(api: Api, v: &Value) -> Result<Conversation, String> {
     })
 }
 
+/// A request body's conversation and what it asks beyond it, or what is
+/// wrong with it; the realtime and the batch endpoints read requests alike.
+fn read_request(api: Api, v: &Value) -> Result<(Conversation, shape::Asked), String> {
+    parse_request(api, v).map(|c| (c, shape::Asked::of(api, v)))
+}
+
+/// The 400 body for a parameter the model refuses, if the request sets one.
+fn refusal(s: &Server, api: Api, conv: &Conversation, asked: &shape::Asked, version: Option<&str>) -> Option<String> {
+    let message = asked.refused(api, &conv.model, version, &s.cfg.reject_params)?;
+    let param = asked.params.iter().find(|p| message.contains(&format!("'{p}'")));
+    Some(shape::refusal_body(api, &message, param.map(String::as_str)))
+}
+
 /// One request to either API: key, rate limit, body, injected failures,
 /// then the sim model's answer in the API's shape.
 async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -> Response {
@@ -231,7 +254,7 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
     };
     let parsed = match serde_json::from_slice::<Value>(&body) {
         Err(e) => Err(format!("body is not JSON: {e}")),
-        Ok(v) => parse_request(api, &v).map(|c| (c, shape::Asked::of(api, &v))),
+        Ok(v) => read_request(api, &v),
     };
     let (conv, asked) = match parsed {
         Ok(c) => c,
@@ -249,9 +272,7 @@ async fn handle(s: Arc<Server>, api: Api, req_headers: HeaderMap, body: Bytes) -
         return *limited;
     }
     let version = req_headers.get("anthropic-version").and_then(|v| v.to_str().ok());
-    if let Some(message) = asked.refused(api, &conv.model, version, &s.cfg.reject_params) {
-        let param = asked.params.iter().find(|p| message.contains(&format!("'{p}'")));
-        let body = shape::refusal_body(api, &message, param.map(String::as_str));
+    if let Some(body) = refusal(&s, api, &conv, &asked, version) {
         return respond(StatusCode::BAD_REQUEST, headers, body);
     }
     if !s.cfg.latency.is_zero() {
@@ -463,6 +484,7 @@ pub async fn serve(
         stats: Stats::default(),
         started: Instant::now(),
         cache: shape::PromptCache::default(),
+        batches: batch::Batches::default(),
     });
     let (a, o1, o2, st) = (server.clone(), server.clone(), server.clone(), server.clone());
     let app = axum::Router::new()
@@ -480,7 +502,8 @@ pub async fn serve(
         )
         .route("/stats", get(move || stats(st.clone())))
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .merge(batch::routes(server));
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
@@ -497,7 +520,7 @@ async fn stats(s: Arc<Server>) -> impl IntoResponse {
         }
         max_window = max_window.max(hi - lo + 1);
     }
-    let body = json!({
+    let mut body = json!({
         "requests": s.stats.requests.load(Ordering::Relaxed),
         "ok": s.stats.ok.load(Ordering::Relaxed),
         "rate_limited": s.stats.rate_limited.load(Ordering::Relaxed),
@@ -508,5 +531,6 @@ async fn stats(s: Arc<Server>) -> impl IntoResponse {
         "window_secs": span,
         "max_admitted_in_any_window": max_window,
     });
+    s.batches.add_stats(&mut body);
     respond(StatusCode::OK, HeaderMap::new(), body.to_string())
 }

@@ -536,6 +536,18 @@ pub struct SimServerArgs {
     /// free); more are answered 429.
     #[arg(long, value_name = "N")]
     input_tpm: Option<u64>,
+    /// Milliseconds a batch (Anthropic /v1/messages/batches, OpenAI /v1/batches) takes to process.
+    #[arg(long, default_value_t = 1_000)]
+    batch_delay_ms: u64,
+    /// Probability that a batched request expires unprocessed.
+    #[arg(long, default_value = "0", value_parser = probability)]
+    batch_expired: f64,
+    /// Probability that a batched request ends in an error (a 500 api_error).
+    #[arg(long, default_value = "0", value_parser = probability)]
+    batch_errored: f64,
+    /// Batched requests whose first message contains MARKER end in an error.
+    #[arg(long, value_name = "MARKER")]
+    batch_errored_when: Option<String>,
 }
 
 pub async fn sim_server(a: SimServerArgs) -> i32 {
@@ -573,10 +585,14 @@ pub async fn sim_server(a: SimServerArgs) -> i32 {
         reject_params: a.reject_param,
         refuse_when: a.refuse_when,
         input_tpm: a.input_tpm,
+        batch_delay: Duration::from_millis(a.batch_delay_ms),
+        batch_expired: a.batch_expired,
+        batch_errored: a.batch_errored,
+        batch_errored_when: a.batch_errored_when,
     };
     let addr = listener.local_addr().expect("bound");
     eprintln!(
-        "sim-server listening on {addr}: Anthropic at http://{addr}/v1/messages, OpenAI at http://{addr}/v1/chat/completions, counts at /stats"
+        "sim-server listening on {addr}: Anthropic at http://{addr}/v1/messages, OpenAI at http://{addr}/v1/chat/completions, batches at /v1/messages/batches and /v1/batches, counts at /stats"
     );
     match candor_sim::serve(listener, cfg, signalled()).await {
         Ok(()) => exit::OK,
