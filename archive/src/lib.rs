@@ -104,7 +104,7 @@ fn parquet_bytes(batch: &arrow_array::RecordBatch) -> Bytes {
 
 /// Encodes results as a part (CPU work: call it off the async runtime for
 /// large batches).
-pub fn encode(results: &[JobResult]) -> Encoded {
+pub fn encode<'a>(results: impl IntoIterator<Item = &'a JobResult>) -> Encoded {
     let mut rows = columns::Rows::default();
     for r in results {
         rows.push(r);

@@ -43,6 +43,9 @@ pub struct Executed {
     pub model: usize,
     /// The `JobResult` as JSON: one line of results.jsonl.
     pub payload: Vec<u8>,
+    /// The same result, for writers that need its fields (the archive)
+    /// rather than its JSON.
+    pub result: std::sync::Arc<JobResult>,
 }
 
 /// Runs the jobs of one sweep.
@@ -152,8 +155,8 @@ impl Executor {
         }
     }
 
-    fn finish(&self, t: &JobTuple, result: &JobResult, class_bits: u32, retryable: bool) -> Executed {
-        let payload = serde_json::to_vec(result).expect("job results serialize");
+    fn finish(&self, t: &JobTuple, result: JobResult, class_bits: u32, retryable: bool) -> Executed {
+        let payload = serde_json::to_vec(&result).expect("job results serialize");
         Executed {
             meta: RecordMeta {
                 index: result.index,
@@ -169,6 +172,7 @@ impl Executor {
             error_kind: result.error_kind,
             model: t.model,
             payload,
+            result: std::sync::Arc::new(result),
         }
     }
 
@@ -246,7 +250,7 @@ impl Executor {
             }
         }
         result.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let mut done = self.finish(&t, &result, class_bits, retryable);
+        let mut done = self.finish(&t, result, class_bits, retryable);
         done.unauthorized = unauthorized;
         done
     }
@@ -339,6 +343,6 @@ impl Executor {
         let mut result = self.blank_result(index, &t, now_ms());
         result.error = Some(error.to_string());
         result.error_kind = kind;
-        self.finish(&t, &result, 0, false)
+        self.finish(&t, result, 0, false)
     }
 }

@@ -6,6 +6,8 @@
 //! process died first, condemned and removed by the coordinator's
 //! collector (`condemn.lua`).
 
+use std::sync::Arc;
+
 use candor_archive::Archive;
 use candor_core::JobResult;
 
@@ -31,23 +33,30 @@ impl RecordedBatch {
     }
 }
 
-fn parse(index: u64, payload: &[u8]) -> Result<JobResult, QueueError> {
-    serde_json::from_slice(payload).map_err(|e| QueueError::BadResult {
-        index,
-        reason: e.to_string(),
-    })
+/// The result a completion or failure carries: as it is, or parsed from
+/// its JSON (from a worker through the coordinator).
+fn parse(index: u64, parsed: &Option<Arc<JobResult>>, payload: &[u8]) -> Result<Arc<JobResult>, QueueError> {
+    if let Some(r) = parsed {
+        return Ok(r.clone());
+    }
+    serde_json::from_slice(payload)
+        .map(Arc::new)
+        .map_err(|e| QueueError::BadResult {
+            index,
+            reason: e.to_string(),
+        })
 }
 
 /// The results a batch may record: every completion's, and the failures'
 /// that can end their jobs.
-fn results(cs: &[Completion], fs: &[Failure]) -> Result<Vec<JobResult>, QueueError> {
+fn results(cs: &[Completion], fs: &[Failure]) -> Result<Vec<Arc<JobResult>>, QueueError> {
     let mut out = Vec::with_capacity(cs.len() + fs.len());
     for c in cs {
-        out.push(parse(c.index, &c.result)?);
+        out.push(parse(c.index, &c.parsed, &c.result)?);
     }
     for f in fs {
-        if matches!(f.kind, FailKind::Retryable | FailKind::Permanent) && !f.result.is_empty() {
-            out.push(parse(f.index, &f.result)?);
+        if matches!(f.kind, FailKind::Retryable | FailKind::Permanent) && !(f.result.is_empty() && f.parsed.is_none()) {
+            out.push(parse(f.index, &f.parsed, &f.result)?);
         }
     }
     Ok(out)
@@ -85,7 +94,7 @@ impl Queue {
         let rs = results(cs, fs)?;
         let part = candor_archive::part_name();
         if !rs.is_empty() {
-            let enc = tokio::task::spawn_blocking(move || candor_archive::encode(&rs))
+            let enc = tokio::task::spawn_blocking(move || candor_archive::encode(rs.iter().map(|r| &**r)))
                 .await
                 .map_err(|e| QueueError::Protocol(format!("encoding a part: {e}")))?;
             archive.put(sweep_id, &part, &enc).await?;

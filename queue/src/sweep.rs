@@ -66,6 +66,8 @@ pub struct Completion {
     /// Set when the job is being dead-lettered, with why.
     pub dead: Option<String>,
     pub result: Vec<u8>,
+    /// The same result, when the caller has it (else `result` is parsed).
+    pub parsed: Option<std::sync::Arc<candor_core::JobResult>>,
     /// Model calls of the job answered from the response cache.
     pub cache_hits: u32,
     /// What the job cost, in micro-USD.
@@ -103,6 +105,8 @@ pub struct Failure {
     pub cell: u32,
     /// The failed result to record if the job is failed or dead-lettered.
     pub result: Vec<u8>,
+    /// The same result, when the caller has it (else `result` is parsed).
+    pub parsed: Option<std::sync::Arc<candor_core::JobResult>>,
     /// The failure will not pass (no connection, 404, 400): a retryable or
     /// permanent failure of a model without an answer yet is held (fail fast).
     pub persistent: bool,

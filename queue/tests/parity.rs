@@ -165,6 +165,7 @@ async fn complete(q: &Queue, s: &JobSpace, l: &Lease, cost: u64, yes: bool) {
         cell,
         dead: None,
         result: b"{}".to_vec(),
+        parsed: None,
         cache_hits: 0,
         cost_micro_usd: cost,
     };
@@ -677,6 +678,7 @@ async fn a_paused_sweep_resumes_where_it_stopped_with_its_cutoffs_and_budget() {
                 attempt: l.attempt,
                 cell: s.cell_of(&s.decode(l.index)) as u32,
                 result: Vec::new(),
+                parsed: None,
                 persistent: false,
             };
             assert_eq!(

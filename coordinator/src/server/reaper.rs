@@ -52,6 +52,7 @@ fn dead_letter(ex: &Executor, index: u64, why: &str) -> Completion {
         cell: f.cell,
         dead: Some(why.to_string()),
         result: f.payload,
+        parsed: Some(f.result),
         cache_hits: 0,
         cost_micro_usd: 0,
     }

@@ -125,6 +125,7 @@ fn completion(c: pb::Completion) -> Completion {
         cell: c.cell,
         dead: None,
         result: c.result,
+        parsed: None,
         cache_hits: c.cache_hits,
         cost_micro_usd: c.cost_micro_usd,
     }
@@ -160,6 +161,7 @@ fn failure(f: pb::Failure) -> Failure {
         attempt: f.attempt,
         cell: f.cell,
         result: f.result,
+        parsed: None,
         persistent: f.persistent,
     }
 }

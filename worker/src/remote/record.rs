@@ -66,6 +66,7 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
                 attempt: d.attempt,
                 cell: d.ex.cell,
                 result: d.ex.payload,
+                parsed: Some(d.ex.result),
                 persistent,
             });
         } else {
@@ -77,6 +78,7 @@ fn to_calls(batch: Vec<Done>) -> HashMap<String, (Vec<Completion>, Vec<Failure>)
                 cell: d.ex.cell,
                 dead: None,
                 result: d.ex.payload,
+                parsed: Some(d.ex.result),
                 cache_hits: u32::from(d.ex.meta.cache_hits),
                 cost_micro_usd: d.ex.meta.cost_micro_usd,
             });

@@ -46,6 +46,7 @@ fn cancel_running(shared: &Shared) -> HashMap<String, Vec<Failure>> {
             attempt: r.attempt,
             cell: r.cell,
             result: Vec::new(),
+            parsed: None,
             persistent: false,
         });
     }
