@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod backend;
+pub mod batch;
 pub mod cache;
 pub mod classify;
 pub mod counted;
