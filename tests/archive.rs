@@ -160,8 +160,15 @@ fn a_worker_killed_between_writing_a_part_and_recording_it_leaves_garbage_that_i
     c.env.pop();
     let id = c.submit(&s);
     eventually(LIMIT, "the worker to die after writing a part", || {
-        c.log_text("worker0.log").contains("aborting after writing a part")
+        c.log_text("worker0.log")
+            .contains("killing this process (kill -9) after writing a part")
     });
+    let status = c.workers[0].wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed by SIGKILL"
+    );
     assert!(c.done(&id) < 400, "it died before the end");
     c.add_worker(8, None);
     c.add_worker(8, None);

@@ -63,8 +63,8 @@ fn results(cs: &[Completion], fs: &[Failure]) -> Result<Vec<Arc<JobResult>>, Que
 }
 
 /// The fault tests' crash point: with `CANDOR_CRASH_AFTER_PARTS=N` in its
-/// environment, the process aborts (no clean-up, as under kill -9) right
-/// after writing its Nth part and before recording it.
+/// environment, the process sends itself SIGKILL (`kill -9`; it aborts if
+/// that fails) right after writing its Nth part and before recording it.
 fn crash_point() {
     use std::sync::atomic::{AtomicU64, Ordering};
     static WRITTEN: AtomicU64 = AtomicU64::new(0);
@@ -76,7 +76,11 @@ fn crash_point() {
             .unwrap_or(0)
     });
     if at > 0 && WRITTEN.fetch_add(1, Ordering::Relaxed) + 1 == at {
-        eprintln!("CANDOR_CRASH_AFTER_PARTS={at}: aborting after writing a part, before recording it");
+        eprintln!(
+            "CANDOR_CRASH_AFTER_PARTS={at}: killing this process (kill -9) after writing a part, before recording it"
+        );
+        let pid = std::process::id().to_string();
+        let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
         std::process::abort();
     }
 }
