@@ -242,7 +242,8 @@ fn a_cluster_archives_to_a_real_s3_server_and_delete_removes_the_parts() {
 
 #[test]
 fn a_sweep_past_its_specs_retention_is_deleted_with_its_parts() {
-    let mut c = cluster(Vec::new());
+    // A short grace period: the coordinator tidies every second.
+    let mut c = cluster(vec![("CANDOR_ARCHIVE_GC_GRACE_SECS".into(), "4".into())]);
     c.sb.file("data.csv", &dataset(10));
     // About 2.6 seconds.
     c.sb.file("spec.yaml", &format!("{}retention_days: 0.00003\n", sim_spec(0, 2)));

@@ -9,8 +9,13 @@ use candor_core::JobResult;
 
 use super::{Coordinator, ServerError};
 
-/// How often the collector looks at the sweeps' parts.
-pub(super) const COLLECT_EVERY: Duration = Duration::from_secs(5);
+/// How often the collector looks at the sweeps' parts (and at retention):
+/// a quarter of the grace period, between 1 s and a minute, so that a
+/// garbage part goes within about 1.25 grace periods without listing the
+/// archive more often than that needs.
+pub(super) fn collect_every(grace: Duration) -> Duration {
+    (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
 
 /// Which part holds each job's live result: read once, then the parts
 /// one at a time.

@@ -1,6 +1,6 @@
 //! The dead-letter reaper: jobs whose leases kept expiring (their workers
 //! died on them) get a failed result, so a sweep ends even if no worker can
-//! finish them. Every few seconds it also tidies the archive (garbage parts,
+//! finish them. Every quarter of the grace period it also tidies the archive (garbage parts,
 //! sweeps past their retention). Every coordinator runs it; recording is idempotent, so two
 //! running at once is harmless.
 
@@ -22,7 +22,7 @@ pub(super) fn spawn(co: Arc<Coordinator>) -> tokio::task::JoinHandle<()> {
         let mut tidied = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(EVERY).await;
-            if tidied.elapsed() >= super::archive::COLLECT_EVERY {
+            if tidied.elapsed() >= super::archive::collect_every(co.settings.gc_grace) {
                 tidied = tokio::time::Instant::now();
                 if let Err(e) = co.tidy().await {
                     tracing::warn!(error = %e, "collecting archive garbage");
