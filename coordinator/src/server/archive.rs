@@ -79,33 +79,42 @@ impl Coordinator {
         Ok(condemned.len())
     }
 
-    /// One round of collection and retention over every sweep.
+    /// One round of collection and retention over every sweep; a sweep
+    /// that fails (its bucket away) does not hold up the others.
     pub async fn tidy(&self) -> Result<(), ServerError> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         for st in self.all_states().await? {
-            let ended = st.state != "running" && st.state != "paused";
-            // The spec's retention_days, else the coordinator's; 0 keeps.
-            let keep = st
-                .retention_ms
-                .or(self.settings.retention.map(|d| d.as_millis() as u64));
-            let expired = keep.is_some_and(|k| k > 0 && st.finished_ms + k <= now_ms);
-            if ended && st.finished_ms > 0 && expired {
-                self.delete(&st.id).await?;
-                tracing::info!(sweep.id = %st.id, "sweep deleted: past its retention");
-                continue;
+            if let Err(e) = self.tidy_one(&st, now_ms).await {
+                tracing::warn!(sweep.id = %st.id, error = %e, "tidying the archive");
             }
-            // Garbage is made while a sweep runs: once it has ended, a
-            // collection past the grace period finds the last of it.
-            let grace = self.settings.gc_grace.as_millis() as u64;
-            if ended && st.finished_ms > 0 && now_ms > st.finished_ms + 2 * grace + 60_000 {
-                continue;
-            }
-            let n = self.collect(&st.id, now_ms).await?;
-            if n > 0 {
-                tracing::info!(sweep.id = %st.id, parts = n, "removed archive parts no result was recorded from");
-            }
+        }
+        Ok(())
+    }
+
+    /// Deletes one sweep past its retention, or collects its garbage.
+    async fn tidy_one(&self, st: &candor_queue::SweepState, now_ms: u64) -> Result<(), ServerError> {
+        let ended = st.state != "running" && st.state != "paused";
+        // The spec's retention_days, else the coordinator's; 0 keeps.
+        let keep = st
+            .retention_ms
+            .or(self.settings.retention.map(|d| d.as_millis() as u64));
+        let expired = keep.is_some_and(|k| k > 0 && st.finished_ms + k <= now_ms);
+        if ended && st.finished_ms > 0 && expired {
+            self.delete(&st.id).await?;
+            tracing::info!(sweep.id = %st.id, "sweep deleted: past its retention");
+            return Ok(());
+        }
+        // Garbage is made while a sweep runs: once it has ended, a
+        // collection past the grace period finds the last of it.
+        let grace = self.settings.gc_grace.as_millis() as u64;
+        if ended && st.finished_ms > 0 && now_ms > st.finished_ms + 2 * grace + 60_000 {
+            return Ok(());
+        }
+        let n = self.collect(&st.id, now_ms).await?;
+        if n > 0 {
+            tracing::info!(sweep.id = %st.id, parts = n, "removed archive parts no result was recorded from");
         }
         Ok(())
     }
