@@ -46,6 +46,17 @@ where
     }
 }
 
+/// The realtime endpoint's answer to the same request body.
+async fn realtime(post: reqwest::RequestBuilder, req: &BatchRequest) -> Vec<u8> {
+    let resp = post
+        .header("content-type", "application/json")
+        .body(req.body.to_string())
+        .send()
+        .await
+        .unwrap();
+    resp.bytes().await.unwrap().to_vec()
+}
+
 fn text(r: &ChatReply) -> String {
     r.text.clone()
 }
@@ -69,19 +80,11 @@ async fn anthropic_batches_answer_every_request_once_as_the_realtime_api_would()
         ["job-0", "job-1", "job-2", "job-3", "job-4"]
     );
     // The same request, realtime: the same reply.
-    let realtime = client
+    let post = client
         .post(format!("{base}/v1/messages"))
         .header("x-api-key", "k")
-        .header("anthropic-version", "2026-10-21")
-        .header("content-type", "application/json")
-        .body(reqs[2].body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let realtime = candor_exec::anthropic::parse_reply(&realtime).unwrap();
+        .header("anthropic-version", "2026-10-21");
+    let realtime = candor_exec::anthropic::parse_reply(&realtime(post, &reqs[2]).await).unwrap();
     match &got[2].1 {
         Outcome::Succeeded(r) => assert_eq!(text(r), text(&realtime)),
         o => panic!("job-2: {o:?}"),
@@ -142,17 +145,8 @@ async fn openai_batches_are_found_by_their_tag_and_report_expired_requests() {
     );
     assert_eq!(errored.len(), 1);
     assert_eq!(errored[0].0, "job-1");
-    let realtime = client
-        .post(format!("{base}/chat/completions"))
-        .header("content-type", "application/json")
-        .body(reqs[3].body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let realtime = candor_exec::openai::parse_reply(&realtime).unwrap();
+    let post = client.post(format!("{base}/chat/completions"));
+    let realtime = candor_exec::openai::parse_reply(&realtime(post, &reqs[3]).await).unwrap();
     assert_eq!(ok[2].1, text(&realtime));
 
     // Every request expired.

@@ -16,6 +16,7 @@ pub mod retry;
 pub mod spec;
 pub mod stats;
 pub mod template;
+pub mod time;
 
 pub use error::{BadLabel, KeyError, ReadError, RenderError, SpecError};
 pub use jobs::{JobId, JobSpace, JobTuple};

@@ -270,15 +270,7 @@ async fn content(State(s): State<Arc<Server>>, Path(id): Path<String>, h: Header
     if let Err(refused) = check_key(&s, Api::OpenAi, &h) {
         return *refused;
     }
-    let text = s
-        .batches
-        .store
-        .lock()
-        .expect("lock")
-        .files
-        .by_id
-        .get(&id)
-        .map(|f| f.content.clone());
+    let text = file_text(&s, &id);
     match text {
         Some(t) => {
             let mut r = respond(StatusCode::OK, HeaderMap::new(), t);
@@ -288,6 +280,12 @@ async fn content(State(s): State<Arc<Server>>, Path(id): Path<String>, h: Header
         }
         None => not_found(Api::OpenAi, &format!("No such File object: {id}")),
     }
+}
+
+/// The content of uploaded file `id`.
+fn file_text(s: &Server, id: &str) -> Option<String> {
+    let store = s.batches.store.lock().expect("lock");
+    store.files.by_id.get(id).map(|f| f.content.clone())
 }
 
 /// `metadata` as documented: at most 16 string pairs, keys up to 64 and
@@ -332,15 +330,7 @@ fn checked_create(s: &Server, body: &[u8]) -> Result<(String, Value, Requests), 
         return Err(bad("completion_window: only `24h` is supported".into()));
     }
     let metadata = metadata(v.get("metadata")).map_err(bad)?;
-    let text = s
-        .batches
-        .store
-        .lock()
-        .expect("lock")
-        .files
-        .by_id
-        .get(input)
-        .map(|f| f.content.clone());
+    let text = file_text(s, input);
     let text = text.ok_or_else(|| (StatusCode::NOT_FOUND, format!("No such File object: {input}")))?;
     let lines = input_lines(&text).map_err(bad)?;
     if let Some(l) = lines.iter().find(|l| l.url != ENDPOINT) {
