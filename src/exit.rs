@@ -46,6 +46,7 @@ impl Coded for candor_coordinator::RunError {
             RunError::Store(_)
             | RunError::Export(_)
             | RunError::Cache { .. }
+            | RunError::Journal { .. }
             | RunError::WriterPanicked
             | RunError::Archive(_)
             | RunError::Unreadable { .. } => FAILURE,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use candor_core::budget::{self, Admit, Budget};
 use candor_core::early::EarlyStop;
 use candor_core::{ErrorKind, Status, Sweep};
+use candor_exec::batch::journal::{FileJournal, Journal};
 use candor_exec::cache::{Cache, FileCache};
 use candor_exec::limit::LocalLimiter;
 use candor_exec::{Executed, Executor};
@@ -218,6 +219,8 @@ pub enum RunError {
     Export(#[from] ExportError),
     #[error("response cache {path}: {source}")]
     Cache { path: PathBuf, source: std::io::Error },
+    #[error("journal of batches {path}: {source}")]
+    Journal { path: PathBuf, source: std::io::Error },
     #[error("the store writer stopped unexpectedly")]
     WriterPanicked,
     #[error(transparent)]
@@ -504,11 +507,25 @@ fn executor(sweep: &Arc<Sweep>, opts: &LocalOptions) -> Result<Executor, RunErro
         None
     };
     let judge_slots = Arc::new(Semaphore::new(opts.judge_concurrency.max(1)));
+    let journal: Option<Arc<dyn Journal>> = if sweep
+        .spec
+        .models
+        .iter()
+        .chain(&sweep.spec.judges)
+        .any(|m| m.batched().is_some())
+    {
+        let path = opts.store.join("batches").join(format!("{}.jsonl", sweep.id));
+        let j = FileJournal::open(&path).map_err(|source| RunError::Journal { path, source })?;
+        Some(Arc::new(j))
+    } else {
+        None
+    };
     Ok(Executor::new(
         sweep.clone(),
         Arc::new(LocalLimiter::default()),
         cache,
         judge_slots,
+        journal,
     ))
 }
 

@@ -13,6 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::anthropic::Anthropic;
 use crate::backend::Backend;
+use crate::batch::journal::{FileJournal, Journal};
+use crate::batched::{Api, Batched};
 use crate::cache::{Cache, Cached};
 use crate::classify::classify;
 use crate::http;
@@ -56,62 +58,96 @@ pub struct Executor {
     judge_slots: Arc<Semaphore>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The layered backend of one model entry: cache, then retries, then rate
-/// limits, then the provider. API keys are read from this process's
-/// environment now; an entry without one fails its calls with `Unauthorized`.
-pub fn backend_for(m: &ModelEntry, limiter: &Arc<dyn Limiter>, cache: &Option<Arc<dyn Cache>>) -> Arc<dyn Backend> {
+/// limits, then the provider; or, for a batched entry, cache then batches
+/// (recorded in `journal`). API keys are read from this process's
+/// environment now; an entry without one fails its calls with
+/// `Unauthorized`.
+pub fn backend_for(
+    m: &ModelEntry,
+    limiter: &Arc<dyn Limiter>,
+    cache: &Option<Arc<dyn Cache>>,
+    journal: &Arc<dyn Journal>,
+) -> Arc<dyn Backend> {
     let timeout = m
         .timeout_secs
         .map_or(http::DEFAULT_TIMEOUT, std::time::Duration::from_secs);
     let raw_key = m.api_key();
     let budget = limit::key(m, raw_key.as_ref().and_then(|k| k.as_deref().ok()));
     let key = raw_key.map(|k| k.map(http::Secret));
-    let inner: Arc<dyn Backend> = match m.backend {
-        BackendKind::Sim => return Arc::new(Sim),
-        BackendKind::Anthropic => Arc::new(Anthropic::new(
+    let not_configured = || Err(KeyError::NotConfigured { model: m.id.clone() });
+    let inner: Arc<dyn Backend> = match (m.backend, m.batched()) {
+        (BackendKind::Sim, _) => return Arc::new(Sim),
+        (BackendKind::Anthropic, Some(b)) => {
+            let api = crate::batch::anthropic::Batches::new(
+                http::client(timeout),
+                m.base_url.as_deref(),
+                key.unwrap_or_else(not_configured),
+                m.anthropic_version(),
+            );
+            return cached(
+                Arc::new(Batched::new(Api::Anthropic(api), journal.clone(), b, &m.id)),
+                cache,
+            );
+        }
+        (BackendKind::Openai, Some(b)) => {
+            let api = crate::batch::openai::Batches::new(http::client(timeout), m.base_url.as_deref(), key);
+            return cached(
+                Arc::new(Batched::new(Api::OpenAi(api), journal.clone(), b, &m.id)),
+                cache,
+            );
+        }
+        (BackendKind::Anthropic, None) => Arc::new(Anthropic::new(
             http::client(timeout),
             m.base_url.as_deref(),
-            key.unwrap_or_else(|| Err(KeyError::NotConfigured { model: m.id.clone() })),
+            key.unwrap_or_else(not_configured),
         )),
-        BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
+        (BackendKind::Openai, None) => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
     };
     let inner: Arc<dyn Backend> = Arc::new(crate::counted::Counted(inner));
     let mut limited = RateLimited::new(inner, limiter.clone(), budget, limit::limits(m.rate_limit.as_ref()));
     limited.reads_are_free = m.backend == BackendKind::Anthropic;
     let limited = Arc::new(limited);
-    let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(limited, CALL_TRIES));
+    cached(Arc::new(Retrying::new(limited, CALL_TRIES)), cache)
+}
+
+/// `inner` behind the response cache, when there is one.
+fn cached(inner: Arc<dyn Backend>, cache: &Option<Arc<dyn Cache>>) -> Arc<dyn Backend> {
     match cache {
         Some(c) => Arc::new(Cached {
-            inner: retrying,
+            inner,
             cache: c.clone(),
         }),
-        None => retrying,
+        None => inner,
     }
 }
 
 impl Executor {
     /// An executor with a backend per model entry and per judge. Judging
     /// holds a permit of `judge_slots`, shared by every executor of the
-    /// process.
+    /// process. Batched entries record their batches in `journal` (without
+    /// one, in this process's memory only).
     pub fn new(
         sweep: Arc<Sweep>,
         limiter: Arc<dyn Limiter>,
         cache: Option<Arc<dyn Cache>>,
         judge_slots: Arc<Semaphore>,
+        journal: Option<Arc<dyn Journal>>,
     ) -> Self {
+        let journal = journal.unwrap_or_else(|| Arc::new(FileJournal::in_memory()));
         let backends = sweep
             .spec
             .models
             .iter()
-            .map(|m| backend_for(m, &limiter, &cache))
+            .map(|m| backend_for(m, &limiter, &cache, &journal))
             .collect();
-        let judges = Judges::new(&sweep, |m| backend_for(m, &limiter, &cache));
+        let judges = Judges::new(&sweep, |m| backend_for(m, &limiter, &cache, &journal));
         Executor {
             sweep,
             backends,

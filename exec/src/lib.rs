@@ -9,6 +9,7 @@
 pub mod anthropic;
 pub mod backend;
 pub mod batch;
+pub mod batched;
 pub mod cache;
 pub mod classify;
 pub mod counted;

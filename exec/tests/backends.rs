@@ -37,6 +37,7 @@ fn model(backend: BackendKind) -> ModelEntry {
         price: None,
         api_version: None,
         prompt_cache: None,
+        batch: None,
     }
 }
 

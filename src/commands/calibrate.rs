@@ -119,7 +119,9 @@ pub async fn calibrate(args: CalibrateArgs) -> i32 {
         }
     };
     let limiter: Arc<dyn Limiter> = Arc::new(LocalLimiter::default());
-    let judges = Arc::new(Judges::new(&sweep, |m| backend_for(m, &limiter, &cache)));
+    let journal: Arc<dyn candor_exec::batch::journal::Journal> =
+        Arc::new(candor_exec::batch::journal::FileJournal::in_memory());
+    let judges = Arc::new(Judges::new(&sweep, |m| backend_for(m, &limiter, &cache, &journal)));
     let threshold = sweep.spec.classifiers[ci].judge().map_or(0.5, |j| j.threshold);
     let scored = score_all(&sweep, ci, &judges, &examples, args.concurrency as usize).await;
 

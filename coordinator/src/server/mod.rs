@@ -113,6 +113,7 @@ impl Coordinator {
             Arc::new(candor_exec::limit::LocalLimiter::default()),
             None,
             Arc::new(tokio::sync::Semaphore::new(1)),
+            None,
         ));
         let mut cache = self.executors.lock().expect("cache lock");
         if cache.len() >= CACHE {

@@ -22,6 +22,7 @@ use crate::jobs::JobSpace;
 use crate::locate::{locate, parse_path};
 use crate::template::Templates;
 
+pub mod batch;
 pub mod bundle;
 pub mod classifiers;
 mod identity;

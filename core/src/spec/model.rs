@@ -66,6 +66,10 @@ pub struct ModelEntry {
     /// (default: on when it is long enough to be cached for the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_cache: Option<bool>,
+    /// Send this model's calls through the provider's batch API
+    /// ([`super::batch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<super::batch::BatchSetting>,
 }
 
 /// The `anthropic-version` sent when a model entry sets no `api_version`:
@@ -93,6 +97,7 @@ impl ModelEntry {
             price: None,
             api_version: None,
             prompt_cache: None,
+            batch: None,
         }
     }
 
@@ -119,9 +124,14 @@ impl ModelEntry {
         if self.backend == BackendKind::Sim && self.price.is_none() {
             return Price::FREE;
         }
-        self.price
+        let p = self
+            .price
             .or_else(|| Price::listed(&self.model))
-            .map_or(Price::FREE, |p| p.resolved(self.backend))
+            .map_or(Price::FREE, |p| p.resolved(self.backend));
+        match self.batched() {
+            Some(b) => p.scaled(b.price_factor),
+            None => p,
+        }
     }
 
     /// The API key for this model from this process's environment: None when
@@ -336,6 +346,7 @@ fn check_rules(cx: &Ctx<'_>, at: &str, m: &ModelEntry, prefill: bool) -> Result<
 fn check_model(cx: &Ctx<'_>, at: &str, m: &ModelEntry, conditions: &[Condition]) -> Result<(), SpecError> {
     check_backend(cx, at, m)?;
     check_params(cx, at, m)?;
+    super::batch::check_batch(cx, at, m)?;
     match &m.sim {
         Some(sim) => check_sim(cx, at, sim, conditions),
         None => Ok(()),

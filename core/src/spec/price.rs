@@ -97,6 +97,16 @@ impl Price {
         }
     }
 
+    /// Every price of this one times `factor` (the batch price).
+    pub fn scaled(self, factor: f64) -> Price {
+        Price {
+            input_per_mtok: self.input_per_mtok * factor,
+            output_per_mtok: self.output_per_mtok * factor,
+            cache_write_per_mtok: self.cache_write_per_mtok.map(|p| p * factor),
+            cache_read_per_mtok: self.cache_read_per_mtok.map(|p| p * factor),
+        }
+    }
+
     fn write(&self) -> f64 {
         self.cache_write_per_mtok.unwrap_or(self.input_per_mtok)
     }

@@ -9,7 +9,9 @@
 //! that is the caller's (it must record a batch before it can be lost).
 
 pub mod anthropic;
+pub mod journal;
 pub mod openai;
+pub mod stats;
 
 use candor_core::ErrorKind;
 

@@ -267,6 +267,7 @@ fn costs(sweep: &Sweep, tally: &Tally) -> Vec<ModelCost> {
                 cache_write_per_mtok: p.cache_write_per_mtok,
                 cache_read_per_mtok: p.cache_read_per_mtok,
                 prompt_cache: None,
+                batch_price_factor: m.batched().map(|b| b.price_factor),
             }
         })
         .collect()

@@ -209,6 +209,10 @@ pub struct ModelCost {
     /// How much of the input the provider's prompt cache served, and what it saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_cache: Option<cache::PromptCacheUse>,
+    /// The model's calls went through its provider's batch API: the prices
+    /// above are the batch prices, this share of the standard ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_price_factor: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

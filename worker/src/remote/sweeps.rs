@@ -87,6 +87,7 @@ impl Sweeps {
             self.limiter.clone(),
             self.cache.clone(),
             self.judge_slots.clone(),
+            None,
         ))
     }
 }
