@@ -11,9 +11,9 @@
 //! The distributed benchmarks run the `candor` binary beside this one
 //! (`cargo build --release` builds both) or `$CANDOR_BIN`.
 
+mod cost;
 mod distributed;
 mod local;
-mod prompt_cache;
 mod rate_limit;
 
 use std::process::ExitCode;
@@ -59,10 +59,10 @@ pub struct Args {
     /// entry whose long system prompt the provider's cache serves.
     #[arg(long)]
     input_tpm: Option<u64>,
-    /// Measure the example sweep's cost per 1,000 jobs on a Claude-priced entry with and without
-    /// prompt caching, from the usage a sim-server reports.
-    #[arg(long)]
-    prompt_cache: bool,
+    /// Measure the example sweep's cost per 1,000 jobs on a Claude-priced entry: realtime and
+    /// batched, each with and without prompt caching, from the usage a sim-server reports.
+    #[arg(long, alias = "prompt-cache")]
+    cost: bool,
     /// With --rate-limit or --input-tpm: minutes to measure.
     #[arg(long, default_value_t = 3)]
     minutes: u32,
@@ -92,8 +92,8 @@ fn main() -> ExitCode {
     };
     let r = if let Some(limit) = limit {
         rate_limit::bench(limit, args.minutes, args.workers, args.concurrency, args.latency_ms)
-    } else if args.prompt_cache {
-        prompt_cache::bench()
+    } else if args.cost {
+        cost::bench()
     } else if args.distributed {
         distributed::bench(&args.jobs, args.workers, args.concurrency, args.example_prompts)
     } else if args.child {

@@ -4,9 +4,8 @@
 //! outcome, so a multi-turn job sends its next turn in a later round.
 //!
 //! Crash safety rests on two things. A request's custom_id is derived from
-//! the request itself (the response cache's key of it, the job's attempt
-//! and the try), so a job that runs again after a crash asks for the same
-//! custom_ids. And a batch is written to the [`Journal`] with its
+//! the request itself (the response cache's key of it and the try), so a
+//! job that runs again after a crash asks for the same custom_ids. And a batch is written to the [`Journal`] with its
 //! custom_ids before it is submitted and with the provider's id as soon as
 //! it is created; a call whose custom_id a recorded batch holds follows
 //! that batch (polls it, reads its results) instead of submitting. The one
@@ -35,9 +34,9 @@ use crate::batch::{BatchRequest, Outcome, anthropic, openai};
 /// process's jobs come back one by one); past this, they are read again.
 const MAX_UNCLAIMED: usize = 100_000;
 /// How long a recorded batch without a provider id is waited for (its
-/// submitter may be alive and about to record it) before it is taken for
-/// one whose submitter died.
-const ORPHAN_AFTER: Duration = Duration::from_secs(60);
+/// submitter may be alive and still submitting: up to four tries of the
+/// model's timeout) before it is taken for one whose submitter died.
+const ORPHAN_AFTER: Duration = Duration::from_secs(30 * 60);
 /// Tries of one submission when the provider cannot be reached.
 const SUBMIT_TRIES: u32 = 4;
 
@@ -193,14 +192,11 @@ impl Batched {
 }
 
 /// The custom_id of a request's `try_`-th batch: what the request asks (as
-/// the response cache keys it), the job's attempt and the try. Anthropic
-/// takes `[a-zA-Z0-9_-]{1,64}`.
+/// the response cache keys it) and the try. Not the job's attempt: a job
+/// leased again after its worker died is a new attempt asking the same
+/// requests, and must find them. Anthropic takes `[a-zA-Z0-9_-]{1,64}`.
 pub fn custom_id(req: &ChatRequest<'_>, try_: u32) -> String {
-    format!(
-        "{}-a{}-t{try_}",
-        candor_core::hash::hex(&crate::cache::key(req)),
-        req.attempt
-    )
+    format!("{}-t{try_}", candor_core::hash::hex(&crate::cache::key(req)))
 }
 
 impl Backend for Batched {
@@ -209,13 +205,16 @@ impl Backend for Batched {
             let body = self.0.api.body(&req);
             let mut last = None;
             let mut try_ = 0;
-            while try_ < self.0.cfg.tries {
+            // The job's earlier attempts went through tries below this
+            // bound: their outcomes are read again (a failed one moves on
+            // to the next try), so each attempt has `tries` of its own.
+            let bound = self.0.cfg.tries.saturating_mul(req.attempt.max(1));
+            while try_ < bound {
                 let id = custom_id(&req, try_);
                 match self.0.clone().call(id, &body).await? {
                     Got::Reply(r) => return Ok(r),
                     Got::Failed(e) => return Err(e),
                     Got::Again(e) => {
-                        STATS.retried.fetch_add(1, Ordering::Relaxed);
                         last = Some(e);
                         try_ += 1;
                     }
@@ -224,7 +223,7 @@ impl Backend for Batched {
             }
             let e = last.unwrap_or_else(|| again("was not answered"));
             Err(BackendError::Retryable {
-                message: format!("sent in {} batches: {e}", self.0.cfg.tries),
+                message: format!("sent in {bound} batches: {e}"),
                 retry_after: None,
                 kind: e.kind(),
             }
@@ -288,7 +287,12 @@ impl Shared {
                     st.on.entry(key.clone()).or_default().push(id);
                     self.follow(&mut st, key);
                 }
-                None => self.gather(&mut st, id, body),
+                None => {
+                    if !id.ends_with("-t0") {
+                        STATS.retried.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.gather(&mut st, id, body)
+                }
             }
         }
         None
@@ -344,8 +348,18 @@ impl Shared {
     fn deliver(&self, st: &mut State, id: &str, got: Got) {
         match st.waiting.remove(id) {
             Some(w) => {
-                for tx in w {
-                    let _ = tx.send(got.clone());
+                for (i, tx) in w.into_iter().enumerate() {
+                    let got = match &got {
+                        // The provider answered (and billed) the request
+                        // once: the other calls asking the same get it free,
+                        // as from the response cache.
+                        Got::Reply(r) if i > 0 => Got::Reply(ChatReply {
+                            cached: true,
+                            ..r.clone()
+                        }),
+                        g => g.clone(),
+                    };
+                    let _ = tx.send(got);
                 }
             }
             None if st.unclaimed.len() < MAX_UNCLAIMED && !matches!(got, Got::Resend) => {
@@ -506,7 +520,9 @@ impl Shared {
             let read = self
                 .api
                 .results(pid, |id, o| {
-                    STATS.outcome(&o);
+                    if !batch.ended {
+                        STATS.outcome(&o);
+                    }
                     let mut st = self.state.lock().expect("batch state");
                     self.deliver(&mut st, &id, Got::of(o));
                     seen.insert(id);

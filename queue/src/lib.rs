@@ -4,11 +4,13 @@
 //! at most once (a bitmap of finished jobs), and a result from a lease that
 //! has since been handed to someone else is refused. The state of a sweep
 //! grows with the jobs in flight and the results, never with jobs not yet
-//! started: those are just the numbers past the sweep's cursor.
+//! started: those are just the numbers past the sweep's cursor. Each
+//! sweep's journal of provider batches is kept beside its jobs (`batches`).
 //!
 //! The key layout is documented at the top of `lua/common.lua`.
 
 mod archived;
+mod batches;
 mod limit;
 mod scripts;
 mod state;

@@ -8,7 +8,8 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{}\n{}", include_str!("lua/common.lua"), body))
 }
 
-/// One script per state change, and the rate limiter's.
+/// One script per state change, the rate limiter's, and the journal of
+/// batches'.
 pub(crate) struct Scripts {
     pub(crate) submit: Script,
     pub(crate) lease: Script,
@@ -20,6 +21,9 @@ pub(crate) struct Scripts {
     pub(crate) delete: Script,
     pub(crate) condemn: Script,
     pub(crate) limit: Script,
+    pub(crate) batch_intend: Script,
+    pub(crate) batch_mark: Script,
+    pub(crate) batch_abandon: Script,
 }
 
 impl Scripts {
@@ -35,6 +39,9 @@ impl Scripts {
             delete: script(include_str!("lua/delete.lua")),
             condemn: script(include_str!("lua/condemn.lua")),
             limit: script(include_str!("lua/limit.lua")),
+            batch_intend: script(include_str!("lua/batch_intend.lua")),
+            batch_mark: script(include_str!("lua/batch_mark.lua")),
+            batch_abandon: script(include_str!("lua/batch_abandon.lua")),
         }
     }
 }

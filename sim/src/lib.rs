@@ -417,7 +417,7 @@ async fn answer(s: &Server, api: Api, conv: &Conversation, asked: &shape::Asked)
         turn,
         attempt: 1,
         condition: &condition,
-        judge: None,
+        judge: judge_ask(messages),
     };
     let reply = Sim.complete(req).await.map_err(|e| e.to_string())?;
     let refused = c
@@ -434,6 +434,30 @@ async fn answer(s: &Server, api: Api, conv: &Conversation, asked: &shape::Asked)
         refused,
     };
     Ok(reply.body(asked, &s.cache))
+}
+
+/// A request carrying one of candor's built-in judge prompts (its text up
+/// to the first variable) is answered as that judge, as the simulated
+/// model answers a judge in process.
+fn judge_ask(messages: &[candor_core::Message]) -> Option<candor_core::judge::Ask> {
+    use candor_core::judge::{Ask, Builtin};
+    let first = &messages.first()?.content;
+    [
+        Builtin::ComplianceJudge,
+        Builtin::AlignmentFaking,
+        Builtin::PartialCompliance,
+    ]
+    .into_iter()
+    .find(|b| {
+        let head = b.template().split("{{").next().unwrap_or_default().trim();
+        let head = &head[..head.floor_char_boundary(120)];
+        !head.is_empty() && first.trim_start().starts_with(head)
+    })
+    .map(|b| Ask {
+        criterion: Some(b),
+        parser: b.parser(),
+        score_max: 10.0,
+    })
 }
 
 /// A 200 that promises the whole body, sends half, then breaks the connection.

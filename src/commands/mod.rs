@@ -48,6 +48,20 @@ pub fn share(s: &str) -> Result<f64, String> {
     }
 }
 
+/// What this process's batches did, on stderr, when it sent any.
+pub fn print_batches() {
+    let s = candor_exec::batch::stats::STATS.snapshot();
+    if s.batches + s.followed == 0 {
+        return;
+    }
+    eprintln!(
+        "batches: {} submitted with {} requests: {} succeeded, {} errored, {} expired, {} canceled; \
+         {} sent again in a later batch; {} calls found their request in a batch recorded earlier (by a process \
+         that stopped, or asked before) and waited for it",
+        s.batches, s.requests, s.succeeded, s.errored, s.expired, s.canceled, s.retried, s.followed
+    );
+}
+
 /// Prints a report's failures by model and reason on stderr, if it has any.
 pub fn print_failures(report: &candor_report::report::Report) {
     if report.failures.is_empty() {

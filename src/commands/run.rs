@@ -18,9 +18,9 @@ pub struct RunArgs {
     /// The embedded store: a directory that keeps results across runs, so a rerun resumes.
     #[arg(long, env = "CANDOR_STORE", default_value = ".candor/store")]
     store: PathBuf,
-    /// Jobs calling the models under test at once.
-    #[arg(long, env = "CANDOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    concurrency: u32,
+    /// Jobs calling the models under test at once; with batched models, how many calls a batch can gather [default: 32, or 10000 when every model under test is batched]
+    #[arg(long, env = "CANDOR_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    concurrency: Option<u32>,
     /// Jobs calling their judges at once: the judge stage has slots of its own [default: --concurrency]
     #[arg(long, env = "CANDOR_JUDGE_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     judge_concurrency: Option<u32>,
@@ -70,6 +70,7 @@ pub async fn run(args: RunArgs) -> i32 {
         }
     };
     print_summary(&summary, &sweep, args.quiet);
+    super::print_batches();
     if !args.quiet {
         let archive = args.store.join(candor_coordinator::local::ARCHIVE_DIR).join(&sweep.id);
         println!(
@@ -82,6 +83,10 @@ pub async fn run(args: RunArgs) -> i32 {
     verdict(&summary, &sweep, max_failed)
 }
 
+/// Jobs in flight when every model under test is batched: a job waiting for
+/// its batch costs a few kilobytes, and a batch holds what is in flight.
+const BATCHED_CONCURRENCY: u32 = 10_000;
+
 /// The runner's options: flags over the spec's settings over defaults.
 fn options(args: &RunArgs, sweep: &Sweep) -> LocalOptions {
     let out = args.out.clone().unwrap_or_else(|| {
@@ -91,11 +96,15 @@ fn options(args: &RunArgs, sweep: &Sweep) -> LocalOptions {
             None => dir,
         }
     });
+    let batched = sweep.spec.models.iter().all(|m| m.batched().is_some());
+    let concurrency = args
+        .concurrency
+        .unwrap_or(if batched { BATCHED_CONCURRENCY } else { 32 });
     LocalOptions {
         store: args.store.clone(),
         out,
-        concurrency: args.concurrency as usize,
-        judge_concurrency: args.judge_concurrency.unwrap_or(args.concurrency) as usize,
+        concurrency: concurrency as usize,
+        judge_concurrency: args.judge_concurrency.unwrap_or(concurrency) as usize,
         cache: !args.no_cache,
         fail_fast: args
             .fail_fast

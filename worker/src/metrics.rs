@@ -19,12 +19,20 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use candor_exec::batch::stats::{STATS, Snapshot};
+
 pub const JOBS: &str = "candor_worker_jobs";
 pub const JOBS_LEASED: &str = "candor_worker_jobs_leased";
 pub const LEASES_LOST: &str = "candor_worker_leases_lost";
 pub const IN_FLIGHT: &str = "candor_worker_jobs_in_flight";
 pub const JOB_LATENCY: &str = "candor_job_latency_seconds";
 pub const COST: &str = "candor_worker_cost_usd";
+pub const BATCHES_IN_FLIGHT: &str = "candor_batches_in_flight";
+pub const BATCH_OLDEST_AGE: &str = "candor_batch_oldest_age_seconds";
+pub const BATCHES_SUBMITTED: &str = "candor_batches_submitted";
+pub const BATCH_REQUESTS: &str = "candor_batch_requests";
+pub const BATCH_REQUESTS_RESENT: &str = "candor_batch_requests_resent";
+pub const BATCH_CALLS_FOLLOWED: &str = "candor_batch_calls_followed";
 
 /// Upper bounds of the job latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -100,6 +108,100 @@ impl EncodeMetric for Usd {
     }
 }
 
+/// One number of the process's batches ([`candor_exec::batch::stats::STATS`]),
+/// read when the metrics are scraped: a gauge, or a counter when `counter`.
+#[derive(Debug, Clone, Copy)]
+struct BatchStat {
+    read: fn(&Snapshot) -> u64,
+    counter: bool,
+}
+
+impl EncodeMetric for BatchStat {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let v = (self.read)(&STATS.snapshot());
+        if self.counter {
+            encoder.encode_counter::<NoLabelSet, _, u64>(&v, None)
+        } else {
+            encoder.encode_gauge(&v)
+        }
+    }
+
+    fn metric_type(&self) -> MetricType {
+        if self.counter {
+            MetricType::Counter
+        } else {
+            MetricType::Gauge
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BatchLabels {
+    outcome: &'static str,
+}
+
+/// The batched requests that ended, by outcome, read when scraped; every
+/// outcome is exported from the start, at 0.
+#[derive(Debug)]
+struct BatchOutcomes;
+
+impl EncodeMetric for BatchOutcomes {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let s = STATS.snapshot();
+        for (outcome, n) in [
+            ("succeeded", s.succeeded),
+            ("errored", s.errored),
+            ("expired", s.expired),
+            ("canceled", s.canceled),
+        ] {
+            encoder
+                .encode_family(&BatchLabels { outcome })?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+/// Registers the process's batch counts, read from
+/// [`candor_exec::batch::stats::STATS`] at each scrape.
+fn register_batches(registry: &mut Registry) {
+    let stat = |read: fn(&Snapshot) -> u64, counter: bool| BatchStat { read, counter };
+    registry.register(
+        BATCHES_IN_FLIGHT,
+        "Provider batches this worker follows that have not ended",
+        stat(|s| s.in_flight, false),
+    );
+    registry.register(
+        BATCH_OLDEST_AGE,
+        "Seconds since the oldest batch in flight was recorded",
+        stat(|s| s.oldest_secs, false),
+    );
+    registry.register(
+        BATCHES_SUBMITTED,
+        "Provider batches this worker submitted",
+        stat(|s| s.batches, true),
+    );
+    registry.register(
+        BATCH_REQUESTS,
+        "Batched requests whose batch ended, by outcome",
+        BatchOutcomes,
+    );
+    registry.register(
+        BATCH_REQUESTS_RESENT,
+        "Batched requests sent again after they expired, errored or were canceled",
+        stat(|s| s.retried, true),
+    );
+    registry.register(
+        BATCH_CALLS_FOLLOWED,
+        "Calls that followed a batch recorded before they asked instead of being submitted again",
+        stat(|s| s.followed, true),
+    );
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -141,6 +243,7 @@ impl Metrics {
         registry.register(JOB_LATENCY, "Wall time of a job", latency.clone());
         registry.register(COST, "US dollars of the results this worker recorded", cost_usd.clone());
         candor_exec::counted::register(&mut registry);
+        register_batches(&mut registry);
         Metrics {
             registry,
             connected: AtomicBool::new(false),

@@ -32,6 +32,10 @@
 --   candor:s:ID:decided      HASH   cell -> highest seed whose start was decided
 --   candor:s:ID:failures     HASH   "MODEL\tKIND" -> failed jobs; "MODEL\tKIND\tfirst" -> the first error
 --   candor:s:ID:failfast     HASH   model index -> calls that failed for good before it answered once
+--   candor:s:ID:batches      HASH   batch key -> the provider batch recorded before it was submitted, as
+--                                   candor-exec's journal::Recorded in JSON: key, model, provider_id (once
+--                                   created), created_ms, ids (its custom_ids), ended (its results read)
+--   candor:s:ID:batchof      HASH   custom_id -> key of the recorded batch holding it (batch_intend.lua)
 -- delete.lua names every candor:s:ID:* key above: keep it in step.
 local function now_ms()
   local t = redis.call('TIME')
@@ -40,6 +44,23 @@ end
 
 local function k(id, name)
   return 'candor:s:' .. id .. ':' .. name
+end
+
+-- A recorded batch (a table with the fields of `candor:s:ID:batches`) as
+-- JSON. Written here rather than by cjson.encode, which would write an
+-- empty `ids` as {} and a large `created_ms` in exponent notation.
+local function batch_json(b)
+  local ids = {}
+  for i, cid in ipairs(b.ids) do
+    ids[i] = cjson.encode(cid)
+  end
+  local pid = ''
+  if type(b.provider_id) == 'string' then
+    pid = ',"provider_id":' .. cjson.encode(b.provider_id)
+  end
+  return '{"key":' .. cjson.encode(b.key) .. ',"model":' .. cjson.encode(b.model) .. pid
+    .. ',"created_ms":' .. string.format('%.0f', b.created_ms) .. ',"ids":[' .. table.concat(ids, ',')
+    .. '],"ended":' .. tostring(b.ended == true) .. '}'
 end
 
 -- A sweep's meta key and its state (false when there is no such sweep).

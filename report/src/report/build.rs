@@ -268,6 +268,7 @@ fn costs(sweep: &Sweep, tally: &Tally) -> Vec<ModelCost> {
                 cache_read_per_mtok: p.cache_read_per_mtok,
                 prompt_cache: None,
                 batch_price_factor: m.batched().map(|b| b.price_factor),
+                batch_saving_usd: None,
             }
         })
         .collect()

@@ -35,10 +35,12 @@ struct Line {
     cache_saving_usd: f64,
 }
 
-/// Each model's prompt-cache use, summed result by result.
+/// Each model's prompt-cache use, summed result by result, and its own
+/// calls' usage (for what batching saved).
 #[derive(Debug, Default)]
 pub struct CacheTally {
     per: std::collections::HashMap<String, PromptCacheUse>,
+    usage: std::collections::HashMap<String, Usage>,
 }
 
 impl CacheTally {
@@ -47,6 +49,11 @@ impl CacheTally {
         let Ok(l) = serde_json::from_slice::<Line>(line) else {
             return;
         };
+        let u = self.usage.entry(l.model.clone()).or_default();
+        u.input_tokens += l.usage.input_tokens;
+        u.output_tokens += l.usage.output_tokens;
+        u.cache_read_input_tokens += l.usage.cache_read_input_tokens;
+        u.cache_creation_input_tokens += l.usage.cache_creation_input_tokens;
         let p = self.per.entry(l.model).or_default();
         p.input_tokens += l.usage.input_tokens;
         p.cache_read_input_tokens += l.usage.cache_read_input_tokens;
@@ -57,6 +64,22 @@ impl CacheTally {
     /// Puts each model's use in `report.costs`, with a note.
     pub fn apply(mut self, report: &mut Report) {
         for c in report.costs.iter_mut() {
+            if let (Some(f), Some(u)) = (c.batch_price_factor.filter(|f| *f > 0.0), self.usage.get(&c.model)) {
+                let price = candor_core::spec::price::Price {
+                    input_per_mtok: c.input_per_mtok,
+                    output_per_mtok: c.output_per_mtok,
+                    cache_write_per_mtok: c.cache_write_per_mtok,
+                    cache_read_per_mtok: c.cache_read_per_mtok,
+                };
+                let saved = price.micro_usd(u) as f64 / 1e6 * (1.0 / f - 1.0);
+                c.batch_saving_usd = Some(saved);
+                report.notes.push(format!(
+                    "BATCH: model {}: its calls went through the provider's batch API at {:.0}% of the standard \
+                     price, saving ${saved:.4} on them (its judges' calls are priced by their own entries).",
+                    c.model,
+                    f * 100.0
+                ));
+            }
             let Some(mut p) = self.per.remove(&c.model) else {
                 continue;
             };
@@ -81,7 +104,11 @@ impl CacheTally {
 /// the results in `results` (results.jsonl). Reads nothing when every model
 /// is free (the simulated model caches nothing).
 pub fn add_prompt_cache(report: &mut Report, results: &Path) -> std::io::Result<()> {
-    if report.costs.iter().all(|c| c.input_per_mtok == 0.0) {
+    if report
+        .costs
+        .iter()
+        .all(|c| c.input_per_mtok == 0.0 && c.batch_price_factor.is_none())
+    {
         return Ok(());
     }
     let mut tally = CacheTally::default();

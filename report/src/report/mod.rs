@@ -213,6 +213,10 @@ pub struct ModelCost {
     /// above are the batch prices, this share of the standard ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_price_factor: Option<f64>,
+    /// What the batch price saved on the model's own calls against the
+    /// standard price, summed from the results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_saving_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,3 +65,40 @@ fn the_exposition_has_every_family_and_ends_in_eof() {
     }
     assert!(text.ends_with("# EOF\n"), "{text}");
 }
+
+#[test]
+fn the_process_batch_counts_are_exported_as_they_are_at_the_scrape() {
+    use candor_exec::batch::stats::STATS;
+    use std::sync::atomic::Ordering;
+    let m = Metrics::default();
+    let before = m.render();
+    for family in [
+        "# TYPE candor_batches_in_flight gauge\n",
+        "# TYPE candor_batch_oldest_age_seconds gauge\n",
+        "# TYPE candor_batches_submitted counter\n",
+        "# TYPE candor_batch_requests counter\n",
+        "# TYPE candor_batch_requests_resent counter\n",
+        "# TYPE candor_batch_calls_followed counter\n",
+    ] {
+        assert!(before.contains(family), "no `{family}` in\n{before}");
+    }
+    for outcome in ["succeeded", "errored", "expired", "canceled"] {
+        let series = format!("candor_batch_requests_total{{outcome=\"{outcome}\"}}");
+        assert!(value(&before, &series).is_some(), "{series} in\n{before}");
+    }
+    let read = |text: &str, series: &str| value(text, series).unwrap_or_else(|| panic!("{series} in\n{text}"));
+    STATS.batches.fetch_add(2, Ordering::Relaxed);
+    STATS.outcomes[2].fetch_add(3, Ordering::Relaxed);
+    STATS.retried.fetch_add(3, Ordering::Relaxed);
+    STATS.followed.fetch_add(5, Ordering::Relaxed);
+    let after = m.render();
+    for (series, added) in [
+        ("candor_batches_submitted_total", 2.0),
+        ("candor_batch_requests_total{outcome=\"expired\"}", 3.0),
+        ("candor_batch_requests_resent_total", 3.0),
+        ("candor_batch_calls_followed_total", 5.0),
+    ] {
+        assert_eq!(read(&after, series) - read(&before, series), added, "{series}");
+    }
+    assert!(after.ends_with("# EOF\n"), "{after}");
+}

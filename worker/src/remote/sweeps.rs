@@ -1,13 +1,15 @@
 //! The sweeps this worker has loaded: each one's executor, built once from
 //! the bundle the coordinator hands out, with what every executor of the
 //! worker shares (the rate-limit budgets, the response cache, the judge
-//! stage's slots). A cache of loaded specs only: no sweep state.
+//! stage's slots) and the sweep's journal of batches in Redis. A cache of
+//! loaded specs only: no sweep state.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use candor_core::Sweep;
 use candor_core::spec::Bundle;
+use candor_exec::batch::journal::Journal;
 use candor_exec::cache::Cache;
 use candor_exec::execute::Executor;
 use candor_exec::limit::{Limiter, LocalLimiter};
@@ -15,6 +17,7 @@ use candor_proto::v1 as pb;
 use tokio::sync::Semaphore;
 
 use super::{Client, RemoteOptions};
+use crate::batches::RedisJournal;
 use crate::cache::RedisCache;
 use crate::limit::RedisLimiter;
 
@@ -28,6 +31,8 @@ pub(super) struct Sweeps {
     cache: Option<Arc<dyn Cache>>,
     /// The judge stage: permits for jobs calling their judges.
     judge_slots: Arc<Semaphore>,
+    /// Redis, for each sweep's journal of batches, when the worker has it.
+    redis: Option<candor_queue::Queue>,
     loaded: Mutex<HashMap<String, Arc<Executor>>>,
 }
 
@@ -51,6 +56,7 @@ impl Sweeps {
             limiter,
             cache,
             judge_slots: Arc::new(Semaphore::new(opts.judge_concurrency.max(1))),
+            redis: opts.redis.clone(),
             loaded: Mutex::new(HashMap::new()),
         }
     }
@@ -77,17 +83,27 @@ impl Sweeps {
         Ok(ex)
     }
 
+    /// The executor of sweep `id`. Its batched models record their batches
+    /// in the sweep's journal in Redis when the worker has Redis, so a batch
+    /// outlives the worker that submitted it. A worker without Redis (it
+    /// records its results through the coordinator, which has no journal
+    /// RPC) keeps its journal in memory: if it dies, the calls of its batches
+    /// in flight are submitted again by whoever runs their jobs next.
     fn build(&self, bundle: &Bundle, id: &str) -> Result<Executor, tonic::Status> {
         // The coordinator checked the bundle when it was submitted: build it,
         // refusing one this worker cannot run, without checking it again.
         let sweep =
             Sweep::from_checked_bundle(bundle, id).map_err(|e| tonic::Status::internal(format!("sweep {id}: {e}")))?;
+        let journal: Option<Arc<dyn Journal>> = self
+            .redis
+            .as_ref()
+            .map(|q| Arc::new(RedisJournal::new(q.clone(), id)) as Arc<dyn Journal>);
         Ok(Executor::new(
             Arc::new(sweep),
             self.limiter.clone(),
             self.cache.clone(),
             self.judge_slots.clone(),
-            None,
+            journal,
         ))
     }
 }
