@@ -3,10 +3,11 @@
 //! providers' batch APIs. A worker is killed (`kill -9`) or stopped, or the
 //! coordinator killed, while batches are in flight; the sweep still ends
 //! with one result per job, equal to a realtime run's, and no custom_id is
-//! submitted twice. A stopped worker's successor follows its batches,
-//! recorded in Redis, instead of submitting them again; a killed worker's
-//! does not yet (see the ignored test). Also: the worker's journal in Redis
-//! answers as the local journal file does.
+//! submitted twice: the successor of a stopped or killed worker follows its
+//! batches, recorded in Redis, instead of submitting them again. `candor
+//! status` shows the batches in flight and `candor cancel` cancels them at
+//! the provider. Also: the worker's journal in Redis answers as the local
+//! journal file does.
 
 mod common;
 
@@ -283,6 +284,31 @@ fn kill_9_the_coordinator_with_batches_in_flight_and_start_it_again() {
         sim.stats(),
         started.elapsed()
     );
+}
+
+/// `candor status` counts the batches in flight; `candor cancel` makes the
+/// workers cancel them at the provider, which ends them with their
+/// requests canceled, and the journal then holds them as ended.
+#[test]
+fn candor_cancel_cancels_the_batches_in_flight_at_the_provider() {
+    let (mut c, sim) = cluster(1_000);
+    let s = spec(&c.sb, &sim, "batched", true);
+    c.add_worker(64, None);
+    let id = c.submit(&s);
+    wait_for_batches_in_flight(&c, &sim, &id);
+    let before = c.status(&id);
+    assert!(before["batches"]["in_flight"].as_u64() >= Some(2), "{before}");
+    assert!(before["batches"]["requests"].as_u64() > Some(0), "{before}");
+    let o = c.candor(&["cancel", &id]);
+    assert_eq!(o.status.code(), Some(0), "cancel: {}", stderr(&o));
+    eventually(Duration::from_secs(20), "the batches canceled at the provider", || {
+        count(&sim.stats(), "batch_canceled") > 0
+    });
+    eventually(Duration::from_secs(20), "the journal to hold them as ended", || {
+        let st = c.status(&id);
+        st["batches"]["in_flight"] == 0 && st["batches"]["ended"].as_u64() >= Some(2)
+    });
+    assert!(c.log_text("worker0.log").contains("cancelled a batch at the provider"));
 }
 
 /// Runs the same steps on both journals and requires the same answers.

@@ -56,6 +56,8 @@ pub struct Executor {
     backends: Vec<Arc<dyn Backend>>,
     judges: Judges,
     judge_slots: Arc<Semaphore>,
+    /// The journal of the sweep's batches.
+    journal: Arc<dyn Journal>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -81,40 +83,46 @@ pub fn backend_for(
     let raw_key = m.api_key();
     let budget = limit::key(m, raw_key.as_ref().and_then(|k| k.as_deref().ok()));
     let key = raw_key.map(|k| k.map(http::Secret));
-    let not_configured = || Err(KeyError::NotConfigured { model: m.id.clone() });
-    let inner: Arc<dyn Backend> = match (m.backend, m.batched()) {
-        (BackendKind::Sim, _) => return Arc::new(Sim),
-        (BackendKind::Anthropic, Some(b)) => {
-            let api = crate::batch::anthropic::Batches::new(
-                http::client(timeout),
-                m.base_url.as_deref(),
-                key.unwrap_or_else(not_configured),
-                m.anthropic_version(),
-            );
-            return cached(
-                Arc::new(Batched::new(Api::Anthropic(api), journal.clone(), b, &m.id)),
-                cache,
-            );
-        }
-        (BackendKind::Openai, Some(b)) => {
-            let api = crate::batch::openai::Batches::new(http::client(timeout), m.base_url.as_deref(), key);
-            return cached(
-                Arc::new(Batched::new(Api::OpenAi(api), journal.clone(), b, &m.id)),
-                cache,
-            );
-        }
-        (BackendKind::Anthropic, None) => Arc::new(Anthropic::new(
+    if let (Some(api), Some(b)) = (batch_api(m), m.batched()) {
+        return cached(Arc::new(Batched::new(api, journal.clone(), b, &m.id)), cache);
+    }
+    let inner: Arc<dyn Backend> = match m.backend {
+        BackendKind::Sim => return Arc::new(Sim),
+        BackendKind::Anthropic => Arc::new(Anthropic::new(
             http::client(timeout),
             m.base_url.as_deref(),
-            key.unwrap_or_else(not_configured),
+            key.unwrap_or_else(|| Err(KeyError::NotConfigured { model: m.id.clone() })),
         )),
-        (BackendKind::Openai, None) => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
+        BackendKind::Openai => Arc::new(OpenAi::new(http::client(timeout), m.base_url.as_deref(), key)),
     };
     let inner: Arc<dyn Backend> = Arc::new(crate::counted::Counted(inner));
     let mut limited = RateLimited::new(inner, limiter.clone(), budget, limit::limits(m.rate_limit.as_ref()));
     limited.reads_are_free = m.backend == BackendKind::Anthropic;
     let limited = Arc::new(limited);
     cached(Arc::new(Retrying::new(limited, CALL_TRIES)), cache)
+}
+
+/// The batch API of a batched entry (None: realtime, or the simulated model).
+fn batch_api(m: &ModelEntry) -> Option<Api> {
+    m.batched()?;
+    let timeout = m
+        .timeout_secs
+        .map_or(http::DEFAULT_TIMEOUT, std::time::Duration::from_secs);
+    let key = m.api_key().map(|k| k.map(http::Secret));
+    match m.backend {
+        BackendKind::Sim => None,
+        BackendKind::Anthropic => Some(Api::Anthropic(crate::batch::anthropic::Batches::new(
+            http::client(timeout),
+            m.base_url.as_deref(),
+            key.unwrap_or_else(|| Err(KeyError::NotConfigured { model: m.id.clone() })),
+            m.anthropic_version(),
+        ))),
+        BackendKind::Openai => Some(Api::OpenAi(crate::batch::openai::Batches::new(
+            http::client(timeout),
+            m.base_url.as_deref(),
+            key,
+        ))),
+    }
 }
 
 /// `inner` behind the response cache, when there is one.
@@ -153,7 +161,38 @@ impl Executor {
             backends,
             judges,
             judge_slots,
+            journal,
         }
+    }
+
+    /// Asks the providers to cancel every batch of this sweep the journal
+    /// holds as in flight (the sweep was cancelled); answers how many were
+    /// cancelled. A batch the provider will not cancel is logged and left.
+    pub async fn cancel_batches(&self) -> u64 {
+        let batches = match self.journal.batches().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the journal of batches failed; nothing cancelled");
+                return 0;
+            }
+        };
+        let spec = &self.sweep.spec;
+        let mut cancelled = 0;
+        for b in batches.iter().filter(|b| !b.ended) {
+            let entry = spec.models.iter().chain(&spec.judges).find(|m| m.id == b.model);
+            let (Some(pid), Some(m)) = (&b.provider_id, entry) else {
+                continue;
+            };
+            let Some(api) = batch_api(m) else { continue };
+            match api.cancel(pid).await {
+                Ok(()) => {
+                    cancelled += 1;
+                    tracing::info!(model = %m.id, batch = %pid, "cancelled a batch at the provider");
+                }
+                Err(e) => tracing::warn!(model = %m.id, batch = %pid, error = %e, "cancelling a batch failed"),
+            }
+        }
+        cancelled
     }
 
     pub fn sweep(&self) -> &Arc<Sweep> {

@@ -157,6 +157,10 @@ fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
         "cells": s.cells.iter().map(|c| serde_json::json!({
             "model": c.model, "condition": c.condition, "total": c.total, "done": c.done,
         })).collect::<Vec<_>>(),
+        "batches": s.batches.as_ref().map(|b| serde_json::json!({
+            "in_flight": b.in_flight, "unsubmitted": b.unsubmitted, "ended": b.ended,
+            "requests": b.requests, "oldest_age_secs": b.oldest_age_secs,
+        })),
     })
 }
 
@@ -179,6 +183,12 @@ fn status_line(s: &pb::SweepStatus) -> String {
         line.push_str(&format!(
             "\n  not counted in rates: {} truncated at the token limit, {} filtered by the provider",
             s.jobs_truncated, s.jobs_filtered
+        ));
+    }
+    if let Some(b) = &s.batches {
+        line.push_str(&format!(
+            "\n  batches: {} in flight (the oldest recorded {}s ago), {} ended, {} being submitted; {} requests",
+            b.in_flight, b.oldest_age_secs, b.ended, b.unsubmitted, b.requests
         ));
     }
     for f in &s.failures {

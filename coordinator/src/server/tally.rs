@@ -65,6 +65,32 @@ fn cells(sweep: &Sweep, st: &SweepState) -> Vec<pb::CellProgress> {
     cells
 }
 
+/// What a sweep's journal of batches holds (records that cannot be read
+/// are left out).
+fn batch_counts(records: &[String]) -> pb::BatchCounts {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut c = pb::BatchCounts::default();
+    let mut oldest = None;
+    for r in records {
+        let Ok(b) = serde_json::from_str::<candor_exec::batch::journal::Recorded>(r) else {
+            continue;
+        };
+        c.requests += b.ids.len() as u64;
+        match (b.ended, &b.provider_id) {
+            (true, _) => c.ended += 1,
+            (false, Some(_)) => {
+                c.in_flight += 1;
+                oldest = Some(oldest.map_or(b.created_ms, |o: u64| o.min(b.created_ms)));
+            }
+            (false, None) => c.unsubmitted += 1,
+        }
+    }
+    c.oldest_age_secs = oldest.map_or(0, |t| now.saturating_sub(t) / 1000);
+    c
+}
+
 fn to_status(sweep: &Sweep, st: &SweepState) -> pb::SweepStatus {
     pb::SweepStatus {
         sweep_id: st.id.clone(),
@@ -85,6 +111,7 @@ fn to_status(sweep: &Sweep, st: &SweepState) -> pb::SweepStatus {
         created_ms: st.created_ms,
         finished_ms: st.finished_ms,
         reason: st.reason.clone(),
+        batches: None,
         cost_usd: st.spent_micro_usd as f64 / 1e6,
         budget_usd: st.budget_micro_usd as f64 / 1e6,
         cells: cells(sweep, st),
@@ -127,7 +154,18 @@ impl Coordinator {
     pub(super) async fn status(&self, id: &str) -> Result<pb::SweepStatus, ServerError> {
         let st = self.state(id).await?;
         let ex = self.executor(id).await?;
-        Ok(to_status(ex.sweep(), &st))
+        let sweep = ex.sweep();
+        let mut status = to_status(sweep, &st);
+        if sweep
+            .spec
+            .models
+            .iter()
+            .chain(&sweep.spec.judges)
+            .any(|m| m.batched().is_some())
+        {
+            status.batches = Some(batch_counts(&self.queue.batches(id).await?));
+        }
+        Ok(status)
     }
 
     pub async fn report(&self, id: &str) -> Result<Report, ServerError> {

@@ -121,14 +121,24 @@ fn outcome(result: &Value, what: &str) -> Outcome {
         Some("canceled") => Outcome::Canceled,
         _ => {
             let body = result.get("error").map(Value::to_string).unwrap_or_default();
-            Outcome::Errored(BackendError::Retryable {
-                message: format!(
-                    "{what}: errored in the batch: {}",
-                    crate::http::provider_message(body.as_bytes())
-                ),
-                retry_after: None,
-                kind: candor_core::ErrorKind::Http(500),
-            })
+            let message = format!(
+                "{what}: errored in the batch: {}",
+                crate::http::provider_message(body.as_bytes())
+            );
+            // A request the API refuses (`invalid_request_error`) is refused
+            // again in any batch; a server error may pass.
+            if body.contains("invalid_request_error") {
+                Outcome::Errored(BackendError::Failed {
+                    message,
+                    kind: candor_core::ErrorKind::Http(400),
+                })
+            } else {
+                Outcome::Errored(BackendError::Retryable {
+                    message,
+                    retry_after: None,
+                    kind: candor_core::ErrorKind::Http(500),
+                })
+            }
         }
     }
 }

@@ -190,12 +190,20 @@ fn outcome(v: &Value, what: &str) -> Outcome {
         (Value::Null, Some(e)) => e.to_string(),
         (b, _) => b.to_string(),
     };
-    Outcome::Errored(BackendError::Retryable {
-        message: format!(
-            "{what}: errored in the batch ({status}): {}",
-            crate::http::provider_message(message.as_bytes())
-        ),
-        retry_after: None,
-        kind: candor_core::ErrorKind::Http(status.min(u64::from(u16::MAX)) as u16),
-    })
+    let message = format!(
+        "{what}: errored in the batch ({status}): {}",
+        crate::http::provider_message(message.as_bytes())
+    );
+    let kind = candor_core::ErrorKind::Http(status.min(u64::from(u16::MAX)) as u16);
+    // A request the API refuses (a 4xx but a timeout, conflict or rate
+    // limit) is refused again in any batch.
+    if (400..500).contains(&status) && !matches!(status, 408 | 409 | 429) {
+        Outcome::Errored(BackendError::Failed { message, kind })
+    } else {
+        Outcome::Errored(BackendError::Retryable {
+            message,
+            retry_after: None,
+            kind,
+        })
+    }
 }

@@ -52,7 +52,7 @@ pub(super) async fn renewer(shared: Arc<Shared>, ttl: LeaseTtl) {
     }
 }
 
-async fn renew_running(shared: &Shared) {
+async fn renew_running(shared: &Arc<Shared>) {
     let jobs = shared.running.leases();
     if jobs.is_empty() {
         return;
@@ -62,7 +62,19 @@ async fn renew_running(shared: &Shared) {
         jobs,
     };
     match shared.client.clone().renew(req).await {
-        Ok(r) => shared.running.cancel_lost(r.into_inner().lost, &shared.metrics),
+        Ok(r) => {
+            let lost = r.into_inner().lost;
+            let mut sweeps: Vec<String> = lost.iter().map(|j| j.sweep_id.clone()).collect();
+            sweeps.dedup();
+            shared.running.cancel_lost(lost, &shared.metrics);
+            // Apart from the renewals: the providers' answers may be slow.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                for id in sweeps {
+                    shared.sweeps.cancel_batches_if_cancelled(&id).await;
+                }
+            });
+        }
         Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
     }
 }

@@ -34,6 +34,8 @@ pub(super) struct Sweeps {
     /// Redis, for each sweep's journal of batches, when the worker has it.
     redis: Option<candor_queue::Queue>,
     loaded: Mutex<HashMap<String, Arc<Executor>>>,
+    /// Sweeps whose batches this worker has cancelled at the provider.
+    cancelled: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Sweeps {
@@ -58,6 +60,33 @@ impl Sweeps {
             judge_slots: Arc::new(Semaphore::new(opts.judge_concurrency.max(1))),
             redis: opts.redis.clone(),
             loaded: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(Default::default()),
+        }
+    }
+
+    /// After this worker lost leases of sweep `id`: when the sweep was
+    /// cancelled (`candor cancel`), asks the providers to cancel its
+    /// batches in flight, once per sweep and worker. Needs Redis (the
+    /// journal and the sweep's state are there).
+    pub(super) async fn cancel_batches_if_cancelled(&self, id: &str) {
+        let Some(q) = &self.redis else { return };
+        let Some(ex) = self.loaded.lock().expect("lock").get(id).cloned() else {
+            return;
+        };
+        let spec = &ex.sweep().spec;
+        if !spec.models.iter().chain(&spec.judges).any(|m| m.batched().is_some())
+            || !self.cancelled.lock().expect("lock").insert(id.to_string())
+        {
+            return;
+        }
+        match q.state(id).await {
+            Ok(Some(st)) if st.state == "cancelled" => {
+                let n = ex.cancel_batches().await;
+                tracing::info!(sweep.id = %id, batches = n, "the sweep was cancelled: its batches in flight were cancelled at the provider");
+            }
+            _ => {
+                self.cancelled.lock().expect("lock").remove(id);
+            }
         }
     }
 
