@@ -190,82 +190,67 @@ fn worker_metric(port: u16, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in the worker's /metrics:\n{text}"))
 }
 
-/// Kills the only worker with `kill -9` while the first batches are in
-/// flight and starts another. The dead worker's jobs are leased again once
-/// their leases expire, each under its next attempt; their calls keep their
-/// custom_ids (the attempt is not part of them), so the new worker finds
-/// them in the journal in Redis and follows the dead one's batches: each
-/// call is sent once, and the sweep ends as a realtime run does.
-#[test]
-fn kill_9_a_worker_with_batches_in_flight_and_its_successor_follows_them() {
-    let started = Instant::now();
-    let (mut c, sim) = cluster(1_000);
-    let s = spec(&c.sb, &sim, "batched", true);
-    c.add_worker(64, None);
-    let id = c.submit(&s);
-    wait_for_batches_in_flight(&c, &sim, &id);
-    c.workers[0].kill().unwrap();
-    c.workers[0].wait().unwrap();
-    let at_kill = assert_in_flight_at_kill(&sim, "the worker");
-    let http_port = free_port();
-    c.add_worker(64, Some(http_port));
-    c.wait_done(&id, JOBS, LIMIT);
-    assert!(
-        worker_metric(http_port, "candor_batch_calls_followed_total") > 0.0,
-        "the new worker followed the dead one's batches"
-    );
-    check_against_realtime(&c, &sim, &id, true);
-    eprintln!(
-        "at the kill: {at_kill}\nat the end: {}\ntook {:?}",
-        sim.stats(),
-        started.elapsed()
-    );
-}
-
-/// A worker stopped (SIGTERM) while its batches are in flight hands its
-/// jobs back without using up an attempt; the next worker asks for the same
-/// custom_ids, finds them in the journal in Redis, and follows the batches
-/// instead of submitting them again (with the journal in the stopped
-/// worker's memory they would be submitted twice).
-#[test]
-fn a_worker_stopped_with_batches_in_flight_hands_them_to_the_next() {
+/// Ends the only worker (`end`: kill -9, or SIGTERM with no grace) while
+/// the first batches are in flight and starts another; the new worker must
+/// follow the first one's batches, each call sent once, and the sweep end
+/// as a realtime run does.
+fn end_a_worker_with_batches_in_flight(end: impl FnOnce(&mut Cluster), what: &str) {
     let started = Instant::now();
     let (mut c, sim) = cluster(1_000);
     let s = spec(&c.sb, &sim, "batched", true);
     c.add_worker_with_grace(64, None, 0);
     let id = c.submit(&s);
     wait_for_batches_in_flight(&c, &sim, &id);
-    c.signal_worker(0, "-TERM");
+    end(&mut c);
     c.workers[0].wait().unwrap();
-    let at_stop = assert_in_flight_at_kill(&sim, "the worker");
-    assert!(
-        c.log_text("worker0.log").contains("worker stopped"),
-        "{}",
-        c.log_text("worker0.log")
-    );
+    let at_end = assert_in_flight_at_kill(&sim, what);
     let http_port = free_port();
     c.add_worker(64, Some(http_port));
     c.wait_done(&id, JOBS, LIMIT);
     assert!(
         worker_metric(http_port, "candor_batch_calls_followed_total") > 0.0,
-        "the new worker followed the stopped one's batches"
+        "the new worker followed {what}'s batches"
     );
     check_against_realtime(&c, &sim, &id, true);
     eprintln!(
-        "at the stop: {at_stop}\nat the end: {}\ntook {:?}",
+        "when {what} ended: {at_end}\nat the end: {}\ntook {:?}",
         sim.stats(),
         started.elapsed()
     );
 }
 
-/// The worker keeps following its batches while the coordinator is away.
-/// The lease outlasts the outage: a lease that expired meanwhile would be
-/// handed out again under the job's next attempt, and its calls sent again
-/// (the gap of the ignored test above).
+/// kill -9: the dead worker's jobs are leased again once their leases
+/// expire, each under its next attempt; their calls keep their custom_ids
+/// (the attempt is not part of them), so the new worker finds them in the
+/// journal in Redis and follows the dead one's batches.
+#[test]
+fn kill_9_a_worker_with_batches_in_flight_and_its_successor_follows_them() {
+    end_a_worker_with_batches_in_flight(|c| c.workers[0].kill().unwrap(), "the killed worker");
+}
+
+/// SIGTERM: the stopped worker hands its jobs back; the next worker asks
+/// for the same custom_ids and follows the batches (with the journal in
+/// the stopped worker's memory they would be submitted twice).
+#[test]
+fn a_worker_stopped_with_batches_in_flight_hands_them_to_the_next() {
+    end_a_worker_with_batches_in_flight(
+        |c| {
+            c.signal_worker(0, "-TERM");
+            eventually(LIMIT, "the worker to stop", || {
+                c.log_text("worker0.log").contains("worker stopped")
+            });
+        },
+        "the stopped worker",
+    );
+}
+
+/// The worker keeps following its batches while the coordinator is away;
+/// leases that expire meanwhile are leased again and their calls follow
+/// the recorded batches.
 #[test]
 fn kill_9_the_coordinator_with_batches_in_flight_and_start_it_again() {
     let started = Instant::now();
-    let (mut c, sim) = cluster(6_000);
+    let (mut c, sim) = cluster(1_000);
     let s = spec(&c.sb, &sim, "batched", true);
     c.add_worker(64, None);
     let id = c.submit(&s);
@@ -325,6 +310,7 @@ async fn the_journal_in_redis_answers_as_the_local_journal_file() {
         classifiers: 1,
         simulated: true,
         budget_micro_usd: 0,
+        reserve_micro_usd: 0,
         seeds: 1,
         queries: 1,
         conditions: 1,

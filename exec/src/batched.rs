@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use crate::backend::{Backend, BackendError, BoxFuture, ChatReply, ChatRequest};
 use crate::batch::journal::{Journal, JournalError, Recorded};
 use crate::batch::stats::STATS;
-use crate::batch::{BatchRequest, Outcome, anthropic, openai};
+use crate::batch::{Api, BatchRequest, Outcome};
 
 /// Outcomes kept for calls that have not asked for them yet (a restarted
 /// process's jobs come back one by one); past this, they are read again.
@@ -39,64 +39,9 @@ const MAX_UNCLAIMED: usize = 100_000;
 const ORPHAN_AFTER: Duration = Duration::from_secs(30 * 60);
 /// Tries of one submission when the provider cannot be reached.
 const SUBMIT_TRIES: u32 = 4;
-
-/// A provider's batch API.
-pub enum Api {
-    Anthropic(anthropic::Batches),
-    OpenAi(openai::Batches),
-}
-
-impl Api {
-    fn body(&self, req: &ChatRequest<'_>) -> serde_json::Value {
-        match self {
-            Api::Anthropic(_) => crate::anthropic::request_body(req),
-            Api::OpenAi(_) => crate::openai::request_body(req),
-        }
-    }
-
-    fn limits(&self) -> (usize, usize) {
-        match self {
-            Api::Anthropic(_) => (anthropic::MAX_REQUESTS, anthropic::MAX_BYTES),
-            Api::OpenAi(_) => (openai::MAX_REQUESTS, openai::MAX_BYTES),
-        }
-    }
-
-    async fn submit(&self, reqs: &[BatchRequest], key: &str) -> Result<String, BackendError> {
-        match self {
-            Api::Anthropic(b) => b.submit(reqs).await,
-            Api::OpenAi(b) => b.submit(reqs, key).await,
-        }
-    }
-
-    /// The batch created under `key`, when the provider can say (OpenAI).
-    async fn find(&self, key: &str) -> Result<Option<String>, BackendError> {
-        match self {
-            Api::Anthropic(_) => Ok(None),
-            Api::OpenAi(b) => b.find(key, 10).await,
-        }
-    }
-
-    async fn status(&self, id: &str) -> Result<crate::batch::BatchStatus, BackendError> {
-        match self {
-            Api::Anthropic(b) => b.status(id).await,
-            Api::OpenAi(b) => b.status(id).await,
-        }
-    }
-
-    async fn results(&self, id: &str, f: impl FnMut(String, Outcome)) -> Result<(), BackendError> {
-        match self {
-            Api::Anthropic(b) => b.results(id, f).await,
-            Api::OpenAi(b) => b.results(id, f).await,
-        }
-    }
-
-    pub async fn cancel(&self, id: &str) -> Result<(), BackendError> {
-        match self {
-            Api::Anthropic(b) => b.cancel(id).await,
-            Api::OpenAi(b) => b.cancel(id).await,
-        }
-    }
-}
+/// Looks at a batch the provider refuses in a row, or failed reads of its
+/// results, before its calls are given up on.
+const GIVE_UP_AFTER: u32 = 10;
 
 /// What a call gets back from its batch.
 #[derive(Debug, Clone)]
@@ -400,6 +345,7 @@ impl Shared {
             for (id, other) in &held {
                 round.retain(|r| &r.custom_id != id);
                 batch.ids.retain(|b| b != id);
+                st.on.entry(other.clone()).or_default().push(id.clone());
                 self.follow(&mut st, other.clone());
             }
         }
@@ -478,15 +424,40 @@ impl Shared {
         if !batch.ended {
             STATS.following(&key, batch.created_ms);
         }
+        let mut refused = 0;
         loop {
             match self.api.status(&pid).await {
                 Ok(s) if s.ended => break,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(model = %self.model, batch = %pid, error = %e, "looking at a batch failed"),
+                Ok(_) => refused = 0,
+                Err(e) if !e.is_retryable() && refused + 1 >= GIVE_UP_AFTER => {
+                    return self.give_up(&batch, e);
+                }
+                Err(e) => {
+                    refused = if e.is_retryable() { 0 } else { refused + 1 };
+                    tracing::warn!(model = %self.model, batch = %pid, error = %e, "looking at a batch failed");
+                }
             }
             tokio::time::sleep(pause).await;
         }
         self.collect(&batch, &pid, pause).await;
+    }
+
+    /// The provider keeps refusing to say where a batch is (a key no
+    /// longer valid, a batch it no longer knows): its calls fail with that
+    /// error. The journal keeps the batch, so a later run follows it again.
+    fn give_up(&self, batch: &Recorded, e: BackendError) {
+        tracing::error!(model = %self.model, batch = %batch.key, error = %e, "giving up on a batch");
+        STATS.ended(&batch.key);
+        let mut st = self.state.lock().expect("batch state");
+        st.following.remove(&batch.key);
+        let on = st.on.remove(&batch.key).unwrap_or_default();
+        for id in batch.ids.iter().chain(&on) {
+            if let Some(w) = st.waiting.remove(id) {
+                for tx in w {
+                    let _ = tx.send(Got::Failed(e.clone()));
+                }
+            }
+        }
     }
 
     /// A recorded batch without a provider id: None while its submitter
@@ -516,6 +487,7 @@ impl Shared {
     /// results leave out is sent again.
     async fn collect(&self, batch: &Recorded, pid: &str, pause: Duration) {
         let mut seen = std::collections::HashSet::new();
+        let mut failures = 0;
         loop {
             let read = self
                 .api
@@ -530,7 +502,13 @@ impl Shared {
                 .await;
             match read {
                 Ok(()) => break,
+                // The requests left without a result are sent again below.
+                Err(e) if failures + 1 >= GIVE_UP_AFTER => {
+                    tracing::error!(model = %self.model, batch = %pid, error = %e, "reading a batch's results failed for good");
+                    break;
+                }
                 Err(e) => {
+                    failures += 1;
                     tracing::warn!(model = %self.model, batch = %pid, error = %e, "reading a batch's results failed");
                     tokio::time::sleep(pause).await;
                 }

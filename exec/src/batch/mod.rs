@@ -15,7 +15,7 @@ pub mod stats;
 
 use candor_core::ErrorKind;
 
-use crate::backend::{BackendError, ChatReply};
+use crate::backend::{BackendError, ChatReply, ChatRequest};
 use crate::http::{body, status_error, transport};
 
 /// The longest line of a results file read.
@@ -50,6 +50,64 @@ pub enum Outcome {
     /// The batch's window ran out before the request was processed.
     Expired,
     Canceled,
+}
+
+/// A provider's batch API.
+pub enum Api {
+    Anthropic(anthropic::Batches),
+    OpenAi(openai::Batches),
+}
+
+impl Api {
+    pub(crate) fn body(&self, req: &ChatRequest<'_>) -> serde_json::Value {
+        match self {
+            Api::Anthropic(_) => crate::anthropic::request_body(req),
+            Api::OpenAi(_) => crate::openai::request_body(req),
+        }
+    }
+
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        match self {
+            Api::Anthropic(_) => (anthropic::MAX_REQUESTS, anthropic::MAX_BYTES),
+            Api::OpenAi(_) => (openai::MAX_REQUESTS, openai::MAX_BYTES),
+        }
+    }
+
+    pub(crate) async fn submit(&self, reqs: &[BatchRequest], key: &str) -> Result<String, BackendError> {
+        match self {
+            Api::Anthropic(b) => b.submit(reqs).await,
+            Api::OpenAi(b) => b.submit(reqs, key).await,
+        }
+    }
+
+    /// The batch created under `key`, when the provider can say (OpenAI).
+    pub(crate) async fn find(&self, key: &str) -> Result<Option<String>, BackendError> {
+        match self {
+            Api::Anthropic(_) => Ok(None),
+            Api::OpenAi(b) => b.find(key, 10).await,
+        }
+    }
+
+    pub(crate) async fn status(&self, id: &str) -> Result<BatchStatus, BackendError> {
+        match self {
+            Api::Anthropic(b) => b.status(id).await,
+            Api::OpenAi(b) => b.status(id).await,
+        }
+    }
+
+    pub(crate) async fn results(&self, id: &str, f: impl FnMut(String, Outcome)) -> Result<(), BackendError> {
+        match self {
+            Api::Anthropic(b) => b.results(id, f).await,
+            Api::OpenAi(b) => b.results(id, f).await,
+        }
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<(), BackendError> {
+        match self {
+            Api::Anthropic(b) => b.cancel(id).await,
+            Api::OpenAi(b) => b.cancel(id).await,
+        }
+    }
 }
 
 /// Sends a request of the batch API and reads its whole (bounded) body.
