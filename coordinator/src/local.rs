@@ -14,9 +14,6 @@ use std::time::{Duration, Instant};
 use candor_core::budget::{self, Admit, Budget};
 use candor_core::early::EarlyStop;
 use candor_core::{ErrorKind, Status, Sweep};
-use candor_exec::batch::journal::{FileJournal, Journal};
-use candor_exec::cache::{Cache, FileCache};
-use candor_exec::limit::LocalLimiter;
 use candor_exec::{Executed, Executor};
 use candor_report::report::{Provenance, Report};
 use candor_store::{DoneSet, Store, StoreError, SweepLog};
@@ -336,19 +333,20 @@ impl Dispatch {
                 e.record(cell, meta.status == Status::Ok, meta.class_bits & 1 == 1);
             })?;
         }
-        // A resumed run knows its dearest stored job: jobs in flight are
-        // counted at it from the start, not at $0.
+        // A resumed run knows its dearest stored job, a batched sweep its
+        // reserve: jobs in flight are counted at these from the start, not at $0.
         let budget = sweep.spec.budget_usd.map(|b| {
-            std::sync::Mutex::new(Budget::resumed(
+            let resumed = Budget::resumed(
                 budget::micro_usd(b),
                 log.spent_micro_usd(),
                 log.max_cost_micro_usd(),
                 log.done().count(),
-            ))
+            );
+            std::sync::Mutex::new(resumed.with_reserve(sweep.reserved_micro_usd()))
         });
         Ok(Dispatch {
             sweep: sweep.clone(),
-            executor: executor(sweep, opts)?,
+            executor: crate::local_executor::executor(sweep, opts)?,
             slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             tx,
             stop,
@@ -426,7 +424,7 @@ impl Dispatch {
     }
 
     /// Whether the budget lets one more job start (waiting while no cost is
-    /// known and a job is running).
+    /// known, none is reserved and a job is running).
     async fn admit(&self) -> bool {
         let Some(b) = &self.budget else { return true };
         loop {
@@ -489,44 +487,6 @@ impl Ended {
             Outcome::Interrupted
         }
     }
-}
-
-/// The executor of a local run: in-process rate limits, the response cache
-/// in the store (when a model is called at all), its judge slots.
-fn executor(sweep: &Arc<Sweep>, opts: &LocalOptions) -> Result<Executor, RunError> {
-    let calls_models = sweep
-        .spec
-        .models
-        .iter()
-        .any(|m| m.backend != candor_core::spec::BackendKind::Sim);
-    let cache: Option<Arc<dyn Cache>> = if opts.cache && calls_models {
-        let path = opts.store.join("responses.log");
-        let c = FileCache::open(&path).map_err(|source| RunError::Cache { path, source })?;
-        Some(Arc::new(c))
-    } else {
-        None
-    };
-    let judge_slots = Arc::new(Semaphore::new(opts.judge_concurrency.max(1)));
-    let journal: Option<Arc<dyn Journal>> = if sweep
-        .spec
-        .models
-        .iter()
-        .chain(&sweep.spec.judges)
-        .any(|m| m.batched().is_some())
-    {
-        let path = opts.store.join("batches").join(format!("{}.jsonl", sweep.id));
-        let j = FileJournal::open(&path).map_err(|source| RunError::Journal { path, source })?;
-        Some(Arc::new(j))
-    } else {
-        None
-    };
-    Ok(Executor::new(
-        sweep.clone(),
-        Arc::new(LocalLimiter::default()),
-        cache,
-        judge_slots,
-        journal,
-    ))
 }
 
 /// Writes results.jsonl, the report and its views from the store, with

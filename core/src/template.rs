@@ -46,6 +46,11 @@ impl Templates {
         Ok(t.undeclared_variables(false).into_iter().collect())
     }
 
+    /// The length in bytes of the source of the template compiled under `name`.
+    pub fn source_len(&self, name: &str) -> Option<usize> {
+        self.env.get_template(name).ok().map(|t| t.source().len())
+    }
+
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
         let err = |line, reason| RenderError {
             template: name.to_string(),

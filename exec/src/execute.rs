@@ -13,8 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::anthropic::Anthropic;
 use crate::backend::Backend;
-use crate::batch::journal::{FileJournal, Journal};
 use crate::batch::Api;
+use crate::batch::journal::{FileJournal, Journal};
 use crate::batched::Batched;
 use crate::cache::{Cache, Cached};
 use crate::classify::classify;

@@ -16,6 +16,10 @@ pub struct NewSweep {
     pub simulated: bool,
     /// The budget in micro-USD (`candor_core::budget::micro_usd`); 0: none.
     pub budget_micro_usd: u64,
+    /// What the budget counts each job in flight at, at least, in micro-USD
+    /// (`Sweep::reserved_micro_usd`: a batched sweep's bound of a job's
+    /// cost); 0: none, the first job goes alone.
+    pub reserve_micro_usd: u64,
     /// The job space's seeds, queries and conditions: jobs are leased seed
     /// by seed, and early stopping finds a job's cell.
     pub seeds: u64,
@@ -138,6 +142,7 @@ impl Queue {
         inv.arg("classifiers").arg(s.classifiers);
         inv.arg("simulated").arg(u8::from(s.simulated));
         inv.arg("budget").arg(s.budget_micro_usd);
+        inv.arg("reserve").arg(s.reserve_micro_usd);
         inv.arg("seeds").arg(s.seeds);
         inv.arg("queries").arg(s.queries);
         inv.arg("conditions").arg(s.conditions);

@@ -38,6 +38,7 @@ async fn submit(q: &Queue, id: &str) {
         classifiers: 1,
         simulated: true,
         budget_micro_usd: 0,
+        reserve_micro_usd: 0,
         seeds: 1,
         queries: 2,
         conditions: 2,

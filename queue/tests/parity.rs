@@ -1,8 +1,8 @@
 //! The lease script (`lua/lease.lua`) applies candor-core's scheduling rules
 //! inside Redis, because Redis must decide atomically with the lease: the
 //! seed-by-seed dispatch order (`JobSpace::dispatch`), a job's report cell
-//! (`JobSpace::cell_of`) and the budget (`budget::decide`) are copied into
-//! Lua; early stopping (`early::keeps_going`) reaches it as the decision
+//! (`JobSpace::cell_of`) and the budget (`budget::decide`, with or without
+//! a batched sweep's reserve) are copied into Lua; early stopping (`early::keeps_going`) reaches it as the decision
 //! table written at submit. These tests start a real `redis-server`, drive
 //! sweeps through the crate's own scripts (`Queue`), run the same scenarios
 //! through the Rust rules, and require the same decisions.
@@ -72,7 +72,8 @@ fn space(models: u64, variants: u64, queries: u64, conditions: u64, seeds: u64) 
     }
 }
 
-/// A sweep as the coordinator submits one (see `server.rs`), without a spec.
+/// A sweep as the coordinator submits one (see `server/sweeps.rs`), without
+/// a spec; without a reserve (see [`reserved`]).
 fn new_sweep(id: &str, s: JobSpace, budget_micro_usd: u64, early: Option<EarlyStopping>) -> NewSweep {
     NewSweep {
         id: id.to_string(),
@@ -82,6 +83,7 @@ fn new_sweep(id: &str, s: JobSpace, budget_micro_usd: u64, early: Option<EarlySt
         classifiers: 1,
         simulated: true,
         budget_micro_usd,
+        reserve_micro_usd: 0,
         seeds: s.seeds,
         queries: s.queries,
         conditions: s.conditions,
@@ -91,6 +93,11 @@ fn new_sweep(id: &str, s: JobSpace, budget_micro_usd: u64, early: Option<EarlySt
         retention_ms: None,
         cells_per_model: (s.cells() as u64) / s.models,
     }
+}
+
+/// The same sweep with a reserve: as a sweep with a batched model under test.
+fn reserved(s: NewSweep, reserve_micro_usd: u64) -> NewSweep {
+    NewSweep { reserve_micro_usd, ..s }
 }
 
 fn rule(target_width: f64, min_seeds: u32) -> EarlyStopping {
@@ -115,11 +122,12 @@ fn indices(ls: &[Lease]) -> Vec<u64> {
 /// What the budget sees in Redis: the sweep's meta and its leases.
 async fn spending(q: &Queue, id: &str) -> Spending {
     let mut con = q.connection();
-    let (spent, dearest, done): (Option<u64>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
+    let (spent, dearest, done, reserve): (Option<u64>, Option<u64>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
         .arg(format!("candor:s:{id}:meta"))
         .arg("spent")
         .arg("cost_max")
         .arg("done")
+        .arg("reserve")
         .query_async(&mut con)
         .await
         .unwrap();
@@ -133,6 +141,7 @@ async fn spending(q: &Queue, id: &str) -> Spending {
         dearest: dearest.unwrap_or(0),
         finished: done.unwrap_or(0),
         in_flight,
+        reserve: reserve.unwrap_or(0),
     }
 }
 
@@ -195,11 +204,14 @@ struct Model {
 }
 
 impl Model {
-    fn new(space: JobSpace, limit: Option<u64>, early: Option<EarlyStopping>) -> Model {
+    fn new(space: JobSpace, limit: Option<u64>, reserve: u64, early: Option<EarlyStopping>) -> Model {
         Model {
             space,
             limit,
-            spending: Spending::default(),
+            spending: Spending {
+                reserve,
+                ..Spending::default()
+            },
             exhausted: false,
             paused: false,
             early: early.map(|r| EarlyStop::for_space(r, &space)),
@@ -286,11 +298,23 @@ struct Twin<'a> {
 
 impl<'a> Twin<'a> {
     async fn submit(q: &'a Queue, id: &str, s: JobSpace, limit: Option<u64>, early: Option<EarlyStopping>) -> Twin<'a> {
-        submit(q, &new_sweep(id, s, limit.unwrap_or(0), early)).await;
+        Twin::reserved(q, id, s, limit, 0, early).await
+    }
+
+    /// A sweep whose budget counts each job in flight at `reserve` at least.
+    async fn reserved(
+        q: &'a Queue,
+        id: &str,
+        s: JobSpace,
+        limit: Option<u64>,
+        reserve: u64,
+        early: Option<EarlyStopping>,
+    ) -> Twin<'a> {
+        submit(q, &reserved(new_sweep(id, s, limit.unwrap_or(0), early), reserve)).await;
         Twin {
             q,
             id: id.to_string(),
-            model: Model::new(s, limit, early),
+            model: Model::new(s, limit, reserve, early),
             held: Vec::new(),
         }
     }
@@ -619,24 +643,90 @@ async fn the_budget_admits_and_refuses_alike() {
 }
 
 #[tokio::test]
+async fn a_reserve_admits_and_refuses_alike() {
+    let redis = RedisServer::start();
+    let q = redis.queue().await;
+    let s = space(1, 1, 10, 2, 50);
+
+    // Nothing finished, a reserve of 100: 1000 buys 10, half of it is 5;
+    // then one by one until 0 + (9 in flight + 1) × 100 reaches 1000, when
+    // the next waits for those in flight; once they have cost 100 each,
+    // with nothing in flight, the budget is spent.
+    let mut t = Twin::reserved(&q, "together", s, Some(1_000), 100, None).await;
+    assert_eq!(t.lease(8, "first").await.len(), 5, "jobs start together");
+    for n in [1, 1, 1, 1] {
+        assert_eq!(t.lease(8, "several in flight").await.len(), n);
+    }
+    assert_eq!(t.lease(8, "the reservation does not fit").await.len(), 0);
+    assert_eq!(state(&q, "together").await, "running", "it waits");
+    for i in 0..9 {
+        t.finish(0, 100, false, &format!("job {i}")).await;
+    }
+    assert_eq!(t.lease(8, "spent").await.len(), 0);
+    assert_eq!(state(&q, "together").await, "budget_exhausted");
+    t.end().await;
+
+    // Cheap jobs leave the unit at the reserve; a dearer one raises it.
+    let mut t = Twin::reserved(&q, "unit", s, Some(10_000), 300, None).await;
+    t.lease(4, "first").await;
+    t.finish(0, 50, false, "cheaper than the reserve").await;
+    t.lease(16, "at the reserve").await;
+    t.finish(2, 900, false, "dearer than the reserve").await;
+    t.lease(16, "at 900").await;
+    t.lease(16, "again").await;
+    t.end().await;
+
+    // Many steps at random, reserves below, within and above the costs
+    // (50 to 450, some free), until the budget runs out.
+    for (seed, reserve) in [(1u64, 1u64), (2, 150), (3, 300), (4, 600)] {
+        let mut rng = Rng(seed);
+        let id = format!("reserved{seed}");
+        let mut t = Twin::reserved(&q, &id, s, Some(40_000), reserve, None).await;
+        for step in 0..400 {
+            if t.model.exhausted {
+                break;
+            }
+            if t.held.is_empty() || rng.below(3) == 0 {
+                t.lease(1 + rng.below(8) as u32, &format!("step {step}")).await;
+            } else {
+                let cost = if rng.below(5) == 0 { 0 } else { 50 + rng.below(400) };
+                t.finish(rng.below(64) as usize, cost, false, &format!("step {step}"))
+                    .await;
+            }
+        }
+        assert!(t.model.exhausted, "{id}: the budget ran out");
+        t.end().await;
+    }
+}
+
+#[tokio::test]
 async fn the_local_budget_counts_as_redis_does() {
     let redis = RedisServer::start();
     let q = redis.queue().await;
+    for reserve in [0, 250] {
+        local_counts_as_redis(&q, &format!("local{reserve}"), reserve).await;
+    }
+}
+
+/// The local runner's [`Budget`], asked one job at a time, and the lease
+/// script in step over one sweep with `reserve`.
+async fn local_counts_as_redis(q: &Queue, id: &str, reserve: u64) {
     let s = space(1, 1, 20, 2, 5);
-    let id = "local";
-    submit(&q, &new_sweep(id, s, 5_000, None)).await;
-    // The local runner asks for one job at a time.
-    let mut b = Budget::new(5_000);
+    submit(q, &reserved(new_sweep(id, s, 5_000, None), reserve)).await;
+    let mut b = Budget::new(5_000).with_reserve(reserve);
     let mut held: Vec<Lease> = Vec::new();
     let mut rng = Rng(7);
+    // The most jobs in flight before any had finished.
+    let mut first_round = 0;
     for step in 0..300 {
-        if held.is_empty() || rng.below(2) == 0 {
-            let got = lease(&q, 1).await;
+        // Three jobs asked for first: with a reserve they start together.
+        if held.is_empty() || step < 3 || rng.below(2) == 0 {
+            let got = lease(q, 1).await;
             let a = b.admit(1);
             match a {
-                Admit::Start(1) => assert_eq!(got.len(), 1, "step {step}"),
-                Admit::Wait => assert!(got.is_empty() && state(&q, id).await == "running", "step {step}"),
-                Admit::Exhausted => assert_eq!(state(&q, id).await, "budget_exhausted", "step {step}"),
+                Admit::Start(1) => assert_eq!(got.len(), 1, "{id} step {step}"),
+                Admit::Wait => assert!(got.is_empty() && state(q, id).await == "running", "{id} step {step}"),
+                Admit::Exhausted => assert_eq!(state(q, id).await, "budget_exhausted", "{id} step {step}"),
                 Admit::Start(n) => panic!("{n} jobs for one"),
             }
             held.extend(got);
@@ -646,12 +736,21 @@ async fn the_local_budget_counts_as_redis_does() {
         } else {
             let l = held.remove(rng.below(held.len() as u64) as usize);
             let cost = 100 + rng.below(200);
-            complete(&q, &s, &l, cost, false).await;
+            complete(q, &s, &l, cost, false).await;
             b.finished(cost);
         }
-        assert_eq!(spending(&q, id).await, b.spending(), "step {step}");
+        if b.spending().finished == 0 {
+            first_round = first_round.max(held.len());
+        }
+        assert_eq!(spending(q, id).await, b.spending(), "{id} step {step}");
     }
-    assert!(b.is_exhausted());
+    assert!(b.is_exhausted(), "{id}");
+    assert_eq!(
+        first_round > 1,
+        reserve > 0,
+        "{id}: {first_round} in flight before any had finished"
+    );
+    q.cancel(id).await.unwrap();
 }
 
 #[tokio::test]

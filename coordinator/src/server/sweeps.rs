@@ -118,6 +118,7 @@ fn new_sweep(sweep: &Sweep) -> Result<NewSweep, ServerError> {
         classifiers: sweep.spec.classifiers.len() as u32,
         simulated: sweep.simulated(),
         budget_micro_usd: sweep.spec.budget_usd.map_or(0, candor_core::budget::micro_usd),
+        reserve_micro_usd: sweep.reserved_micro_usd(),
         seeds: sweep.space.seeds,
         queries: sweep.space.queries,
         conditions: sweep.space.conditions,

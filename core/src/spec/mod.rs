@@ -5,6 +5,7 @@
 //! By concept: [`model`] (model entries, backends, prices, rate limits, the
 //! simulated model), [`prompts`] (dataset, conditions, prompt variants and
 //! their templates), [`classifiers`] (prefix and judge classifiers),
+//! [`reserve`] (what the budget reserves for a job of a batched sweep),
 //! [`bundle`] (a spec and its files as one value, and parsing it),
 //! `identity` (what sweep and job ids hash). Here: the spec file's shape,
 //! the [`Sweep`], and `Sweep::resolve`, which checks and builds it in
@@ -29,6 +30,7 @@ mod identity;
 pub mod model;
 pub mod price;
 pub mod prompts;
+pub mod reserve;
 pub mod rules;
 #[cfg(test)]
 mod tests;

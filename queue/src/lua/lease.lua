@@ -68,7 +68,9 @@ while slots > 0 and tried < n do
     -- differs in what it is fed, are documented there; queue/tests/parity.rs
     -- checks the two agree), kept here because Redis must decide atomically
     -- with the lease. Jobs start only while spent plus the jobs in flight,
-    -- each at the dearest job's cost so far, stays under the budget.
+    -- each at a unit cost, stays under the budget: the unit is the dearest
+    -- job's cost so far, or the sweep's reserve (a batched sweep's bound of
+    -- a job's cost, written at submit) if that is more.
     -- The rule is asked only when a job waits to start (as the local runner
     -- asks it): an idle worker's call while the last jobs run must not end a
     -- sweep whose every job has started.
@@ -80,21 +82,28 @@ while slots > 0 and tried < n do
     if waiting then
       local spent = tonumber(redis.call('HGET', meta, 'spent') or '0')
       local done = tonumber(redis.call('HGET', meta, 'done') or '0')
+      local reserve = tonumber(redis.call('HGET', meta, 'reserve') or '0')
       local dearest = tonumber(redis.call('HGET', meta, 'cost_max') or '0')
+      local unit = math.max(dearest, reserve)
       local flight = redis.call('ZCARD', k(id, 'leases'))
-      if done == 0 then
-        -- No cost known yet: one job at a time until one has finished (a
-        -- recorded result here; locally a job held by fail fast counts too).
+      if done == 0 and reserve == 0 then
+        -- No cost known yet and none reserved: one job at a time until one
+        -- has finished (a recorded result here; locally a job held by fail
+        -- fast counts too).
         share = math.min(share, math.max(0, 1 - flight))
-      elseif spent + (flight + 1) * dearest >= budget then
+      elseif spent + (flight + 1) * unit >= budget and flight > 0 and reserve > dearest then
+        -- What does not fit is a reservation, not a known cost: wait for
+        -- the jobs in flight to finish and show what they cost.
+        share = 0
+      elseif spent + (flight + 1) * unit >= budget then
         share = 0
         redis.call('HSET', meta, 'state', 'budget_exhausted', 'finished_ms', now)
         redis.call('LREM', 'candor:active', 0, id)
       else
         -- Lease at most half of what the rest of the budget buys at the
-        -- dearest cost so far, less what is in flight, but always one: a
-        -- batch cannot overshoot much while costs are poorly known.
-        share = math.min(share, math.max(1, math.floor((budget - spent) / math.max(dearest, 1) / 2) - flight))
+        -- unit cost, less what is in flight, but always one: a batch
+        -- cannot overshoot much while costs are poorly known.
+        share = math.min(share, math.max(1, math.floor((budget - spent) / math.max(unit, 1) / 2) - flight))
       end
     end
     local got = 0

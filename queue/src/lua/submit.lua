@@ -1,5 +1,7 @@
 -- ARGV: id, bundle, early stopping's decision table (empty: no early
--- stopping), then field/value pairs of the sweep's meta.
+-- stopping), then field/value pairs of the sweep's meta (among them the
+-- budget's `budget` and `reserve`, in micro-USD, that lease.lua reads; 0 or
+-- absent: none).
 -- Returns 1 if the sweep was created, 0 if it already existed.
 local id = ARGV[1]
 local meta = k(id, 'meta')
