@@ -41,7 +41,8 @@ const WAYS: [Way; 4] = [
 ];
 
 /// Runs the example (50 queries × 2 variants × 2 conditions × 5 seeds =
-/// 1,000 jobs) one way and returns its results by job id.
+/// 1,000 jobs) one way and returns its results by job: variant, query,
+/// condition and seed.
 fn run(sb: &Sandbox, base: &str, way: &Way, i: usize) -> Result<BTreeMap<String, serde_json::Value>, Failed> {
     let example = std::fs::read_to_string(repo().join("examples/alignment-faking.yaml"))?;
     let start = example.find("models:").ok_or("the example has no models")?;
@@ -79,7 +80,10 @@ fn run(sb: &Sandbox, base: &str, way: &Way, i: usize) -> Result<BTreeMap<String,
     Ok(sb
         .jsonl(&format!("{name}/results.jsonl"))
         .into_iter()
-        .map(|r| (r["job_id"].as_str().unwrap_or_default().to_string(), r))
+        .map(|r| {
+            let job = format!("{}/{}/{}/{}", r["variant"], r["query_index"], r["condition"], r["seed"]);
+            (job, r)
+        })
         .collect())
 }
 
@@ -100,14 +104,18 @@ pub fn bench() -> Result<(), Failed> {
     ] {
         sb.file(f, &std::fs::read_to_string(repo().join("examples").join(f))?);
     }
-    let server = SimServer::start(&sb, &["--batch-delay-ms", "500"], &[]);
     println!(
         "cost bench: the example sweep on claude-sonnet-4-5 prices ($3 in, $3.75 cache write, $0.30 cache read, \
          $15 out per million; batched at half of each)"
     );
     let mut per_1000 = Vec::new();
     let mut reference = None;
+    // A server of its own per way, so its counts are this way's, on one
+    // port: the URL is part of job ids, and the example's simulated judge
+    // draws its votes from them.
+    let port = candor_testkit::free_port();
     for (i, way) in WAYS.iter().enumerate() {
+        let server = SimServer::start_on(&sb, port, &["--batch-delay-ms", "500"], &[]);
         let results = run(&sb, &server.base(), way, i)?;
         let reference = reference.get_or_insert_with(|| results.clone());
         if results.len() != reference.len()
@@ -124,17 +132,17 @@ pub fn bench() -> Result<(), Failed> {
         let read = sum(&|r| r["usage"]["cache_read_input_tokens"].as_f64().unwrap_or(0.0));
         let usd = cost * 1000.0 / n;
         per_1000.push(usd);
+        let stats = server.stats();
         println!(
-            "{:>18}: {n:.0} jobs, ${usd:.4} per 1,000 jobs ({:.3}× realtime uncached), {:.1}% of input tokens read from the cache",
+            "{:>18}: {n:.0} jobs, ${usd:.4} per 1,000 jobs ({:.3}× realtime uncached), {:.1}% of input tokens read \
+             from the cache; {} batches of {} requests, {} custom_ids submitted twice",
             way.name,
             usd / per_1000[0],
-            read * 100.0 / input.max(1.0)
+            read * 100.0 / input.max(1.0),
+            stats["batches_anthropic"],
+            stats["batch_requests"],
+            stats["batch_resubmitted"]
         );
     }
-    let stats = server.stats();
-    println!(
-        "sim-server: {} batches, {} batched requests, {} submitted twice",
-        stats["batches_anthropic"], stats["batch_requests"], stats["batch_resubmitted"]
-    );
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! - `--distributed`: redis-server, a coordinator and workers, each its own
 //!   `candor` process on loopback, from submit to the last result;
 //! - `--rate-limit R`: how close a fleet sharing a limit of R requests per
-//!   minute gets to it against a `candor sim-server` enforcing it.
+//!   minute gets to it against a `candor sim-server` enforcing it;
+//! - `--cost`: the example's cost per 1,000 jobs, realtime and through the
+//!   batch API, each with and without the prompt cache.
 //!
 //! The distributed benchmarks run the `candor` binary beside this one
 //! (`cargo build --release` builds both) or `$CANDOR_BIN`.
