@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod config;
+mod dotenv;
 mod exit;
 mod progress;
 mod telemetry;
@@ -70,6 +71,13 @@ fn main() -> ExitCode {
     // servers, aws-lc-rs by the object store's HTTP client): name the one
     // every TLS configuration without an explicit provider uses.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Before the arguments are read: a `.env` may hold CANDOR_* settings.
+    if let Ok(dir) = std::env::current_dir()
+        && let Err(e) = dotenv::apply(&dir)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::BAD_INPUT as u8);
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let effective = match &cli.command {

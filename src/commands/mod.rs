@@ -12,10 +12,24 @@ use std::path::Path;
 use candor_core::Sweep;
 use candor_core::spec::ParsedBundle;
 
-/// The spec (parsed once) and the files it names, under the run label
-/// `--run` gave, if any.
-pub fn bundle(spec: &Path, run: Option<&str>) -> Result<ParsedBundle, String> {
+/// `--seeds` and `--limit`: a sweep smaller (or larger) than its spec's.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct Scale {
+    /// Run the dataset's first N queries only (the spec's dataset.limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub limit: Option<u64>,
+    /// Run N seeds per model × variant × query × condition instead of the spec's.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub seeds: Option<u32>,
+}
+
+/// The spec (parsed once) and the files it names, scaled by `--seeds` and
+/// `--limit`, under the run label `--run` gave, if any.
+pub fn bundle(spec: &Path, run: Option<&str>, scale: Scale) -> Result<ParsedBundle, String> {
     let mut bundle = ParsedBundle::collect(spec).map_err(|e| e.to_string())?;
+    bundle
+        .set_scale(scale.seeds, scale.limit.map(|n| n as usize))
+        .map_err(|e| e.to_string())?;
     if let Some(run) = run {
         candor_core::spec::check_run_label(run).map_err(|m| format!("--run: {m}"))?;
         bundle.set_run(run);
@@ -25,12 +39,12 @@ pub fn bundle(spec: &Path, run: Option<&str>) -> Result<ParsedBundle, String> {
 
 /// Loads a spec that this process will run, under a run label if given: its
 /// API keys must be here too.
-pub fn load_to_run(spec: &Path, run: Option<&str>) -> Result<Sweep, i32> {
+pub fn load_to_run(spec: &Path, run: Option<&str>, scale: Scale) -> Result<Sweep, i32> {
     let fail = |e: String| {
         eprintln!("error: {e}");
         crate::exit::BAD_INPUT
     };
-    let sweep = bundle(spec, run)
+    let sweep = bundle(spec, run, scale)
         .and_then(|b| Sweep::from_parsed(&b).map_err(|e| e.to_string()))
         .map_err(fail)?;
     sweep.check_keys().map_err(|e| {

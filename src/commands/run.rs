@@ -39,10 +39,12 @@ pub struct RunArgs {
     /// Do not show progress.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    scale: super::Scale,
 }
 
 pub async fn run(args: RunArgs) -> i32 {
-    let sweep = match super::load_to_run(&args.spec, args.run.as_deref()) {
+    let sweep = match super::load_to_run(&args.spec, args.run.as_deref(), args.scale) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };

@@ -141,6 +141,30 @@ impl ParsedBundle {
         self.bundle
     }
 
+    /// Runs `seeds` seeds and the dataset's first `limit` queries instead of
+    /// the spec's (`--seeds`, `--limit`): the spec's text is rewritten with
+    /// them (it is what a coordinator gets), so the sweep is another one.
+    /// The spec as written is checked first, so its errors name its lines.
+    pub fn set_scale(&mut self, seeds: Option<u32>, limit: Option<usize>) -> Result<(), SpecError> {
+        if seeds.is_none() && limit.is_none() {
+            return Ok(());
+        }
+        Sweep::from_parsed(self)?;
+        let path = Path::new(&self.bundle.spec_path).to_path_buf();
+        let bad = |e: serde_norway::Error| SpecError::new(&path, "", e.to_string());
+        let mut v: serde_norway::Value = serde_norway::from_str(&self.bundle.spec).map_err(bad)?;
+        if let Some(n) = seeds {
+            v["seeds"] = serde_norway::Value::from(n);
+        }
+        if let Some(n) = limit {
+            v["dataset"]["limit"] = serde_norway::Value::from(n as u64);
+        }
+        let text = serde_norway::to_string(&v).map_err(bad)?;
+        self.spec = parse_spec(&path, &text)?;
+        self.bundle.spec = text;
+        Ok(())
+    }
+
     /// Sets the run label (`--run`): it is not part of the spec's text, so
     /// the parsed spec stays as it is.
     pub fn set_run(&mut self, run: impl Into<String>) {

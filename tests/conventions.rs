@@ -1,0 +1,143 @@
+//! The conventions researchers bring from other tools: API keys and
+//! `CANDOR_*` settings in a `.env` (in the working directory or a parent;
+//! the environment wins; values never shown), and `--limit` / `--seeds` to
+//! run a smaller sweep without editing its spec.
+
+mod common;
+
+use common::*;
+
+const KEY: &str = "sk-dotenv-secret-9f3a";
+
+/// A spec whose one model is an Anthropic entry on the sim-server at
+/// `base`, its key in SIM_KEY.
+fn spec(base: &str) -> String {
+    spec_with_models(
+        &format!(
+            "  - {{id: claude, backend: anthropic, model: claude-sonnet-4-5, base_url: \"{base}\", api_key_env: SIM_KEY}}\n"
+        ),
+        2,
+    )
+}
+
+/// Every file under `dir`, read as text where it is text.
+fn all_text(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.push_str(&all_text(&p));
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out.push_str(&t);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_key_in_a_parent_directorys_dotenv_is_used_and_never_shown() {
+    let sb = Sandbox::new();
+    let sim = SimServer::start(&sb, &["--require-key-env", "SIM_KEY"], &[("SIM_KEY", KEY)]);
+    sb.file("project/data.csv", &dataset(3));
+    sb.file("project/spec.yaml", &spec(&sim.base()));
+    // The key in the parent's .env; a CANDOR_* setting in the nearer one.
+    sb.file(
+        ".env",
+        &format!("# keys\nexport SIM_KEY=\"{KEY}\"\nCANDOR_STORE=wrong-store\n"),
+    );
+    sb.file("project/.env", "CANDOR_STORE=dotenv-store   # the nearest file wins\n");
+    let o = sb
+        .cmd(&["run", "spec.yaml", "--out", "out"])
+        .current_dir(sb.join("project"))
+        .env_remove("SIM_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        sb.join("project/dotenv-store").is_dir(),
+        "CANDOR_STORE came from project/.env"
+    );
+    assert!(!sb.join("project/wrong-store").exists());
+    let results = sb.jsonl("project/out/results.jsonl");
+    assert_eq!(results.len(), 12, "3 queries × 2 conditions × 2 seeds");
+    assert!(results.iter().all(|r| r["status"] == "ok"), "the server took the key");
+    let shown = format!("{}{}{}", stdout(&o), stderr(&o), all_text(&sb.join("project/out")));
+    assert!(!shown.contains(KEY), "the key is never shown");
+}
+
+#[test]
+fn the_environment_wins_over_the_dotenv() {
+    let sb = Sandbox::new();
+    let sim = SimServer::start(&sb, &["--require-key-env", "SIM_KEY"], &[("SIM_KEY", KEY)]);
+    sb.file("data.csv", &dataset(3));
+    sb.file("spec.yaml", &spec(&sim.base()));
+    sb.file(".env", &format!("SIM_KEY={KEY}\n"));
+    let o = sb
+        .cmd(&["run", "spec.yaml", "--out", "out"])
+        .env("SIM_KEY", "sk-from-the-environment")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the environment's key was refused: {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("check the API key for model claude"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("sk-from-the-environment") && !stderr(&o).contains(KEY));
+}
+
+#[test]
+fn a_bad_dotenv_line_is_named_and_its_value_not_shown() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(3));
+    sb.file("spec.yaml", &sim_spec(0, 1));
+    sb.file(".env", "# ok\nGOOD=1\nthis is sk-not-shown\n");
+    let o = sb.cmd(&["run", "spec.yaml", "--out", "out"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(".env:3: no `=`"), "{err}");
+    assert!(!err.contains("sk-not-shown"), "{err}");
+    assert!(!sb.join("out").exists(), "nothing was run");
+}
+
+#[test]
+fn limit_and_seeds_run_a_smaller_sweep_of_its_own() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(10));
+    sb.file("spec.yaml", &sim_spec(0, 3));
+    let full = sb.candor(&["run", "spec.yaml", "--out", "full", "--quiet"]);
+    assert_eq!(full.status.code(), Some(0), "{}", stderr(&full));
+    assert_eq!(sb.jsonl("full/results.jsonl").len(), 60);
+    let small = sb.candor(&[
+        "run",
+        "spec.yaml",
+        "--out",
+        "small",
+        "--limit",
+        "4",
+        "--seeds",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(small.status.code(), Some(0), "{}", stderr(&small));
+    let results = sb.jsonl("small/results.jsonl");
+    assert_eq!(results.len(), 8, "4 queries × 2 conditions × 1 seed");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["query_index"].as_u64() < Some(4) && r["seed"] == 0)
+    );
+    let (a, b) = (sb.json("full/report.json"), sb.json("small/report.json"));
+    assert_ne!(
+        a["sweep"]["id"], b["sweep"]["id"],
+        "a sweep of its own, not the full one resumed"
+    );
+    let bad = sb.candor(&["run", "spec.yaml", "--limit", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--limit"), "{}", stderr(&bad));
+}
