@@ -141,3 +141,70 @@ fn limit_and_seeds_run_a_smaller_sweep_of_its_own() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("--limit"), "{}", stderr(&bad));
 }
+
+#[test]
+fn a_new_user_runs_a_shorthand_model_with_a_dotenv_key_and_a_limit() {
+    let sb = Sandbox::new();
+    let sim = SimServer::start(&sb, &["--require-key-env", "SIM_KEY"], &[("SIM_KEY", KEY)]);
+    sb.file("data.csv", &dataset(20));
+    let models = format!(
+        "  - {{model: anthropic/claude-sonnet-4-5, base_url: \"{}\"}}\n",
+        sim.base()
+    );
+    sb.file("spec.yaml", &spec_with_models(&models, 1));
+    sb.file(".env", &format!("ANTHROPIC_API_KEY={KEY}\n"));
+    let o = sb
+        .cmd(&["run", "spec.yaml", "--limit", "5", "--out", "out", "--quiet"])
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results = sb.jsonl("out/results.jsonl");
+    assert_eq!(results.len(), 10, "5 queries × 2 conditions");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["model"] == "claude-sonnet-4-5" && r["status"] == "ok")
+    );
+    assert!(!stdout(&o).contains(KEY) && !stderr(&o).contains(KEY));
+}
+
+#[test]
+fn model_shorthands_are_checked_and_model_swaps_the_specs_models() {
+    let sb = Sandbox::new();
+    let sim = SimServer::start(&sb, &[], &[]);
+    sb.file("data.csv", &dataset(6));
+    let no_url = spec_with_models("  - {model: openai-compatible/m-o}\n", 1);
+    sb.file("no-url.yaml", &no_url);
+    let o = sb.candor(&["validate", "no-url.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no-url.yaml:3: models:") && stderr(&o).contains("needs the `base_url`"),
+        "{}",
+        stderr(&o)
+    );
+    let no_backend = spec_with_models("  - {model: m-o}\n", 1);
+    sb.file("no-backend.yaml", &no_backend);
+    let o = sb.candor(&["validate", "no-backend.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no backend"), "{}", stderr(&o));
+    // The sim spec's model swapped for a server's, without editing it.
+    sb.file("spec.yaml", &sim_spec(0, 1));
+    let entry = format!("{{model: openai-compatible/m-o, base_url: \"{}/v1\"}}", sim.base());
+    let o = sb.candor(&[
+        "run",
+        "spec.yaml",
+        "--model",
+        &entry,
+        "--limit",
+        "3",
+        "--out",
+        "out",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results = sb.jsonl("out/results.jsonl");
+    assert_eq!(results.len(), 6);
+    assert!(results.iter().all(|r| r["model"] == "m-o"), "{:?}", results[0]["model"]);
+    assert!(sim.stats()["requests"].as_u64() >= Some(6), "the server answered them");
+}

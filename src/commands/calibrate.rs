@@ -90,7 +90,7 @@ fn read_labels(path: &Path) -> Result<Vec<Example>, String> {
 type Scored = Result<f64, String>;
 
 pub async fn calibrate(args: CalibrateArgs) -> i32 {
-    let sweep = match super::load_to_run(&args.spec, None, super::Scale::default()) {
+    let sweep = match super::load_to_run(&args.spec, None, &super::Scale::default()) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };

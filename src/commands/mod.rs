@@ -12,9 +12,15 @@ use std::path::Path;
 use candor_core::Sweep;
 use candor_core::spec::ParsedBundle;
 
-/// `--seeds` and `--limit`: a sweep smaller (or larger) than its spec's.
-#[derive(clap::Args, Debug, Clone, Copy, Default)]
+/// `--seeds`, `--limit` and `--model`: the spec's sweep, changed without
+/// editing it.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Scale {
+    /// Run this model instead of the spec's models (repeatable): a name with its provider
+    /// (`anthropic/NAME`, `openai/NAME`, the key from ANTHROPIC_API_KEY or OPENAI_API_KEY), or a
+    /// whole entry in YAML (`{model: openai-compatible/NAME, base_url: URL}`).
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
     /// Run the dataset's first N queries only (the spec's dataset.limit).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub limit: Option<u64>,
@@ -25,10 +31,10 @@ pub struct Scale {
 
 /// The spec (parsed once) and the files it names, scaled by `--seeds` and
 /// `--limit`, under the run label `--run` gave, if any.
-pub fn bundle(spec: &Path, run: Option<&str>, scale: Scale) -> Result<ParsedBundle, String> {
+pub fn bundle(spec: &Path, run: Option<&str>, scale: &Scale) -> Result<ParsedBundle, String> {
     let mut bundle = ParsedBundle::collect(spec).map_err(|e| e.to_string())?;
     bundle
-        .set_scale(scale.seeds, scale.limit.map(|n| n as usize))
+        .set_overrides(scale.seeds, scale.limit.map(|n| n as usize), &scale.models)
         .map_err(|e| e.to_string())?;
     if let Some(run) = run {
         candor_core::spec::check_run_label(run).map_err(|m| format!("--run: {m}"))?;
@@ -39,7 +45,7 @@ pub fn bundle(spec: &Path, run: Option<&str>, scale: Scale) -> Result<ParsedBund
 
 /// Loads a spec that this process will run, under a run label if given: its
 /// API keys must be here too.
-pub fn load_to_run(spec: &Path, run: Option<&str>, scale: Scale) -> Result<Sweep, i32> {
+pub fn load_to_run(spec: &Path, run: Option<&str>, scale: &Scale) -> Result<Sweep, i32> {
     let fail = |e: String| {
         eprintln!("error: {e}");
         crate::exit::BAD_INPUT

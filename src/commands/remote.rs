@@ -115,7 +115,7 @@ pub fn sweep_id(arg: &str) -> Result<String, Fail> {
 pub async fn submit(a: SubmitArgs) -> i32 {
     done(
         async {
-            let bundle = super::bundle(&a.spec, a.run.as_deref(), a.scale).map_err(|e| Fail(exit::BAD_INPUT, e))?;
+            let bundle = super::bundle(&a.spec, a.run.as_deref(), &a.scale).map_err(|e| Fail(exit::BAD_INPUT, e))?;
             // Check here too, so a bad spec fails before any network.
             let sweep = candor_core::Sweep::from_parsed(&bundle).map_err(|e| Fail(exit::BAD_INPUT, e.to_string()))?;
             let max_failed = a.max_failed.or(sweep.spec.max_failed).unwrap_or(0.0);

@@ -44,7 +44,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> i32 {
-    let sweep = match super::load_to_run(&args.spec, args.run.as_deref(), args.scale) {
+    let sweep = match super::load_to_run(&args.spec, args.run.as_deref(), &args.scale) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };

@@ -3,7 +3,7 @@ use std::path::Path;
 use crate::exit;
 
 pub fn validate(spec: &Path) -> i32 {
-    let sweep = match super::load_to_run(spec, None, super::Scale::default()) {
+    let sweep = match super::load_to_run(spec, None, &super::Scale::default()) {
         Ok(s) => s,
         Err(code) => return code,
     };

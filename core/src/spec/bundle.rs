@@ -141,12 +141,19 @@ impl ParsedBundle {
         self.bundle
     }
 
-    /// Runs `seeds` seeds and the dataset's first `limit` queries instead of
-    /// the spec's (`--seeds`, `--limit`): the spec's text is rewritten with
-    /// them (it is what a coordinator gets), so the sweep is another one.
-    /// The spec as written is checked first, so its errors name its lines.
-    pub fn set_scale(&mut self, seeds: Option<u32>, limit: Option<usize>) -> Result<(), SpecError> {
-        if seeds.is_none() && limit.is_none() {
+    /// Runs `seeds` seeds, the dataset's first `limit` queries and the
+    /// models `models` instead of the spec's (`--seeds`, `--limit`,
+    /// `--model`; each model a name with its provider, `anthropic/NAME`, or
+    /// a whole entry as YAML): the spec's text is rewritten with them (it is
+    /// what a coordinator gets), so the sweep is another one. The spec as
+    /// written is checked first, so its errors name its lines.
+    pub fn set_overrides(
+        &mut self,
+        seeds: Option<u32>,
+        limit: Option<usize>,
+        models: &[String],
+    ) -> Result<(), SpecError> {
+        if seeds.is_none() && limit.is_none() && models.is_empty() {
             return Ok(());
         }
         Sweep::from_parsed(self)?;
@@ -158,6 +165,20 @@ impl ParsedBundle {
         }
         if let Some(n) = limit {
             v["dataset"]["limit"] = serde_norway::Value::from(n as u64);
+        }
+        if !models.is_empty() {
+            let entries = models
+                .iter()
+                .map(|m| match serde_norway::from_str::<serde_norway::Value>(m) {
+                    Ok(e @ serde_norway::Value::Mapping(_)) => Ok(e),
+                    _ => {
+                        let mut e = serde_norway::Mapping::new();
+                        e.insert("model".into(), m.as_str().into());
+                        Ok(serde_norway::Value::Mapping(e))
+                    }
+                })
+                .collect::<Result<Vec<_>, SpecError>>()?;
+            v["models"] = serde_norway::Value::Sequence(entries);
         }
         let text = serde_norway::to_string(&v).map_err(bad)?;
         self.spec = parse_spec(&path, &text)?;

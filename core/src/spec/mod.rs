@@ -32,6 +32,7 @@ pub mod price;
 pub mod prompts;
 pub mod reserve;
 pub mod rules;
+pub mod shorthand;
 #[cfg(test)]
 mod tests;
 

@@ -31,8 +31,10 @@ impl BackendKind {
     }
 }
 
+/// A model entry. It is read as written ([`super::shorthand`]: the backend
+/// may be named in the model, the id left out) and then has both.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "super::shorthand::RawEntry")]
 pub struct ModelEntry {
     pub id: String,
     pub backend: BackendKind,
