@@ -58,8 +58,8 @@ enum Command {
     Resume(commands::remote::IdArgs),
     /// Delete an ended sweep: everything stored for it in Redis and its archive parts (cancel a running one first).
     Delete(commands::remote::IdArgs),
-    /// List the sweeps a coordinator knows.
-    List(commands::remote::ListArgs),
+    /// List the local runs under runs/ and, with a coordinator, the sweeps it knows.
+    List(commands::list::ListArgs),
     /// Serve the Anthropic and OpenAI APIs from the simulated model, for dry runs and load tests.
     SimServer(commands::serve::SimServerArgs),
     /// GET a service's health endpoint and exit 0 on a 2xx answer (a container health check).
@@ -131,7 +131,7 @@ fn main() -> ExitCode {
                     Command::Cancel(args) => commands::remote::cancel(args).await,
                     Command::Resume(args) => commands::remote::resume(args).await,
                     Command::Delete(args) => commands::remote::delete(args).await,
-                    Command::List(args) => commands::remote::list(args).await,
+                    Command::List(args) => commands::list::list(args).await,
                     Command::SimServer(args) => commands::serve::sim_server(args).await,
                     Command::Validate { .. } | Command::Probe(_) => {
                         unreachable!("handled above")

@@ -208,3 +208,40 @@ fn model_shorthands_are_checked_and_model_swaps_the_specs_models() {
     assert!(results.iter().all(|r| r["model"] == "m-o"), "{:?}", results[0]["model"]);
     assert!(sim.stats()["requests"].as_u64() >= Some(6), "the server answered them");
 }
+
+#[test]
+fn candor_list_shows_the_local_runs() {
+    let sb = Sandbox::new();
+    sb.file("data.csv", &dataset(4));
+    sb.file("spec.yaml", &sim_spec(0, 1));
+    let o = sb.candor(&["list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no local runs under runs"), "{}", stderr(&o));
+    for args in [
+        vec!["run", "spec.yaml", "--quiet"],
+        vec!["run", "spec.yaml", "--run", "nightly-1", "--quiet"],
+    ] {
+        let o = sb.candor(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let o = sb.candor(&["list"]);
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains("(small): 8/8 done, 0 failed") && text.contains("(small, run nightly-1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("models sim") && text.contains("runs/small/nightly-1"),
+        "{text}"
+    );
+    let o = sb.candor(&["list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter()
+            .all(|r| r["jobs_total"] == 8 && r["models"][0] == "sim" && r["created"].is_string())
+    );
+    assert_eq!(v["sweeps"].as_array().unwrap().len(), 0);
+}

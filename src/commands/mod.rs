@@ -1,6 +1,7 @@
 pub mod calibrate;
 pub mod compare;
 pub mod export;
+pub mod list;
 pub mod probe;
 pub mod remote;
 pub mod run;

@@ -76,12 +76,6 @@ pub struct ReportArgs {
     client: ClientArgs,
 }
 
-#[derive(clap::Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    client: ClientArgs,
-}
-
 fn done(r: Result<i32, Fail>) -> i32 {
     match r {
         Ok(c) => c,
@@ -144,7 +138,7 @@ pub async fn submit(a: SubmitArgs) -> i32 {
     )
 }
 
-fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
+pub(super) fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
     serde_json::json!({
         "id": s.sweep_id, "name": s.name, "state": s.state,
         "jobs_total": s.jobs_total, "jobs_done": s.jobs_done, "jobs_failed": s.jobs_failed,
@@ -166,7 +160,7 @@ fn status_json(s: &pb::SweepStatus) -> serde_json::Value {
     })
 }
 
-fn status_line(s: &pb::SweepStatus) -> String {
+pub(super) fn status_line(s: &pb::SweepStatus) -> String {
     let line = format!(
         "sweep {} ({}): {} — {}/{} done, {} failed ({} dead-lettered), {} incomplete, {} in flight, {} waiting to retry",
         s.sweep_id,
@@ -275,24 +269,6 @@ pub async fn status(a: StatusArgs) -> i32 {
                         cell.model, cell.condition, cell.done, cell.total
                     );
                 }
-            }
-            Ok(exit::OK)
-        }
-        .await,
-    )
-}
-
-pub async fn list(a: ListArgs) -> i32 {
-    done(
-        async {
-            let mut c = a.client.sweeps()?;
-            let r = c
-                .list(pb::ListRequest {})
-                .await
-                .map_err(|s| rpc_failure("list", &s))?
-                .into_inner();
-            for s in &r.sweeps {
-                println!("{}", status_line(s));
             }
             Ok(exit::OK)
         }
