@@ -5,29 +5,13 @@
 //! deletes them. (Its parity with the local journal, through the worker's
 //! `RedisJournal`, is checked in tests/batch_distributed.rs.)
 
+mod common;
+
+use common::RedisServer;
 use std::collections::{HashMap, HashSet};
 
 use candor_queue::{NewSweep, Queue, QueueError};
 use serde_json::Value;
-
-struct RedisServer {
-    redis: candor_testkit::Redis,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let redis = candor_testkit::Redis::start(dir.path(), false);
-        RedisServer { redis, _dir: dir }
-    }
-
-    async fn queue(&self) -> Queue {
-        Queue::connect(&self.redis.url(), None)
-            .await
-            .expect("connect to redis-server")
-    }
-}
 
 async fn submit(q: &Queue, id: &str) {
     let s = NewSweep {

@@ -23,6 +23,9 @@
 //! run); the scenarios here keep clear of those but for the job handed back
 //! when a sweep pauses, which Redis leases again first (the local run stops).
 
+mod common;
+
+use common::RedisServer;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -37,30 +40,6 @@ use candor_queue::{Completion, FailKind, Failure, JobRef, JobStatus, Lease, NewS
 
 /// Leases that never expire during a test.
 const TTL_MS: u64 = 600_000;
-
-/// A real `redis-server` on a free loopback port (candor-testkit's), with
-/// its files in a temp dir.
-struct RedisServer {
-    redis: candor_testkit::Redis,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let redis = candor_testkit::Redis::start(dir.path(), false);
-        RedisServer { redis, _dir: dir }
-    }
-
-    async fn queue(&self) -> Queue {
-        let url = self.redis.url();
-        let q = Queue::connect(&url, None).await.expect("connect to redis-server");
-        q.ping()
-            .await
-            .unwrap_or_else(|e| panic!("redis-server at {url} did not answer: {e}"));
-        q
-    }
-}
 
 fn space(models: u64, variants: u64, queries: u64, conditions: u64, seeds: u64) -> JobSpace {
     JobSpace {
@@ -622,24 +601,30 @@ async fn the_budget_admits_and_refuses_alike() {
     // Many steps at random: leases of 1..8 slots, jobs finishing in any
     // order at any cost (some free), until the budget runs out.
     for seed in 1..=4u64 {
-        let mut rng = Rng(seed);
-        let id = format!("random{seed}");
-        let mut t = Twin::submit(&q, &id, s, Some(40_000), None).await;
-        for step in 0..400 {
-            if t.model.exhausted {
-                break;
-            }
-            if t.held.is_empty() || rng.below(3) == 0 {
-                t.lease(1 + rng.below(8) as u32, &format!("step {step}")).await;
-            } else {
-                let cost = if rng.below(5) == 0 { 0 } else { 50 + rng.below(400) };
-                t.finish(rng.below(64) as usize, cost, false, &format!("step {step}"))
-                    .await;
-            }
-        }
-        assert!(t.model.exhausted, "{id}: the budget ran out");
-        t.end().await;
+        random_steps(&q, &format!("random{seed}"), s, seed, 0).await;
     }
+}
+
+/// Leases of 1..8 slots and jobs finishing in any order at any cost (50 to
+/// 450, some free), at random from `seed`, under a budget of 40,000 with
+/// `reserve`, until the budget runs out; both sides checked at each step.
+async fn random_steps(q: &Queue, id: &str, s: JobSpace, seed: u64, reserve: u64) {
+    let mut rng = Rng(seed);
+    let mut t = Twin::reserved(q, id, s, Some(40_000), reserve, None).await;
+    for step in 0..400 {
+        if t.model.exhausted {
+            break;
+        }
+        if t.held.is_empty() || rng.below(3) == 0 {
+            t.lease(1 + rng.below(8) as u32, &format!("step {step}")).await;
+        } else {
+            let cost = if rng.below(5) == 0 { 0 } else { 50 + rng.below(400) };
+            t.finish(rng.below(64) as usize, cost, false, &format!("step {step}"))
+                .await;
+        }
+    }
+    assert!(t.model.exhausted, "{id}: the budget ran out");
+    t.end().await;
 }
 
 #[tokio::test]
@@ -679,23 +664,7 @@ async fn a_reserve_admits_and_refuses_alike() {
     // Many steps at random, reserves below, within and above the costs
     // (50 to 450, some free), until the budget runs out.
     for (seed, reserve) in [(1u64, 1u64), (2, 150), (3, 300), (4, 600)] {
-        let mut rng = Rng(seed);
-        let id = format!("reserved{seed}");
-        let mut t = Twin::reserved(&q, &id, s, Some(40_000), reserve, None).await;
-        for step in 0..400 {
-            if t.model.exhausted {
-                break;
-            }
-            if t.held.is_empty() || rng.below(3) == 0 {
-                t.lease(1 + rng.below(8) as u32, &format!("step {step}")).await;
-            } else {
-                let cost = if rng.below(5) == 0 { 0 } else { 50 + rng.below(400) };
-                t.finish(rng.below(64) as usize, cost, false, &format!("step {step}"))
-                    .await;
-            }
-        }
-        assert!(t.model.exhausted, "{id}: the budget ran out");
-        t.end().await;
+        random_steps(&q, &format!("reserved{seed}"), s, seed, reserve).await;
     }
 }
 
