@@ -485,7 +485,7 @@ impl Shared {
 
     /// Reads an ended batch's results and hands them out; a request the
     /// results leave out is sent again.
-    async fn collect(&self, batch: &Recorded, pid: &str, pause: Duration) {
+    async fn collect(self: &Arc<Self>, batch: &Recorded, pid: &str, pause: Duration) {
         let mut seen = std::collections::HashSet::new();
         let mut failures = 0;
         loop {
@@ -523,6 +523,11 @@ impl Shared {
         let mut st = self.state.lock().expect("batch state");
         st.following.remove(&batch.key);
         st.on.remove(&batch.key);
+        // A call that started waiting on this batch after its results were
+        // read (the same request from another job) needs them read again.
+        if batch.ids.iter().any(|id| st.waiting.contains_key(id)) {
+            self.follow(&mut st, batch.key.clone());
+        }
     }
 
     /// A batch that was never created: the calls that waited for it ask
