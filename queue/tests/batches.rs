@@ -189,12 +189,7 @@ async fn deleting_a_sweep_deletes_its_journal_and_a_late_batch_is_refused() {
     q.batch_intend("s4", "cbA", "m", 1, &ids(&["x"])).await.unwrap();
     q.cancel("s4").await.unwrap();
     assert_eq!(q.delete("s4").await.unwrap().as_deref(), Some("cancelled"));
-    let mut con = q.connection();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("candor:s:s4:*")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    let keys = sweep_keys(&q, "s4").await;
     assert!(keys.is_empty(), "left behind: {keys:?}");
     // A worker still running one of its jobs records nothing for it.
     let late = q.batch_intend("s4", "cbB", "m", 2, &ids(&["y"])).await;
@@ -203,10 +198,15 @@ async fn deleting_a_sweep_deletes_its_journal_and_a_late_batch_is_refused() {
         "{late:?}"
     );
     assert!(!q.batch_submitted("s4", "cbA", "p").await.unwrap());
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("candor:s:s4:*")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    let keys = sweep_keys(&q, "s4").await;
     assert!(keys.is_empty(), "left behind: {keys:?}");
+}
+
+/// Every Redis key of sweep `id`.
+async fn sweep_keys(q: &Queue, id: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("candor:s:{id}:*"))
+        .query_async(&mut q.connection())
+        .await
+        .unwrap()
 }
