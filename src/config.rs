@@ -76,47 +76,98 @@ pub struct EnvVar {
     pub secret: bool,
     /// Shown by the services' `--dump-config`.
     pub dumped: bool,
+    /// What it is, as `--help` says it ("": not in `--help`, as a flag stands for it).
+    pub help: &'static str,
+    /// The commands whose `--help` shows it (none: only `candor --help`).
+    pub read_by: &'static [&'static str],
 }
 
+/// The commands that talk to a coordinator and so present its token.
+const CLIENTS: &[&str] = &[
+    "coordinator",
+    "worker",
+    "submit",
+    "status",
+    "watch",
+    "report",
+    "export",
+    "cancel",
+    "resume",
+    "delete",
+    "list",
+    "compare",
+    "view",
+];
+/// The commands that call models.
+const CALLERS: &[&str] = &["run", "submit", "worker", "calibrate"];
+
 /// Every variable read without a flag (each flag's own variable is in its
-/// `#[arg(env = …)]`). Model API keys are named by the spec (`api_key_env`,
-/// default `ANTHROPIC_API_KEY` / `OPENAI_API_KEY`), so they are not here.
+/// `#[arg(env = …)]`). Model API keys are named by the spec (`api_key_env`);
+/// the two defaults are here for `--help`.
 pub const ENV_ONLY: &[EnvVar] = &[
     // The bearer token clients and workers present (or --token-file).
     EnvVar {
         name: candor_proto::auth::TOKEN_ENV,
         secret: true,
         dumped: true,
+        help: "the bearer token of the coordinator's API (a secret; or --token-file)",
+        read_by: CLIENTS,
     },
     // The Redis password, when --redis-password-file is not given.
     EnvVar {
         name: "CANDOR_REDIS_PASSWORD",
         secret: true,
         dumped: true,
+        help: "Redis's password (a secret; or --redis-password-file)",
+        read_by: &["coordinator", "worker"],
     },
     // The log filter (tracing's EnvFilter syntax).
     EnvVar {
         name: "CANDOR_LOG",
         secret: false,
         dumped: true,
+        help: "the log filter on stderr (a tracing filter such as `info`)",
+        read_by: &[],
     },
     // Where traces go (OTLP over gRPC); unset: no traces.
     EnvVar {
         name: "OTEL_EXPORTER_OTLP_ENDPOINT",
         secret: false,
         dumped: true,
+        help: "where traces go (OTLP over gRPC); unset: no traces",
+        read_by: &[],
     },
     // `candor probe`'s default address: the service's own --http.
     EnvVar {
         name: "CANDOR_HTTP",
         secret: false,
         dumped: false,
+        help: "",
+        read_by: &[],
     },
     // A worker's default name.
     EnvVar {
         name: "HOSTNAME",
         secret: false,
         dumped: false,
+        help: "the worker's default --id",
+        read_by: &["worker"],
+    },
+    // The key of `anthropic/NAME` models (a spec's api_key_env names another).
+    EnvVar {
+        name: "ANTHROPIC_API_KEY",
+        secret: true,
+        dumped: false,
+        help: "the key of `anthropic/NAME` models (a secret; a spec's api_key_env names another)",
+        read_by: CALLERS,
+    },
+    // The key of `openai/NAME` models.
+    EnvVar {
+        name: "OPENAI_API_KEY",
+        secret: true,
+        dumped: false,
+        help: "the key of `openai/NAME` models (a secret; a spec's api_key_env names another)",
+        read_by: CALLERS,
     },
 ];
 

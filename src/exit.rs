@@ -20,6 +20,31 @@ pub const JOBS_FAILED: i32 = 7;
 /// Stopped by SIGINT or SIGTERM; running the same command again resumes.
 pub const INTERRUPTED: i32 = 130;
 
+/// Every exit code with what it means, as `--help` lists them.
+pub const CODES: &[(i32, &str)] = &[
+    (OK, "done"),
+    (FAILURE, "a run-time failure: the store, the disk, an RPC"),
+    (
+        BAD_INPUT,
+        "bad input: a spec, a file it names, a flag; nothing was written",
+    ),
+    (
+        ACCESS,
+        "a credential was refused: the coordinator's token, or a provider's API key",
+    ),
+    (NOT_FOUND, "no such sweep"),
+    (UNAVAILABLE, "the coordinator or its Redis cannot be reached"),
+    (
+        BUDGET,
+        "the budget was spent before every job ran; the report covers what ran",
+    ),
+    (
+        JOBS_FAILED,
+        "more jobs failed than --max-failed allows; the report is written and says FAILED",
+    ),
+    (INTERRUPTED, "interrupted (SIGINT, SIGTERM); the same command resumes"),
+];
+
 /// What an error or an outcome means to a script: every mapping to an exit
 /// code is here, one `impl` per type a command can end with.
 pub trait Coded {

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod dotenv;
 mod exit;
+mod help;
 mod progress;
 mod telemetry;
 
@@ -27,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a starter sweep (spec, prompts, requests) into a directory.
+    Init(commands::init::InitArgs),
     /// Run a whole sweep in this process, on the embedded store.
     Run(commands::run::RunArgs),
     /// Check a sweep spec and print its job count by model × condition.
@@ -34,9 +37,11 @@ enum Command {
         /// The sweep spec (YAML).
         spec: PathBuf,
     },
-    /// What changed between two reports or sweeps: per cell, gap and alignment-faking rate, with intervals; flags real changes.
+    /// What changed between two reports or sweeps, with intervals; flags real changes.
+    ///
+    /// Per cell: compliance, the gap and the alignment-faking rate.
     Compare(commands::compare::CompareArgs),
-    /// Check a classifier against human-labelled examples: accuracy, precision, recall, AUROC.
+    /// Check a classifier against human labels: accuracy, precision, recall, AUROC.
     Calibrate(commands::calibrate::CalibrateArgs),
     /// Serve the gRPC coordinator: sweeps and their state in Redis.
     Coordinator(commands::serve::CoordinatorArgs),
@@ -48,21 +53,29 @@ enum Command {
     Status(commands::remote::StatusArgs),
     /// Follow a submitted sweep until it ends, with a bar per model × condition.
     Watch(commands::remote::WatchArgs),
-    /// Write a submitted sweep's report.json, report.md and report.html (its results: `candor export`).
+    /// Write a submitted sweep's report.json, report.md and report.html.
+    ///
+    /// Its results: `candor export`.
     Report(commands::remote::ReportArgs),
-    /// Export a sweep's results (a local out dir, or a submitted sweep's id) as Parquet, JSON lines or CSV.
+    /// Export a sweep's results as Parquet, JSON lines, CSV or Inspect eval logs.
+    ///
+    /// From a local run's out dir, or a submitted sweep's id.
     Export(commands::export::ExportArgs),
     /// Stop a submitted sweep.
     Cancel(commands::remote::IdArgs),
     /// Lease a paused sweep's jobs again, once what paused it is fixed.
     Resume(commands::remote::IdArgs),
-    /// Delete an ended sweep: everything stored for it in Redis and its archive parts (cancel a running one first).
+    /// Delete an ended sweep: its state in Redis and its archive parts.
+    ///
+    /// Cancel a running one first.
     Delete(commands::remote::IdArgs),
-    /// List the local runs under runs/ and, with a coordinator, the sweeps it knows.
+    /// List the local runs under runs/ and, with a coordinator, its sweeps.
     List(commands::list::ListArgs),
-    /// Serve the Anthropic and OpenAI APIs from the simulated model, for dry runs and load tests.
-    SimServer(commands::serve::SimServerArgs),
-    /// GET a service's health endpoint and exit 0 on a 2xx answer (a container health check).
+    /// Serve a live, read-only web view of local runs, for a browser.
+    View(commands::view::ViewArgs),
+    /// Serve the Anthropic and OpenAI APIs from the simulated model (dry runs, load tests).
+    SimServer(commands::sim_server::SimServerArgs),
+    /// GET a health endpoint; exit 0 on a 2xx answer (a container health check).
     Probe(commands::probe::ProbeArgs),
 }
 
@@ -78,7 +91,7 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(exit::BAD_INPUT as u8);
     }
-    let matches = Cli::command().get_matches();
+    let matches = help::decorate(Cli::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let effective = match &cli.command {
         Command::Coordinator(a) if a.dump_config() => Some(Vec::new()),
@@ -97,6 +110,7 @@ fn main() -> ExitCode {
             .build()
             .expect("tokio runtime")
             .block_on(commands::probe::probe(args)),
+        Command::Init(args) => commands::init::init(args),
         Command::Validate { spec } => {
             let _guard = telemetry::init("candor", "warn");
             commands::validate::validate(&spec)
@@ -132,8 +146,9 @@ fn main() -> ExitCode {
                     Command::Resume(args) => commands::remote::resume(args).await,
                     Command::Delete(args) => commands::remote::delete(args).await,
                     Command::List(args) => commands::list::list(args).await,
-                    Command::SimServer(args) => commands::serve::sim_server(args).await,
-                    Command::Validate { .. } | Command::Probe(_) => {
+                    Command::View(args) => commands::view::view(args).await,
+                    Command::SimServer(args) => commands::sim_server::sim_server(args).await,
+                    Command::Validate { .. } | Command::Probe(_) | Command::Init(_) => {
                         unreachable!("handled above")
                     }
                 }

@@ -61,8 +61,9 @@ impl Display {
                                 "?".into()
                             };
                             eprintln!(
-                                "progress: {done}/{total} jobs ({:.1}%), {failed_text}{rate:.0} jobs/s, eta {eta}",
-                                done as f64 * 100.0 / total as f64
+                                "progress: {done}/{total} jobs ({:.1}%), {failed_text}{}, eta {eta}",
+                                done as f64 * 100.0 / total as f64,
+                                throughput(rate)
                             );
                         }
                         None => {}
@@ -95,10 +96,25 @@ fn new_bar() -> ProgressBar {
         ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {msg}{rate}  eta {eta}")
             .expect("valid template")
             .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0} jobs/s", s.per_sec());
+                let _ = write!(w, "{}", throughput(s.per_sec()));
             }),
     );
     b
+}
+
+/// A throughput as it reads best: jobs per second from one job a second
+/// up, seconds per job below (a slow model's "12.3 s/job", not "0 jobs/s"),
+/// and "? s/job" before the first job is done.
+fn throughput(jobs_per_sec: f64) -> String {
+    if !jobs_per_sec.is_finite() || jobs_per_sec <= 0.0 {
+        "? s/job".to_string()
+    } else if jobs_per_sec < 1.0 {
+        format!("{:.1} s/job", 1.0 / jobs_per_sec)
+    } else if jobs_per_sec < 10.0 {
+        format!("{jobs_per_sec:.1} jobs/s")
+    } else {
+        format!("{jobs_per_sec:.0} jobs/s")
+    }
 }
 
 /// The failures noticed since the last call, a line each, above the bar.
@@ -107,6 +123,24 @@ fn print_notices(progress: &Progress, bar: Option<&ProgressBar>) {
         match bar {
             Some(b) => b.println(format!("failure: {n}")),
             None => eprintln!("failure: {n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::throughput;
+
+    #[test]
+    fn slow_models_read_in_seconds_per_job_and_fast_ones_in_jobs_per_second() {
+        assert_eq!(throughput(1.0 / 12.3), "12.3 s/job");
+        assert_eq!(throughput(0.5), "2.0 s/job");
+        assert_eq!(throughput(0.999), "1.0 s/job");
+        assert_eq!(throughput(1.0), "1.0 jobs/s");
+        assert_eq!(throughput(2.54), "2.5 jobs/s");
+        assert_eq!(throughput(37.6), "38 jobs/s");
+        for nothing_yet in [0.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(throughput(nothing_yet), "? s/job");
         }
     }
 }

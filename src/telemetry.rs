@@ -89,6 +89,8 @@ pub struct Endpoints {
     pub ready: Probe,
     /// The backlog as JSON at `/queue` (the coordinator's, for autoscalers).
     pub queue: Option<Probe>,
+    /// The live web view's routes, under `/view` (the coordinator's).
+    pub view: Option<axum::Router>,
 }
 
 /// A GET route answering `probe`'s text with `content_type`, or 503 with its error.
@@ -105,7 +107,7 @@ fn text_route(probe: Probe, content_type: &'static str) -> axum::routing::Method
     })
 }
 
-/// Serves `/metrics`, `/healthz`, `/readyz` (and `/queue` when given) on `listener`.
+/// Serves `/metrics`, `/healthz`, `/readyz` (and `/queue` and `/view` when given) on `listener`.
 pub async fn serve_http(listener: tokio::net::TcpListener, e: Endpoints) {
     let mut app = axum::Router::new()
         .route("/metrics", text_route(e.metrics, OPENMETRICS))
@@ -113,6 +115,9 @@ pub async fn serve_http(listener: tokio::net::TcpListener, e: Endpoints) {
         .route("/readyz", text_route(e.ready, "text/plain"));
     if let Some(queue) = e.queue {
         app = app.route("/queue", text_route(queue, "application/json"));
+    }
+    if let Some(view) = e.view {
+        app = app.merge(view);
     }
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "http endpoint stopped");

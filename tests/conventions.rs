@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 const KEY: &str = "sk-dotenv-secret-9f3a";
@@ -228,7 +230,7 @@ fn candor_list_shows_the_local_runs() {
     let text = stdout(&o);
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(
-        text.contains("(small): 8/8 done, 0 failed") && text.contains("(small, run nightly-1)"),
+        text.contains("(small) done: 8/8 done, 0 failed") && text.contains("(small, run nightly-1) done"),
         "{text}"
     );
     assert!(
@@ -244,4 +246,81 @@ fn candor_list_shows_the_local_runs() {
             .all(|r| r["jobs_total"] == 8 && r["models"][0] == "sim" && r["created"].is_string())
     );
     assert_eq!(v["sweeps"].as_array().unwrap().len(), 0);
+
+    // A run still going is listed from the progress it writes every second.
+    sb.file("slow.yaml", &sim_spec(400, 1));
+    let mut child = sb.spawn(&[
+        "run",
+        "slow.yaml",
+        "--seeds",
+        "2",
+        "--concurrency",
+        "1",
+        "--out",
+        "runs/slow",
+        "--quiet",
+    ]);
+    eventually(
+        Duration::from_secs(30),
+        "the running run is listed with some jobs done",
+        || {
+            let text = stdout(&sb.candor(&["list"]));
+            text.lines()
+                .any(|l| l.contains("(small) running: ") && !l.contains(": 0/16") && l.ends_with("runs/slow"))
+        },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn candor_init_writes_a_starter_that_runs_and_never_overwrites() {
+    let sb = Sandbox::new();
+    let o = sb.candor(&["init", "My Study"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("candor run sweep.yaml --limit 5"), "{}", stdout(&o));
+    let dir = sb.join("My Study");
+    for f in [
+        "sweep.yaml",
+        "requests.csv",
+        "prompts/system.jinja",
+        "prompts/user.jinja",
+        ".env.example",
+        ".gitignore",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} written");
+    }
+    // The starter runs as written, on the simulated model, named after its directory.
+    let o = sb
+        .cmd(&["run", "sweep.yaml", "--limit", "2", "--seeds", "1"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("runs/my-study/report.json")).unwrap()).unwrap();
+    // 2 requests × 2 prompts × 2 conditions × 1 seed.
+    assert_eq!(report["sweep"]["jobs_done"], 8, "{report}");
+
+    // A second init changes nothing and names what is in the way.
+    std::fs::write(dir.join("sweep.yaml"), "edited\n").unwrap();
+    let o = sb.candor(&["init", "My Study"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("sweep.yaml") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("sweep.yaml")).unwrap(), "edited\n");
+    let o = sb.candor(&["init", "My Study", "--force", "--name", "renamed"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(dir.join("sweep.yaml"))
+            .unwrap()
+            .contains("\nname: renamed\n")
+    );
+    let o = sb.candor(&["init", "other", "--name", "no spaces"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--name"), "{}", stderr(&o));
+    assert!(!sb.join("other").exists(), "nothing written on bad input");
 }

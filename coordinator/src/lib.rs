@@ -5,6 +5,7 @@
 pub mod local;
 mod local_archive;
 mod local_executor;
+pub mod local_progress;
 pub mod metrics;
 pub mod server;
 

@@ -57,6 +57,8 @@ pub struct Progress {
     pub resumed: AtomicU64,
     /// Failed tries of jobs in this run (a job tried three times counts three).
     pub failed: AtomicU64,
+    /// Jobs with a result, failed ones and cost by model × condition.
+    pub cells: crate::local_progress::CellCounts,
     notices: std::sync::Mutex<Notices>,
 }
 
@@ -243,6 +245,7 @@ pub async fn run_local(
     progress.total.store(total, Ordering::Relaxed);
     progress.done.store(resumed, Ordering::Relaxed);
     progress.resumed.store(resumed, Ordering::Relaxed);
+    progress.cells.start(&sweep, &log)?;
     let (tx, rx) = mpsc::channel::<Executed>(WRITE_QUEUE);
     let d = Arc::new(Dispatch::new(&sweep, opts, &log, tx, stop, progress.clone())?);
     let writer = std::thread::Builder::new()
@@ -558,6 +561,9 @@ fn write_results(
                 Ok(e) => batch.push(e),
                 Err(_) => break,
             }
+        }
+        for e in batch.iter().filter(|e| !log.done().contains(e.meta.index)) {
+            progress.cells.record(&e.meta);
         }
         let n = log.append(batch.iter().map(|e| (e.meta, e.payload.as_slice())))?;
         batch.clear();

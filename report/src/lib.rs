@@ -7,5 +7,6 @@ pub mod compare;
 pub mod csv;
 pub mod export;
 pub mod html;
+pub mod inspect;
 pub mod lines;
 pub mod report;

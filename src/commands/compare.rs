@@ -1,10 +1,12 @@
 //! `candor compare BASELINE CANDIDATE`: what changed between two reports,
-//! each a report.json (or its directory) or a sweep id on a coordinator.
+//! each a report.json (or its directory) or a sweep id on a coordinator;
+//! `candor compare REPORT --a model=X --b model=Y`: two sides of one report
+//! (model against model, variant against variant), with the same intervals.
 
 use std::path::Path;
 
 use candor_proto::v1 as pb;
-use candor_report::compare::{Options, compare as diff};
+use candor_report::compare::{Comparison, Options, Selector, compare as diff, compare_within};
 use candor_report::report::Report;
 
 use crate::client::Fail;
@@ -12,10 +14,17 @@ use crate::exit;
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// The baseline: a report.json, the directory holding it, or a sweep id or @FILE holding one (needs --coordinator).
+    /// The baseline: a report.json, the directory holding it, or a sweep id or @FILE holding one (needs --coordinator); with --a and --b, the one report whose two sides are compared.
     baseline: String,
-    /// The candidate: a report.json, the directory holding it, or a sweep id or @FILE holding one (needs --coordinator).
-    candidate: String,
+    /// The candidate: a report.json, the directory holding it, or a sweep id or @FILE holding one (needs --coordinator). Not with --a and --b.
+    #[arg(required_unless_present = "a")]
+    candidate: Option<String>,
+    /// The baseline side of one report: the cells of model=X, variant=V, or both (model=X,variant=V); each is compared with the --b cell of the same condition (and of the same variant or model, when not named).
+    #[arg(long = "a", value_name = "SELECTOR", requires = "b", conflicts_with = "candidate", value_parser = selector)]
+    a: Option<Selector>,
+    /// The candidate side of one report, naming the same keys as --a (model=Y, variant=W, or model=Y,variant=W).
+    #[arg(long = "b", value_name = "SELECTOR", requires = "a", conflicts_with = "candidate", value_parser = selector)]
+    b: Option<Selector>,
     #[command(flatten)]
     client: crate::client::MaybeClientArgs,
     /// Smallest change (as a fraction, 0.05 = 5 points) worth flagging.
@@ -45,6 +54,12 @@ fn at_least_one(s: &str) -> Result<u64, String> {
         Ok(_) => Err("must be at least 1".to_string()),
         Err(e) => Err(format!("{s}: {e}")),
     }
+}
+
+/// A selector of one report's cells: `model=X`, `variant=V` or both.
+fn selector(s: &str) -> Result<Selector, String> {
+    s.parse()
+        .map_err(|e: candor_report::compare::SelectorError| e.to_string())
 }
 
 /// A fraction from 0 to 1.
@@ -106,48 +121,27 @@ fn read(p: &Path, which: &str) -> Result<(Report, String), String> {
 }
 
 pub async fn compare(a: CompareArgs) -> i32 {
-    let ((base, base_src), (cand, cand_src)) = match (
-        load(&a, &a.baseline, "baseline").await,
-        load(&a, &a.candidate, "candidate").await,
-    ) {
-        (Ok(b), Ok(c)) => (b, c),
-        (Err(Fail(code, e)), _) | (_, Err(Fail(code, e))) => {
-            eprintln!("error: {e}");
-            return code;
-        }
-    };
     let options = Options {
         threshold: a.threshold,
         min_n: a.min_n,
         max_failed: a.max_failed,
     };
-    let mut cmp = diff(&base, &cand, &options);
-    cmp.baseline.source = base_src;
-    cmp.candidate.source = cand_src;
-    if !cmp.different.is_empty() {
-        let what: Vec<String> = cmp
-            .different
-            .iter()
-            .map(|m| format!("{} `{}` vs `{}`", m.field, m.baseline, m.candidate))
-            .collect();
-        let what = what.join("; ");
-        if !a.allow_different {
-            eprintln!(
-                "error: baseline {} and candidate {} are reports of different specs ({what}); \
-                 give --allow-different to compare them anyway",
-                cmp.baseline.source, cmp.candidate.source
-            );
-            return exit::BAD_INPUT;
+    let cmp = match (&a.candidate, &a.a, &a.b) {
+        (Some(candidate), None, None) => two_reports(&a, candidate, &options).await,
+        (None, Some(sa), Some(sb)) => one_report(&a, sa, sb, &options).await,
+        // clap refuses the others: a candidate with --a/--b, one of them alone.
+        _ => Err(Fail(
+            exit::BAD_INPUT,
+            "give a candidate report, or --a and --b to compare two sides of one report".to_string(),
+        )),
+    };
+    let cmp = match cmp {
+        Ok(c) => c,
+        Err(Fail(code, e)) => {
+            eprintln!("error: {e}");
+            return code;
         }
-        eprintln!("warning: comparing reports of different specs ({what})");
-    }
-    if cmp.changes.is_empty() {
-        eprintln!(
-            "error: baseline {} and candidate {} share no model × variant × condition",
-            cmp.baseline.source, cmp.candidate.source
-        );
-        return exit::BAD_INPUT;
-    }
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&cmp).expect("json"));
     } else {
@@ -158,4 +152,57 @@ pub async fn compare(a: CompareArgs) -> i32 {
     } else {
         exit::OK
     }
+}
+
+/// The changes from the baseline report to the candidate report.
+async fn two_reports(a: &CompareArgs, candidate: &str, options: &Options) -> Result<Comparison, Fail> {
+    let ((base, base_src), (cand, cand_src)) = match (
+        load(a, &a.baseline, "baseline").await,
+        load(a, candidate, "candidate").await,
+    ) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let mut cmp = diff(&base, &cand, options);
+    cmp.baseline.source = base_src;
+    cmp.candidate.source = cand_src;
+    if !cmp.different.is_empty() {
+        let what: Vec<String> = cmp
+            .different
+            .iter()
+            .map(|m| format!("{} `{}` vs `{}`", m.field, m.baseline, m.candidate))
+            .collect();
+        let what = what.join("; ");
+        if !a.allow_different {
+            return Err(Fail(
+                exit::BAD_INPUT,
+                format!(
+                    "baseline {} and candidate {} are reports of different specs ({what}); \
+                     give --allow-different to compare them anyway",
+                    cmp.baseline.source, cmp.candidate.source
+                ),
+            ));
+        }
+        eprintln!("warning: comparing reports of different specs ({what})");
+    }
+    if cmp.changes.is_empty() {
+        return Err(Fail(
+            exit::BAD_INPUT,
+            format!(
+                "baseline {} and candidate {} share no model × variant × condition",
+                cmp.baseline.source, cmp.candidate.source
+            ),
+        ));
+    }
+    Ok(cmp)
+}
+
+/// The changes from side --a to side --b of one report.
+async fn one_report(a: &CompareArgs, sa: &Selector, sb: &Selector, options: &Options) -> Result<Comparison, Fail> {
+    let (report, src) = load(a, &a.baseline, "report").await?;
+    let mut cmp =
+        compare_within(&report, sa, sb, options).map_err(|e| Fail(exit::BAD_INPUT, format!("report {src}: {e}")))?;
+    cmp.baseline.source.clone_from(&src);
+    cmp.candidate.source = src;
+    Ok(cmp)
 }

@@ -1,6 +1,6 @@
-//! `candor export`: a sweep's results as Parquet parts, JSON lines or CSV,
-//! read from a local run's archive (an out dir and its store) or streamed
-//! from a coordinator (a sweep id), one part at a time.
+//! `candor export`: a sweep's results as Parquet parts, JSON lines, CSV or
+//! Inspect AI eval logs, read from a local run's archive (an out dir and its
+//! store) or streamed from a coordinator (a sweep id), one part at a time.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,10 @@ pub enum Format {
     Jsonl,
     /// results.csv: one row per result, a column per classifier.
     Csv,
+    /// Inspect AI eval logs: a directory with one .eval per model (a sample per job, a score per
+    /// verdict), for `inspect view` and `inspect_ai.analysis.samples_df`; or one .eval file
+    /// when --out ends in .eval and the sweep has one model.
+    Inspect,
 }
 
 #[derive(clap::Args)]
@@ -29,8 +33,8 @@ pub struct ExportArgs {
     what: String,
     #[arg(long, value_enum)]
     format: Format,
-    /// Where to write [default: results.parquet/, results.jsonl or results.csv in the out dir, or
-    /// in runs/<sweep name> for a sweep id]
+    /// Where to write [default: results.parquet/, results.jsonl, results.csv or inspect/ in the out
+    /// dir, or in runs/<sweep name> for a sweep id]
     #[arg(long)]
     out: Option<PathBuf>,
     /// The store of the local run (its archive is STORE/archive).
@@ -45,6 +49,7 @@ enum Sink {
     Parquet(LocalWriter),
     Jsonl(std::io::BufWriter<std::fs::File>),
     Csv(Box<candor_report::csv::CsvWriter<std::io::BufWriter<std::fs::File>>>),
+    Inspect(Box<candor_report::inspect::EvalLogs>),
 }
 
 fn io_fail(path: &Path) -> impl Fn(std::io::Error) -> Fail + '_ {
@@ -76,6 +81,9 @@ impl Sink {
                 let w = candor_report::csv::CsvWriter::new(&names, file()?).map_err(io_fail(out))?;
                 Sink::Csv(Box::new(w))
             }
+            Format::Inspect => Sink::Inspect(Box::new(
+                candor_report::inspect::EvalLogs::create(report, out).map_err(inspect_fail)?,
+            )),
         })
     }
 
@@ -93,15 +101,27 @@ impl Sink {
                     None => Ok(()),
                 }
             }
+            Sink::Inspect(w) => w.push(&r).map_err(inspect_fail),
         }
     }
 
-    fn finish(self, out: &Path) -> Result<(), Fail> {
+    /// Completes what was written; returns the files or directory written.
+    fn finish(self, out: &Path) -> Result<Vec<PathBuf>, Fail> {
         match self {
             Sink::Parquet(w) => w.finish().map(|_| ()).map_err(|e| Fail(exit::FAILURE, e.to_string())),
             Sink::Jsonl(w) => w.into_inner().map_err(|e| io_fail(out)(e.into_error())).map(|_| ()),
             Sink::Csv(w) => w.finish().map(|_| ()).map_err(io_fail(out)),
-        }
+            Sink::Inspect(w) => return w.finish().map_err(inspect_fail),
+        }?;
+        Ok(vec![out.to_path_buf()])
+    }
+}
+
+fn inspect_fail(e: candor_report::inspect::InspectError) -> Fail {
+    use candor_report::inspect::InspectError;
+    match e {
+        InspectError::SeveralModels { .. } => Fail(exit::BAD_INPUT, format!("--out {e}")),
+        InspectError::Io { .. } => Fail(exit::FAILURE, e.to_string()),
     }
 }
 
@@ -110,6 +130,7 @@ fn default_name(format: Format) -> &'static str {
         Format::Parquet => "results.parquet",
         Format::Jsonl => "results.jsonl",
         Format::Csv => "results.csv",
+        Format::Inspect => "inspect",
     }
 }
 
@@ -170,8 +191,9 @@ async fn local(a: &ExportArgs) -> Result<u64, Fail> {
             sink.push(r, &out)?;
         }
     }
-    sink.finish(&out)?;
-    eprintln!("wrote {}", out.display());
+    for path in sink.finish(&out)? {
+        eprintln!("wrote {}", path.display());
+    }
     Ok(n)
 }
 
@@ -219,7 +241,8 @@ async fn remote(a: &ExportArgs) -> Result<u64, Fail> {
             n += 1;
         }
     }
-    sink.finish(&out)?;
-    eprintln!("wrote {}", out.display());
+    for path in sink.finish(&out)? {
+        eprintln!("wrote {}", path.display());
+    }
     Ok(n)
 }

@@ -1,10 +1,13 @@
 //! `candor list`: the sweeps a coordinator knows (with `--coordinator`),
-//! and the local runs whose reports are under `--runs` (default `runs/`):
-//! created, name, label, models, jobs, failures, cost.
+//! and the local runs under `--runs` (default `runs/`): state, created,
+//! name, label, models, jobs, failures, cost. A run still going is read
+//! from the `progress.json` it rewrites every second, one that ended from
+//! its report.json.
 
 use std::path::{Path, PathBuf};
 
 use candor_proto::v1 as pb;
+use candor_view::progress_file::{self, ProgressFile};
 use serde_json::{Value, json};
 
 use crate::client::{Fail, MaybeClientArgs, rpc_failure};
@@ -12,8 +15,6 @@ use crate::exit;
 
 /// The largest report.json read.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
-/// How deep under `--runs` reports are looked for (runs/NAME/LABEL/report.json).
-const MAX_DEPTH: usize = 3;
 
 #[derive(clap::Args)]
 pub struct ListArgs {
@@ -46,9 +47,9 @@ async fn list_all(a: &ListArgs) -> Result<i32, Fail> {
         }
         None => Vec::new(),
     };
-    let mut reports = Vec::new();
-    find_reports(&a.runs, MAX_DEPTH, &mut reports);
-    let mut runs: Vec<Value> = reports.iter().filter_map(|p| local_run(p)).collect();
+    let mut dirs = Vec::new();
+    candor_view::find_runs(&a.runs, candor_view::MAX_DEPTH, &mut dirs);
+    let mut runs: Vec<Value> = dirs.iter().filter_map(|d| local_run(d)).collect();
     runs.sort_by(|x, y| x["created"].as_str().cmp(&y["created"].as_str()));
     if a.json {
         let sweeps: Vec<Value> = sweeps.iter().map(super::remote::status_json).collect();
@@ -70,25 +71,36 @@ async fn list_all(a: &ListArgs) -> Result<i32, Fail> {
     Ok(exit::OK)
 }
 
-/// Every report.json under `dir`, `depth` levels down at most.
-fn find_reports(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    let report = dir.join("report.json");
-    if report.is_file() {
-        out.push(report);
+/// One local run: from its progress file while it runs, else from its
+/// report.json; None when neither is one candor wrote.
+fn local_run(dir: &Path) -> Option<Value> {
+    let progress = progress_file::read(dir);
+    if let Some(p) = progress.as_ref().filter(|p| p.state == "running") {
+        return Some(running(dir, p));
     }
-    if depth == 0 {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
-    dirs.sort();
-    for d in dirs {
-        find_reports(&d, depth - 1, out);
-    }
+    let mut run = ended(&dir.join("report.json"))?;
+    run["state"] = json!(progress.map_or("ended".to_string(), |p| p.state));
+    Some(run)
 }
 
-/// One local run from its report.json; None when it is not one candor wrote.
-fn local_run(path: &Path) -> Option<Value> {
+/// A run whose progress file says it is running (or `stale`: not rewritten
+/// for a while, its process gone).
+fn running(dir: &Path, p: &ProgressFile) -> Value {
+    let age = progress_file::now_ms().saturating_sub(p.updated_ms);
+    let mut models: Vec<&str> = p.cells.iter().map(|c| c.model.as_str()).collect();
+    models.sort_unstable();
+    models.dedup();
+    json!({
+        "dir": dir.display().to_string(), "state": if age > progress_file::STALE_AFTER_MS { "stale" } else { "running" },
+        "id": p.sweep_id, "name": p.name, "run_label": p.run_label,
+        "created": candor_core::time::rfc3339(p.started_ms / 1000, ""), "finished": Value::Null, "models": models,
+        "jobs_total": p.jobs_total, "jobs_done": p.jobs_done, "jobs_failed": p.jobs_failed,
+        "cost_usd": p.cost_usd,
+    })
+}
+
+/// A run that ended, from its report.json.
+fn ended(path: &Path) -> Option<Value> {
     if std::fs::metadata(path).ok()?.len() > MAX_REPORT_BYTES {
         return None;
     }
@@ -116,13 +128,14 @@ fn run_line(r: &Value) -> String {
         .map(|m| m.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     format!(
-        "run {} ({}{}): {}/{} done, {} failed, ${:.4}; models {}; created {}; {}",
+        "run {} ({}{}) {}: {}/{} done, {} failed, ${:.4}; models {}; created {}; {}",
         text("id"),
         text("name"),
         r["run_label"]
             .as_str()
             .map(|l| format!(", run {l}"))
             .unwrap_or_default(),
+        text("state"),
         n("jobs_done"),
         n("jobs_total"),
         n("jobs_failed"),

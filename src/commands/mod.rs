@@ -1,12 +1,15 @@
 pub mod calibrate;
 pub mod compare;
 pub mod export;
+pub mod init;
 pub mod list;
 pub mod probe;
 pub mod remote;
 pub mod run;
 pub mod serve;
+pub mod sim_server;
 pub mod validate;
+pub mod view;
 
 use std::path::Path;
 

@@ -523,11 +523,16 @@ pub async fn report(a: ReportArgs) -> i32 {
                 }
             }
             let n = views.results;
-            let report = views.write(report, &out).map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
+            let report = views
+                .write(report, &out)
+                .map_err(|e| Fail(exit::FAILURE, e.to_string()))?;
             println!("{}", report.to_table());
             println!(
-                "wrote {}/report.json, report.md, report.html ({n} results); the results themselves: `candor export {} --format parquet|jsonl|csv`",
-                out.display(),
+                "wrote {}/report.json, report.md, report.html ({n} results)",
+                out.display()
+            );
+            println!(
+                "its results: candor export {} --format parquet|jsonl|csv|inspect",
                 report.sweep.id
             );
             Ok(exit::OK)

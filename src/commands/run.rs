@@ -62,8 +62,10 @@ pub async fn run(args: RunArgs) -> i32 {
         );
     }
     let display = Display::start(progress.clone(), !args.quiet);
+    let live = candor_view::progress_file::Writer::start(&opts.out, &sweep, progress.clone());
     let result = run_local(sweep.clone(), &opts, progress, stop).await;
     display.finish().await;
+    live.finish(&result).await;
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
@@ -135,11 +137,11 @@ fn print_summary(summary: &RunSummary, sweep: &Sweep, quiet: bool) {
     println!("{}", summary.report.to_table());
     super::print_failures(&summary.report);
     println!(
-        "wrote {}/report.json, report.md, report.html, results.jsonl, results.csv ({} jobs in {:.1}s)",
-        summary.out.display(),
+        "ran {} jobs in {:.1}s; wrote report.json, report.md, report.html, results.jsonl, results.csv to",
         summary.ran,
         summary.elapsed.as_secs_f64()
     );
+    println!("  {}/", summary.out.display());
 }
 
 /// How the run ended, said on stderr, and its exit code.

@@ -15,6 +15,7 @@ mod cluster;
 mod python;
 mod redis;
 mod sim_server;
+mod webdriver;
 
 pub use chromium::{failure_banner, rendered_dom};
 pub use cluster::{Cluster, TOKEN};
@@ -22,6 +23,7 @@ pub use python::{PYTHON, S3Server, python};
 pub use redis::Redis;
 pub use sim_server::SimServer;
 use std::time::{Duration, Instant};
+pub use webdriver::{Browser, Element, WdError};
 
 /// The `candor` binary: `$CANDOR_BIN`, else the one beside the running
 /// executable (a test in `target/debug/deps/` or a benchmark in

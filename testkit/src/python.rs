@@ -1,6 +1,6 @@
-//! Python for the interop tests (pyarrow, DuckDB) and a real S3-compatible
-//! server (moto's `moto_server`) on a free loopback port: both from the
-//! venv `scripts/data-venv` makes under `target/`.
+//! Python for the interop tests (pyarrow, DuckDB, inspect_ai) and a real
+//! S3-compatible server (moto's `moto_server`) on a free loopback port: both
+//! from the venv `scripts/data-venv` makes under `target/`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

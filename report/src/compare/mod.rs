@@ -14,7 +14,8 @@
 //!
 //! `changes` finds the changes, `problems` why a side of one cannot be
 //! trusted, `sides` what the two reports are and whether they are of one
-//! spec, and `text` writes it all for a terminal.
+//! spec, `within` the two sides of one report (model against model), and
+//! `text` writes it all for a terminal.
 
 use serde::Serialize;
 
@@ -27,8 +28,10 @@ mod sides;
 #[cfg(test)]
 mod tests;
 mod text;
+mod within;
 
 pub use sides::differences;
+pub use within::{SELECTOR_KEYS, Selector, SelectorError, WithinError, compare_within};
 
 /// A cell: model, variant, condition.
 type CellKey<'a> = (&'a str, &'a str, &'a str);
@@ -105,6 +108,9 @@ pub struct Change {
 pub struct Side {
     /// Where it came from: a report.json path or a sweep id (set by the caller).
     pub source: String,
+    /// Comparing two sides of one report: the cells this side is (`model=X`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     pub id: String,
     pub name: String,
     pub run_label: Option<String>,

@@ -11,6 +11,7 @@ pub(super) fn side(r: &Report, o: &Options) -> Side {
     let p = &r.sweep.provenance;
     Side {
         source: String::new(),
+        selector: None,
         id: r.sweep.id.clone(),
         name: r.sweep.name.clone(),
         run_label: p.run_label.clone(),

@@ -338,3 +338,160 @@ fn reports_of_different_specs_are_told_apart() {
             .all(|m| m.field != "provenance.dataset_hash")
     );
 }
+
+/// One report of models m1 and m2 (`m2`'s cells as given) over training and
+/// unmonitored, with each model's gap.
+fn two_models(m2: [Cell; 2]) -> Report {
+    let of = |m: &str, c: Cell| Cell { model: m.into(), ..c };
+    let [t2, u2] = m2;
+    let cells = vec![
+        of("m1", cell("training", 100, 60, 0)),
+        of("m1", cell("unmonitored", 100, 20, 0)),
+        of("m2", t2),
+        of("m2", u2),
+    ];
+    let mut r = report("small", cells);
+    r.gaps = ["m1", "m2"]
+        .iter()
+        .map(|m| {
+            let side = |cond: &str| r.cells.iter().find(|c| c.model == *m && c.condition == cond).unwrap();
+            let (a, b) = (side("training"), side("unmonitored"));
+            let d = (a.n > 0 && b.n > 0).then(|| newcombe_diff(a.compliant, a.n, b.compliant, b.n, Z95));
+            Gap {
+                model: (*m).into(),
+                variant: "default".into(),
+                a: "training".into(),
+                b: "unmonitored".into(),
+                diff: d.map(|d| d.rate),
+                lo: d.map(|d| d.lo),
+                hi: d.map(|d| d.hi),
+                n_a: a.n,
+                n_b: b.n,
+                paired: None,
+            }
+        })
+        .collect();
+    r
+}
+
+fn sel(s: &str) -> Selector {
+    s.parse().unwrap()
+}
+
+#[test]
+fn selectors_name_a_model_a_variant_or_both_and_nothing_else() {
+    assert_eq!(
+        sel("model=claude-sonnet-4-5-20250929,variant=no-cot"),
+        Selector {
+            model: Some("claude-sonnet-4-5-20250929".into()),
+            variant: Some("no-cot".into())
+        }
+    );
+    assert_eq!(sel("variant=v").to_string(), "variant=v");
+    for (bad, err) in [
+        ("condition=training", SelectorError::UnknownKey("condition".into())),
+        ("m1", SelectorError::Syntax("m1".into())),
+        ("model=", SelectorError::Syntax("model=".into())),
+        ("model=a,model=b", SelectorError::Repeated("model".into())),
+    ] {
+        assert_eq!(bad.parse::<Selector>(), Err(err), "{bad}");
+    }
+}
+
+#[test]
+fn one_model_against_another_of_one_report_has_the_intervals_of_two_reports() {
+    // m2 complies half as often in training, as often unmonitored.
+    let r = two_models([cell("training", 100, 30, 0), cell("unmonitored", 100, 20, 0)]);
+    let cmp = compare_within(&r, &sel("model=m1"), &sel("model=m2"), &Options::default()).unwrap();
+    let whats: Vec<(&str, &str, &str)> = cmp
+        .changes
+        .iter()
+        .map(|c| (c.model.as_str(), c.what.as_str(), c.metric))
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            ("m1 → m2", "training", "compliance"),
+            ("m1 → m2", "unmonitored", "compliance"),
+            ("m1 → m2", "training − unmonitored", "gap")
+        ]
+    );
+    let training = &cmp.changes[0];
+    assert_eq!((training.baseline, training.candidate), (Some(0.6), Some(0.3)));
+    assert_eq!(training.change, Some(newcombe_diff(30, 100, 60, 100, Z95)));
+    assert_eq!(training.flag, Some(Flag::Changed));
+    assert_eq!(cmp.changes[1].flag, None, "unmonitored did not move");
+    let gap = &cmp.changes[2];
+    let (g1, g2) = (r.gaps[0].clone(), r.gaps[1].clone());
+    let ci = |g: Gap| Interval {
+        rate: g.diff.unwrap(),
+        lo: g.lo.unwrap(),
+        hi: g.hi.unwrap(),
+    };
+    assert_eq!(gap.change, Some(mover(ci(g2), ci(g1))));
+    assert!((gap.change.unwrap().rate - -0.3).abs() < 1e-12);
+    assert_eq!(gap.flag, Some(Flag::Changed));
+    assert!(cmp.different.is_empty() && cmp.only_in_baseline.is_empty());
+    assert_eq!(
+        (cmp.baseline.jobs_done, cmp.candidate.jobs_done),
+        (200, 200),
+        "each side counts its own jobs"
+    );
+    assert_eq!(cmp.baseline.selector.as_deref(), Some("model=m1"));
+    assert!(
+        cmp.notes[0].contains("model=m1 (baseline) against model=m2 (candidate)"),
+        "{:?}",
+        cmp.notes
+    );
+    assert!(!cmp.notes.iter().any(|n| n.contains("both reports are of sweep")));
+    let text = cmp.to_text();
+    assert!(text.contains("2 of 3 changes flagged: 2 changed"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("m1 → m2 ") && l.ends_with("  CHANGED")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_side_whose_jobs_failed_is_flagged_with_its_own_models_reason() {
+    let mut r = two_models([cell("training", 0, 0, 24), cell("unmonitored", 0, 0, 24)]);
+    for (m, kind) in [("m1", "timeout"), ("m2", "connect")] {
+        r.failures.push(FailureGroup {
+            model: m.into(),
+            kind: kind.into(),
+            jobs: 1,
+            first_error: format!("{m} said no"),
+            hint: None,
+        });
+    }
+    r.failures.retain(|g| g.model != "m");
+    let cmp = compare_within(&r, &sel("model=m1"), &sel("model=m2"), &Options::default()).unwrap();
+    assert_eq!(
+        cmp.changes[0].reasons,
+        ["candidate: n = 0 (24 failed: connect — m2 said no)"]
+    );
+    assert!(cmp.candidate.too_many_failed && !cmp.baseline.too_many_failed);
+    assert_eq!(
+        cmp.candidate.failures[0].model, "m2",
+        "the side's failures keep their model"
+    );
+    assert_eq!(cmp.summary.no_data, 3);
+}
+
+#[test]
+fn selectors_that_cannot_be_compared_are_refused_naming_the_flag() {
+    let r = two_models([cell("training", 100, 30, 0), cell("unmonitored", 100, 20, 0)]);
+    let o = Options::default();
+    let err = compare_within(&r, &sel("model=m1"), &sel("model=m3"), &o).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--b model=m3 matches no cell of the report, whose models are m1, m2; variants are default"
+    );
+    let err = compare_within(&r, &sel("variant=x"), &sel("variant=default"), &o).unwrap_err();
+    assert!(err.to_string().starts_with("--a variant=x matches no cell"), "{err}");
+    let err = compare_within(&r, &sel("model=m1"), &sel("variant=default"), &o).unwrap_err();
+    assert!(matches!(err, WithinError::DifferentKeys { .. }), "{err}");
+    let err = compare_within(&r, &sel("model=m1"), &sel("model=m1"), &o).unwrap_err();
+    assert_eq!(err, WithinError::Same("model=m1".into()));
+}

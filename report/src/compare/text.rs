@@ -24,6 +24,9 @@ impl Comparison {
         let o = &self.options;
         for (label, x) in [("baseline", &self.baseline), ("candidate", &self.candidate)] {
             let _ = write!(s, "{label:<10} {}  sweep {}", x.name, x.id);
+            if let Some(sel) = &x.selector {
+                let _ = write!(s, "  {sel}");
+            }
             if let Some(r) = &x.run_label {
                 let _ = write!(s, "  run {r}");
             }
@@ -52,33 +55,65 @@ impl Comparison {
         s.push('\n');
     }
 
-    /// A row per change, flagged ones marked.
+    /// A row per change, flagged ones marked; each column as wide as its
+    /// widest value.
     fn write_changes(&self, s: &mut String) {
         let pct = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |x| format!("{:.1}%", x * 100.0));
         let pts = |x: f64| format!("{:+.1}", x * 100.0);
-        let _ = writeln!(
-            s,
-            "{:<16} {:<20} {:<24} {:<12} {:>9} {:>9} {:>9} {:>18}",
-            "model", "variant", "condition / gap", "metric", "baseline", "candidate", "change", "95% CI (pts)"
-        );
-        for c in &self.changes {
-            let (change, ci) = match c.change {
-                Some(x) => (pts(x.rate), format!("[{}, {}]", pts(x.lo), pts(x.hi))),
-                None => ("—".to_string(), "—".to_string()),
-            };
-            let _ = writeln!(
-                s,
-                "{:<16} {:<20} {:<24} {:<12} {:>9} {:>9} {:>9} {:>18}{}",
-                c.model,
-                c.variant,
-                c.what,
-                c.metric,
-                pct(c.baseline),
-                pct(c.candidate),
-                change,
-                ci,
-                c.flag.map_or_else(String::new, |f| format!("  {}", f.label()))
-            );
+        let head = [
+            "model",
+            "variant",
+            "condition / gap",
+            "metric",
+            "baseline",
+            "candidate",
+            "change",
+            "95% CI (pts)",
+        ];
+        let rows: Vec<[String; 8]> = self
+            .changes
+            .iter()
+            .map(|c| {
+                let (change, ci) = match c.change {
+                    Some(x) => (pts(x.rate), format!("[{}, {}]", pts(x.lo), pts(x.hi))),
+                    None => ("—".to_string(), "—".to_string()),
+                };
+                [
+                    c.model.clone(),
+                    c.variant.clone(),
+                    c.what.clone(),
+                    c.metric.to_string(),
+                    pct(c.baseline),
+                    pct(c.candidate),
+                    change,
+                    ci,
+                ]
+            })
+            .collect();
+        let mut w = head.map(|h| h.chars().count());
+        for r in &rows {
+            for (w, v) in w.iter_mut().zip(r) {
+                *w = (*w).max(v.chars().count());
+            }
+        }
+        let line = |s: &mut String, cols: [&str; 8], flag: &str| {
+            let mut l = String::new();
+            for (i, v) in cols.iter().enumerate() {
+                let pad = " ".repeat(w[i] - v.chars().count());
+                // Text left-aligned, numbers right-aligned.
+                if i < 4 {
+                    let _ = write!(l, "{v}{pad} ");
+                } else {
+                    let _ = write!(l, "{pad}{v} ");
+                }
+            }
+            l.push_str(flag);
+            let _ = writeln!(s, "{}", l.trim_end());
+        };
+        line(s, head, "");
+        for (c, r) in self.changes.iter().zip(&rows) {
+            let flag = c.flag.map_or_else(String::new, |f| format!(" {}", f.label()));
+            line(s, r.each_ref().map(String::as_str), &flag);
         }
     }
 

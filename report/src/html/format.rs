@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 /// Text for HTML (element content or a quoted attribute): the characters
 /// that could end either, or start an entity, as references.
-pub(super) fn esc(s: &str) -> Cow<'_, str> {
+pub fn esc(s: &str) -> Cow<'_, str> {
     if !s.contains(['&', '<', '>', '"', '\'']) {
         return Cow::Borrowed(s);
     }

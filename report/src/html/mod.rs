@@ -24,6 +24,7 @@ mod templates;
 #[cfg(test)]
 mod tests;
 
+pub use format::esc;
 pub use sample::Sample;
 
 /// Most results embedded for the transcript browser.

@@ -1,5 +1,5 @@
-//! The page's tables as `tables.html.j2` shows them: failures, cells,
-//! classifiers, gaps and costs. A rate out of nothing is none here, so that
+//! The page's tables as `tables.html.j2` shows them: failures, every model
+//! side by side (as report.md has it), cells, classifiers, gaps and costs. A rate out of nothing is none here, so that
 //! it reads "no data", never 0.0%.
 
 use serde::Serialize;
@@ -21,6 +21,8 @@ pub(super) struct Tables<'a> {
     any_sim: bool,
     /// The cells' fields this page does not know, as further columns.
     extra_columns: Vec<String>,
+    /// Every model × variant on a row: `Report::side_by_side`.
+    models: minijinja::Value,
     cells: Vec<CellRow<'a>>,
     /// None when the sweep has no classifier but the primary one.
     classifiers: Option<Vec<ClassifierRow<'a>>>,
@@ -135,6 +137,7 @@ impl<'a> Tables<'a> {
             any_seeds: r.cells.iter().any(|c| c.per_seed.is_some()),
             any_sim: r.cells.iter().any(|c| c.simulated_rate.is_some()),
             extra_columns,
+            models: minijinja::Value::from_serialize(r.side_by_side()),
             cells,
             classifiers: classifier_rows(r),
             gaps: r.gaps.iter().map(GapView::of).collect(),

@@ -512,3 +512,62 @@ fn unreadable_lines_are_left_out_and_counted() {
         "a result with missing fields is still shown"
     );
 }
+
+#[test]
+fn every_model_is_a_row_of_the_side_by_side_table() {
+    use candor_core::stats::Interval;
+    let mut r = report(true);
+    // m2 complies twice as often in training; its unmonitored cell has no output.
+    r.cells[2].compliant = 24;
+    r.cells[2].compliance = Some(Interval {
+        rate: 0.6,
+        lo: 0.45,
+        hi: 0.74,
+    });
+    r.cells[3].n = 0;
+    r.cells[3].compliant = 0;
+    r.cells[3].failed = 40;
+    r.cells[3].compliance = None;
+    r.cells[3].alignment_faking = None;
+    (r.gaps[1].diff, r.gaps[1].lo, r.gaps[1].hi) = (None, None, None);
+    let (page, _) = render(&r, "", Limits::default());
+    let at = page.find("<table id=\"models-table\"").expect("a models table");
+    assert!(
+        at < page.find("<table id=\"cells-table\"").unwrap(),
+        "it comes before the cells"
+    );
+    let table = &page[at..at + page[at..].find("</table>").unwrap()];
+    for head in [
+        "training: compliance",
+        "unmonitored: compliance",
+        "gap training − unmonitored",
+        "training: alignment faking",
+        ">n<",
+        ">failed<",
+        ">cost<",
+    ] {
+        assert!(table.contains(head), "{head}: {table}");
+    }
+    let rows: Vec<&str> = table.split("<tr data-model=").skip(1).collect();
+    assert_eq!(rows.len(), 2, "a row per model × variant: {table}");
+    let m1 = rows[0];
+    assert!(m1.starts_with("\"m1\" data-variant=\"default\""), "{m1}");
+    let rate = "30.0% <span class=\"ci\">[18.0, 45.0]</span><span class=\"n below\">12 of 40</span>";
+    assert_eq!(m1.matches(rate).count(), 2, "both conditions: {m1}");
+    assert!(m1.contains("+20.0 pts <span class=\"ci\">[+5.0, +35.0]</span>"), "{m1}");
+    let faking = "12.5% <span class=\"ci\">[5.0, 26.0]</span><span class=\"n below\">5 of 40</span>";
+    assert_eq!(m1.matches(faking).count(), 2, "{m1}");
+    assert!(
+        m1.ends_with("<td class=\"num\">80</td><td class=\"num\">0</td><td class=\"num\">$0.75</td></tr>\n"),
+        "{m1}"
+    );
+    let m2 = rows[1];
+    assert!(m2.contains("60.0% <span class=\"ci\">[45.0, 74.0]</span><span class=\"n below\">24 of 40</span>"));
+    let empty = "<td class=\"num nodata\">no data<span class=\"n below\">0 of 0</span></td>";
+    assert_eq!(m2.matches(empty).count(), 2, "compliance and faking unmonitored: {m2}");
+    assert!(m2.contains("<span class=\"nodata\">not computable</span>"), "{m2}");
+    assert!(
+        m2.contains("<td class=\"num\">40</td><td class=\"num\">40</td>"),
+        "n 40, failed 40: {m2}"
+    );
+}

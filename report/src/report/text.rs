@@ -1,9 +1,15 @@
-//! The report as text: report.md (Markdown, the failures first) and the
-//! tables `candor run` prints in a terminal.
+//! The report as text: report.md (Markdown, the failures first), with
+//! every model side by side (`models`, which report.html shows too), and the
+//! tables `candor run` prints in a terminal (`terminal`).
 
 use std::fmt::Write as _;
 
-use super::{MAX_LISTED_FAILURES, NO_DATA, NOT_COMPUTABLE, Rate, Report, is_failed_note, params_json};
+use super::{NO_DATA, NOT_COMPUTABLE, Rate, Report, is_failed_note, params_json};
+
+mod models;
+mod terminal;
+#[cfg(test)]
+mod tests;
 
 impl Report {
     /// The cell table's header and rows: the alignment-faking columns only
@@ -140,7 +146,8 @@ impl Report {
     }
 
     /// The report as Markdown: the notes (failures first), the failures by
-    /// model and reason, the cells, the gaps, and where the report comes from.
+    /// model and reason, every model side by side, the cells, the gaps, and
+    /// where the report comes from.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# {} — sweep {}\n", self.sweep.name, self.sweep.id);
@@ -189,6 +196,7 @@ impl Report {
             );
             s.push('\n');
         }
+        self.markdown_side_by_side(&mut s);
         let _ = writeln!(s, "## Cells\n");
         let (head, cells) = self.cell_rows();
         markdown_table(&mut s, &head, &cells, 3..head.len());
@@ -251,71 +259,7 @@ impl Report {
             let _ = writeln!(s, " · params {}", md_code(&params_json(m)));
         }
     }
-
-    /// The report as plain text for a terminal: what failed first, then the
-    /// tables, then the other notes.
-    pub fn to_table(&self) -> String {
-        let mut s = String::new();
-        self.failure_lines(&mut s);
-        let (head, cells) = self.cell_rows();
-        table(&mut s, &head, &cells);
-        let gaps = self.gap_rows();
-        if !gaps.is_empty() {
-            s.push('\n');
-            table(
-                &mut s,
-                &["model", "variant", "gap", "difference", "95% CI", "paired 95% CI"],
-                &gaps,
-            );
-        }
-        for n in self.notes.iter().filter(|n| !is_failed_note(n)) {
-            let _ = writeln!(s, "{n}");
-        }
-        s
-    }
-
-    /// The terminal's failure banner: the share of failed jobs, then per
-    /// model and reason the first error and what to check, a few lines each.
-    fn failure_lines(&self, s: &mut String) {
-        let notes: Vec<&String> = self.notes.iter().filter(|n| is_failed_note(n)).collect();
-        if self.sweep.jobs_failed == 0 && notes.is_empty() {
-            return;
-        }
-        if self.failures.is_empty() && !notes.is_empty() {
-            // A report without the breakdown: its note as it is.
-            for n in notes {
-                let _ = writeln!(s, "{n}");
-            }
-        } else {
-            let _ = writeln!(s, "FAILED: {}.", self.failed_headline());
-            for g in self.failures.iter().take(MAX_LISTED_FAILURES) {
-                let _ = writeln!(
-                    s,
-                    "  {} · {} · {} {}",
-                    g.model,
-                    g.kind,
-                    g.jobs,
-                    if g.jobs == 1 { "job" } else { "jobs" }
-                );
-                let _ = writeln!(s, "    {}", clip(&one_line(&g.first_error), MAX_TERMINAL_ERROR));
-                if let Some(h) = &g.hint {
-                    let _ = writeln!(s, "    what to check: {h}");
-                }
-            }
-            if self.failures.len() > MAX_LISTED_FAILURES {
-                let _ = writeln!(
-                    s,
-                    "  and {} more reasons: see report.md",
-                    self.failures.len() - MAX_LISTED_FAILURES
-                );
-            }
-        }
-        s.push('\n');
-    }
 }
-
-/// The longest first error the terminal shows, in characters.
-const MAX_TERMINAL_ERROR: usize = 300;
 
 /// `k` of `n` in percent, as short as is exact enough: "100%", "12.5%", "<0.1%".
 pub(crate) fn share(k: u64, n: u64) -> String {
@@ -381,32 +325,5 @@ fn markdown_table(out: &mut String, head: &[&str], rows: &[Vec<String>], numeric
     for r in rows {
         let cells: Vec<String> = r.iter().map(|c| one_line(c).replace('|', "\\|")).collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-}
-
-fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
-    let n = head.len();
-    let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |out: &mut String, cols: Vec<&str>| {
-        let mut l = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            let pad = w[i] - c.chars().count();
-            l.push_str(c);
-            if i + 1 < n {
-                l.extend(std::iter::repeat_n(' ', pad + 2));
-            }
-        }
-        let _ = writeln!(out, "{}", l.trim_end());
-    };
-    line(out, head.to_vec());
-    let rules: Vec<String> = w.iter().map(|&n| "─".repeat(n)).collect();
-    line(out, rules.iter().map(String::as_str).collect());
-    for r in rows {
-        line(out, r.iter().map(String::as_str).collect());
     }
 }
