@@ -54,19 +54,30 @@ impl Token {
         Ok(Token(t.to_string()))
     }
 
+    /// A one-way digest of the token under `domain` (hex): what a credential
+    /// derived from it (the web view's cookie) holds instead of the token.
+    pub fn digest(&self, domain: &str) -> String {
+        candor_core::hash::hex(&candor_core::hash::parts(domain, &[self.0.as_bytes()]))
+    }
+
     pub fn new(t: impl Into<String>) -> Token {
         Token(t.into())
     }
 
-    /// Compares in time independent of where the inputs differ.
-    fn matches(&self, presented: &[u8]) -> bool {
-        let want = self.0.as_bytes();
-        let mut diff = (want.len() ^ presented.len()) as u8;
-        for (i, w) in want.iter().enumerate() {
-            diff |= w ^ presented.get(i).copied().unwrap_or(0);
-        }
-        diff == 0
+    /// Whether `presented` is the token, compared in constant time.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        same(self.0.as_bytes(), presented)
     }
+}
+
+/// Whether `a` and `b` are equal, in time independent of where they differ
+/// (it depends on `a`'s length only).
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
 }
 
 /// Server side: refuses requests without the right bearer token.
@@ -128,6 +139,15 @@ mod tests {
         assert_eq!(check(Some("Bearer s3cret2")), Err(tonic::Code::Unauthenticated));
         assert_eq!(check(Some("s3cret")), Err(tonic::Code::Unauthenticated));
         assert_eq!(check(None), Err(tonic::Code::Unauthenticated));
+    }
+
+    #[test]
+    fn a_token_with_256_more_bytes_is_refused() {
+        // Lengths that differ by a multiple of 256 once compared equal when
+        // the length difference was truncated to a byte.
+        let longer = format!("Bearer s3cret{}", "x".repeat(256));
+        assert_eq!(check(Some(&longer)), Err(tonic::Code::Unauthenticated));
+        assert!(!same(b"ab", &[b'a', b'b', 0]));
     }
 
     #[test]

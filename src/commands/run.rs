@@ -78,7 +78,7 @@ pub async fn run(args: RunArgs) -> i32 {
     if !args.quiet {
         let archive = args.store.join(candor_coordinator::local::ARCHIVE_DIR).join(&sweep.id);
         println!(
-            "archive: {} (Parquet; `candor export {} --format parquet|jsonl|csv`)",
+            "archive: {} (Parquet; `candor export {} --format parquet|jsonl|csv|inspect`)",
             archive.display(),
             summary.out.display()
         );

@@ -1,13 +1,11 @@
 //! Who may see the view: with a token, only requests that carry it, as
-//! `Authorization: Bearer` (checked by the gRPC API's own `Check`, in
+//! `Authorization: Bearer` (checked as the gRPC API checks it, in
 //! constant time) or as the cookie the login form sets. The cookie holds a
 //! hash of the token, not the token, so it never shows it; it is HttpOnly,
 //! SameSite=Strict and sent to `/view` only. Without a token, everyone may.
 
 use axum::http::{HeaderMap, header};
-use candor_proto::auth::{Attach, Check, Token};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
+use candor_proto::auth::{Token, same};
 
 /// The cookie's name.
 const COOKIE: &str = "candor_view";
@@ -20,7 +18,7 @@ pub const MAX_FORM_BYTES: usize = 8 * 1024;
 pub struct Auth(Option<Secret>);
 
 struct Secret {
-    check: Check,
+    token: Token,
     /// The cookie's value: a hash of the token.
     cookie: String,
 }
@@ -33,10 +31,9 @@ impl Auth {
 
     /// Only who has `token` may.
     pub fn token(token: &Token) -> Auth {
-        let text = bearer_text(token);
-        let cookie = candor_core::hash::hex(&candor_core::hash::parts("candor view cookie", &[text.as_bytes()]));
+        let cookie = token.digest("candor view cookie");
         Auth(Some(Secret {
-            check: Check(token.clone()),
+            token: token.clone(),
             cookie,
         }))
     }
@@ -71,38 +68,10 @@ impl Auth {
 }
 
 impl Secret {
-    /// The gRPC API's check, on the token as presented.
+    /// Whether `presented` is the token.
     fn checks(&self, presented: &str) -> bool {
-        let Ok(value) = format!("Bearer {presented}").parse::<MetadataValue<Ascii>>() else {
-            return false;
-        };
-        let mut req = tonic::Request::new(());
-        req.metadata_mut().insert("authorization", value);
-        self.check.clone().call(req).is_ok()
+        self.token.matches(presented.as_bytes())
     }
-}
-
-/// The token's text, as a client sends it (`Token` shows it to nothing
-/// else); only hashed, then dropped.
-fn bearer_text(token: &Token) -> String {
-    let req = Attach::new(token)
-        .call(tonic::Request::new(()))
-        .expect("attaching a token cannot fail");
-    req.metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Compares in time independent of where the inputs differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, x) in b.iter().enumerate() {
-        diff |= x ^ a.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
 }
 
 /// The request's cookies as (name, value).
