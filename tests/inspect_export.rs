@@ -223,52 +223,6 @@ impl Drop for View {
     }
 }
 
-/// Opens a page in headless Chromium over its DevTools protocol and prints
-/// the page's text once every word in `sys.argv[2:]` is on it (or after 60 s).
-const VIEW_PAGE: &str = r#"
-import asyncio, socket, subprocess, sys, tempfile, time
-import aiohttp
-url, want = sys.argv[1], sys.argv[2:]
-s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-chromium = subprocess.Popen(["/usr/bin/chromium", "--headless=new", "--disable-gpu", "--no-sandbox",
-    "--no-first-run", "--disable-extensions", f"--remote-debugging-port={port}",
-    f"--user-data-dir={tempfile.mkdtemp()}", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-async def main():
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/json") as r:
-                    tabs = await r.json()
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-        page = next(t for t in tabs if t["type"] == "page")["webSocketDebuggerUrl"]
-        async with http.ws_connect(page, max_msg_size=0) as ws:
-            n = 0
-            async def call(method, **params):
-                nonlocal n
-                n += 1
-                await ws.send_json({"id": n, "method": method, "params": params})
-                while True:
-                    m = await ws.receive_json()
-                    if m.get("id") == n:
-                        return m
-            await call("Page.navigate", url=url)
-            text, deadline = "", time.time() + 60
-            while time.time() < deadline:
-                r = await call("Runtime.evaluate", expression="document.body ? document.body.innerText : ''",
-                               returnByValue=True)
-                text = r["result"]["result"].get("value", "")
-                if all(w in text for w in want):
-                    break
-                await asyncio.sleep(0.5)
-            print(text)
-try:
-    asyncio.run(main())
-finally:
-    chromium.kill()
-"#;
-
 #[test]
 fn inspect_view_shows_the_exported_samples_and_their_scores() {
     assert!(
@@ -310,9 +264,17 @@ fn inspect_view_shows_the_exported_samples_and_their_scores() {
         "COMPLIANT",
         "ALIGNMENT_FAKING",
     ];
-    let mut args = vec![url.as_str()];
-    args.extend(want);
-    let text = python(&sb, VIEW_PAGE, &args);
+    let browser = Browser::start(&sb);
+    browser.goto(&url);
+    let mut text = String::new();
+    let shown = std::time::Instant::now();
+    while shown.elapsed() < Duration::from_secs(60) {
+        text = browser.text_of("body").unwrap_or_default();
+        if want.iter().all(|w| text.contains(w)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     for w in want {
         assert!(text.contains(w), "the viewer's page lacks {w:?}:\n{text}");
     }
