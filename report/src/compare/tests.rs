@@ -495,3 +495,38 @@ fn selectors_that_cannot_be_compared_are_refused_naming_the_flag() {
     let err = compare_within(&r, &sel("model=m1"), &sel("model=m1"), &o).unwrap_err();
     assert_eq!(err, WithinError::Same("model=m1".into()));
 }
+
+#[test]
+fn a_table_too_wide_for_100_columns_names_its_groups_on_lines_of_their_own() {
+    let mut r = two_models([cell("training", 100, 30, 0), cell("unmonitored", 100, 20, 0)]);
+    let long = |m: &str| format!("{m}-claude-sonnet-4-5-20250929");
+    for c in &mut r.cells {
+        (c.model, c.variant) = (long(&c.model), "no-training-details".into());
+    }
+    for g in &mut r.gaps {
+        (g.model, g.variant) = (long(&g.model), "no-training-details".into());
+    }
+    let (a, b) = (
+        sel(&format!("model={}", long("m1"))),
+        sel(&format!("model={}", long("m2"))),
+    );
+    let text = compare_within(&r, &a, &b, &Options::default()).unwrap().to_text();
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("condition / gap"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 5, "a header, a group line and three rows:\n{text}");
+    assert_eq!(
+        table[1],
+        format!("{} → {} / no-training-details", long("m1"), long("m2"))
+    );
+    for line in &table {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
+    assert!(
+        table[2].starts_with("training ") && table[2].contains("60.0%"),
+        "{}",
+        table[2]
+    );
+}

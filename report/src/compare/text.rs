@@ -5,6 +5,11 @@ use std::fmt::Write as _;
 
 use super::{Change, Comparison, Flag};
 
+/// The widest a table of changes is laid out in columns: a terminal of 100.
+const WIDTH: usize = 100;
+/// The room the widest flag takes (` NO DATA`, ` CHANGED`).
+const FLAG_WIDTH: usize = 8;
+
 impl Comparison {
     /// The text `candor compare` prints: the two reports, a table of the
     /// changes, why each no-data or failed cell is flagged, the cells and
@@ -56,7 +61,8 @@ impl Comparison {
     }
 
     /// A row per change, flagged ones marked; each column as wide as its
-    /// widest value.
+    /// widest value. A table wider than [`WIDTH`] names each model and
+    /// variant on a line of its own above its rows instead of in columns.
     fn write_changes(&self, s: &mut String) {
         let pct = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |x| format!("{:.1}%", x * 100.0));
         let pts = |x: f64| format!("{:+.1}", x * 100.0);
@@ -96,9 +102,15 @@ impl Comparison {
                 *w = (*w).max(v.chars().count());
             }
         }
-        let line = |s: &mut String, cols: [&str; 8], flag: &str| {
+        // Too wide: without the model and variant columns, each group under its own line.
+        let from = if w.iter().map(|x| x + 1).sum::<usize>() + FLAG_WIDTH > WIDTH {
+            2
+        } else {
+            0
+        };
+        let line = |s: &mut String, cols: &[&str; 8], flag: &str| {
             let mut l = String::new();
-            for (i, v) in cols.iter().enumerate() {
+            for (i, v) in cols.iter().enumerate().skip(from) {
                 let pad = " ".repeat(w[i] - v.chars().count());
                 // Text left-aligned, numbers right-aligned.
                 if i < 4 {
@@ -110,10 +122,15 @@ impl Comparison {
             l.push_str(flag);
             let _ = writeln!(s, "{}", l.trim_end());
         };
-        line(s, head, "");
+        line(s, &head, "");
+        let mut group: Option<(&str, &str)> = None;
         for (c, r) in self.changes.iter().zip(&rows) {
+            if from == 2 && group != Some((&r[0], &r[1])) {
+                group = Some((&r[0], &r[1]));
+                let _ = writeln!(s, "{} / {}", r[0], r[1]);
+            }
             let flag = c.flag.map_or_else(String::new, |f| format!(" {}", f.label()));
-            line(s, r.each_ref().map(String::as_str), &flag);
+            line(s, &r.each_ref().map(String::as_str), &flag);
         }
     }
 
