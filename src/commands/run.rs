@@ -77,9 +77,9 @@ pub async fn run(args: RunArgs) -> i32 {
     super::print_batches();
     if !args.quiet {
         let archive = args.store.join(candor_coordinator::local::ARCHIVE_DIR).join(&sweep.id);
+        println!("archive: {} (Parquet)", archive.display());
         println!(
-            "archive: {} (Parquet; `candor export {} --format parquet|jsonl|csv|inspect`)",
-            archive.display(),
+            "export: candor export {} --format parquet|jsonl|csv|inspect",
             summary.out.display()
         );
     }
