@@ -266,18 +266,14 @@ fn inspect_view_shows_the_exported_samples_and_their_scores() {
     ];
     let browser = Browser::start(&sb);
     browser.goto(&url);
-    let mut text = String::new();
-    let shown = std::time::Instant::now();
-    while shown.elapsed() < Duration::from_secs(60) {
-        text = browser.text_of("body").unwrap_or_default();
-        if want.iter().all(|w| text.contains(w)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    for w in want {
-        assert!(text.contains(w), "the viewer's page lacks {w:?}:\n{text}");
-    }
+    eventually(
+        Duration::from_secs(60),
+        &format!("the viewer's page to show {want:?}"),
+        || {
+            let text = browser.text_of("body").unwrap_or_default();
+            want.iter().all(|w| text.contains(w))
+        },
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -132,14 +132,12 @@ impl Browser {
 
     /// The element matching `css`, waiting up to `limit` for it to appear.
     pub fn wait_for(&self, css: &str, limit: Duration) -> Element<'_> {
-        let start = Instant::now();
-        loop {
-            if let Some(e) = self.find(css) {
-                return e;
-            }
-            assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for `{css}`");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut found = None;
+        eventually(limit, &format!("`{css}`"), || {
+            found = self.find(css);
+            found.is_some()
+        });
+        found.expect("eventually returns once found")
     }
 
     /// The text of the first element matching `css`, if there is one now.
